@@ -1,0 +1,140 @@
+/**
+ * The shapes the daemon hands to its clients. Field names are snake_case and identical in RPC results and
+ * `sluicectl --json` output. None of these shapes has a field that can hold a secret.
+ */
+
+/** What kind of secret a credential holds. */
+export type CredentialKind = 'api-key' | 'oauth';
+
+/** Policy verdicts; `ask` routes the request through the approval broker. */
+export type Verdict = 'allow' | 'deny' | 'ask';
+
+/** A credential as clients see it: everything except the secret. */
+export interface CredentialInfo {
+  name: string;
+  kind: CredentialKind;
+  hosts: string[];
+  header: string | null;
+  format: string | null;
+  max_concurrent: number;
+  queue_timeout_ms: number;
+  phantom: string;
+  in_flight: number;
+  queued: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A policy rule. `host` is a glob; `port`, `method` and `path` narrow it when set. */
+export interface RuleInfo {
+  id: number;
+  verdict: Verdict;
+  host: string;
+  port: number | null;
+  method: string | null;
+  path: string | null;
+  coalesce: boolean;
+  source: 'user' | 'approval';
+  created_at: string;
+}
+
+/** One pending, coalesced approval prompt. */
+export interface ApprovalInfo {
+  id: string;
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  waiters: number;
+  created_at: string;
+  expires_at: string;
+}
+
+/** Decisions a human can give a prompt. */
+export type ApprovalDecision = 'allow_once' | 'always_allow' | 'deny' | 'always_deny';
+
+/** One audit row. `hash` chains it to the previous row. */
+export interface AuditRow {
+  id: number;
+  ts: string;
+  event: string;
+  client: string | null;
+  host: string | null;
+  port: number | null;
+  method: string | null;
+  path: string | null;
+  verdict: string | null;
+  rule_id: number | null;
+  credential: string | null;
+  status: number | null;
+  bytes: number | null;
+  duration_ms: number | null;
+  detail: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** Per-credential live counters. */
+export interface CredentialStats {
+  name: string;
+  in_flight: number;
+  queued: number;
+  cap: number;
+  queue_timeout_ms: number;
+  total: number;
+  status_2xx: number;
+  status_3xx: number;
+  status_4xx: number;
+  status_5xx: number;
+  errors: number;
+  rejected: number;
+}
+
+/** Result of `stats.snapshot`. */
+export interface StatsSnapshot {
+  global: { in_flight: number; cap: number | null; requests_total: number; requests_per_s: number; rejected: number };
+  credentials: CredentialStats[];
+}
+
+/** Result of `daemon.status`. */
+export interface DaemonStatus {
+  version: string;
+  pid: number;
+  uptime_s: number;
+  started_at: string;
+  proxy: { listen: string; auth: 'on' | 'off' };
+  socket: string;
+  ca_path: string;
+  home: string;
+  default_verdict: Verdict;
+  approval_timeout_ms: number;
+  counts: { credentials: number; rules: number; pools: number; pending_approvals: number; in_flight: number };
+}
+
+/** Result of `limits.get`. */
+export interface LimitsInfo {
+  global: number | null;
+  credentials: { name: string; max_concurrent: number; queue_timeout_ms: number; in_flight: number; queued: number }[];
+}
+
+/** A short human notice for dashboards (failovers, cap rejects, leak blocks). */
+export interface Notice {
+  ts: string;
+  level: 'info' | 'warn' | 'error';
+  kind: string;
+  message: string;
+}
+
+/** A recently finished request, as dashboards list it. */
+export interface RecentRequest {
+  id: string;
+  ts: string;
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  credential: string | null;
+  status: number | null;
+  outcome: string;
+  duration_ms: number;
+}

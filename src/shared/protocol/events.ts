@@ -1,0 +1,81 @@
+/**
+ * Events the daemon publishes to subscribers. Each notification is the JSON-RPC notification `event` with
+ * params `{seq, type, ...payload}`; `seq` increases by exactly one per event on a connection, so a client
+ * that sees a jump knows it missed something and re-subscribes to get a fresh snapshot.
+ */
+import type {
+  ApprovalDecision,
+  ApprovalInfo,
+  CredentialInfo,
+  DaemonStatus,
+  LimitsInfo,
+  Notice,
+  RecentRequest,
+  RuleInfo,
+  StatsSnapshot,
+} from './entities.js';
+
+/** A pool as dashboards see it (filled in once pools land; empty list until then). */
+export interface PoolInfo {
+  name: string;
+  phantom: string;
+  active: string | null;
+  members: { name: string; healthy: boolean; cooldown_until: string | null; reason: string | null }[];
+}
+
+/** Payload per event type. */
+export interface EventPayloads {
+  'request.started': { id: string; host: string; port: number; method: string; path: string; credential: string | null };
+  'request.finished': RecentRequest;
+  'approval.pending': { approval: ApprovalInfo };
+  'approval.updated': { id: string; waiters: number };
+  'approval.resolved': { id: string; decision: ApprovalDecision; waiters: number; reason: 'answered' | 'timeout' | 'shutdown' };
+  'pool.changed': { pool: PoolInfo };
+  'cred.failover': { pool: string; from: string; to: string | null; reason: string };
+  'cred.changed': { action: 'added' | 'updated' | 'removed'; name: string; credential: CredentialInfo | null };
+  'rule.changed': { action: 'added' | 'removed'; rule: RuleInfo };
+  'limits.changed': { limits: LimitsInfo };
+  stats: { stats: StatsSnapshot };
+  notice: { notice: Notice };
+  /** Sent when the connection's outbound queue overflowed: events were dropped, re-subscribe. */
+  gap: { dropped: number };
+}
+
+/** Every event type name. */
+export type EventType = keyof EventPayloads;
+
+/** One event as it arrives at a subscriber. */
+export type SluiceEvent = { [K in EventType]: { seq: number; type: K } & EventPayloads[K] }[EventType];
+
+/** The state a subscriber starts from. */
+export interface Snapshot {
+  status: DaemonStatus;
+  credentials: CredentialInfo[];
+  rules: RuleInfo[];
+  pools: PoolInfo[];
+  approvals: ApprovalInfo[];
+  limits: LimitsInfo;
+  stats: StatsSnapshot;
+  recent_requests: RecentRequest[];
+  notices: Notice[];
+}
+
+/** The JSON-RPC notification method that carries events. */
+export const EVENT_NOTIFICATION = 'event';
+
+/** All event type names, for validation of `--type` filters. */
+export const EVENT_TYPES: readonly EventType[] = [
+  'request.started',
+  'request.finished',
+  'approval.pending',
+  'approval.updated',
+  'approval.resolved',
+  'pool.changed',
+  'cred.failover',
+  'cred.changed',
+  'rule.changed',
+  'limits.changed',
+  'stats',
+  'notice',
+  'gap',
+];

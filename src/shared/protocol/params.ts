@@ -1,0 +1,140 @@
+/**
+ * Runtime validators for every RPC method's params. The daemon validates each call with these before any
+ * handler runs, so a handler only ever sees well-typed input; clients may use them to fail early.
+ */
+import { z } from 'zod';
+import {
+  MAX_CONCURRENT_MAX,
+  MAX_CONCURRENT_MIN,
+  GLOBAL_CAP_MAX,
+  GLOBAL_CAP_MIN,
+  NAME_PATTERN,
+  QUEUE_TIMEOUT_MAX_MS,
+  QUEUE_TIMEOUT_MIN_MS,
+} from './limits.js';
+
+const name = z.string().regex(NAME_PATTERN, 'names are 1-64 characters: letters, digits, . _ - (not first)');
+const hostPattern = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9*?.\-[\]{},!]+$/, 'host globs may use letters, digits, . - and glob characters');
+const header = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9-]+$/, 'a header name is letters, digits and -');
+const maxConcurrent = z
+  .number()
+  .int('max_concurrent must be a whole number')
+  .min(MAX_CONCURRENT_MIN, `max_concurrent must be between ${MAX_CONCURRENT_MIN} and ${MAX_CONCURRENT_MAX}`)
+  .max(MAX_CONCURRENT_MAX, `max_concurrent must be between ${MAX_CONCURRENT_MIN} and ${MAX_CONCURRENT_MAX}`);
+const queueTimeout = z
+  .number()
+  .int()
+  .min(QUEUE_TIMEOUT_MIN_MS, `queue_timeout_ms must be between ${QUEUE_TIMEOUT_MIN_MS} and ${QUEUE_TIMEOUT_MAX_MS}`)
+  .max(QUEUE_TIMEOUT_MAX_MS, `queue_timeout_ms must be between ${QUEUE_TIMEOUT_MIN_MS} and ${QUEUE_TIMEOUT_MAX_MS}`);
+const format = z
+  .string()
+  .max(200)
+  .refine((f) => f.split('{}').length === 2, 'format must contain {} exactly once');
+const secret = z.string().min(1, 'the secret is empty').max(64 * 1024, 'the secret is too long');
+const empty = z.object({}).strict();
+
+/** Params schema per RPC method. A method absent here does not exist. */
+export const PARAMS = {
+  'daemon.status': empty,
+  'daemon.shutdown': empty,
+  'proxy.env': empty,
+  'token.rotate': empty,
+  'cred.add': z
+    .object({
+      name,
+      kind: z.enum(['api-key', 'oauth']).default('api-key'),
+      hosts: z.array(hostPattern).min(1, 'a credential needs at least one --host').max(32),
+      header: header.optional(),
+      format: format.optional(),
+      max_concurrent: maxConcurrent.optional(),
+      queue_timeout_ms: queueTimeout.optional(),
+      secret,
+    })
+    .strict(),
+  'cred.list': empty,
+  'cred.update': z
+    .object({
+      name,
+      hosts: z.array(hostPattern).min(1).max(32).optional(),
+      header: header.nullable().optional(),
+      format: format.nullable().optional(),
+      max_concurrent: maxConcurrent.optional(),
+      queue_timeout_ms: queueTimeout.optional(),
+      secret: secret.optional(),
+    })
+    .strict(),
+  'cred.remove': z.object({ name }).strict(),
+  'rule.add': z
+    .object({
+      verdict: z.enum(['allow', 'deny', 'ask']),
+      host: hostPattern,
+      port: z.number().int().min(1).max(65535).nullable().optional(),
+      method: z
+        .string()
+        .regex(/^[A-Za-z]{1,16}$/, 'method is an HTTP method name')
+        .nullable()
+        .optional(),
+      path: z.string().min(1).max(1024).startsWith('/', 'a path glob starts with /').nullable().optional(),
+      coalesce: z.boolean().default(true),
+    })
+    .strict(),
+  'rule.list': empty,
+  'rule.remove': z.object({ id: z.number().int().positive() }).strict(),
+  'approval.list': empty,
+  'approval.resolve': z
+    .object({
+      id: z.string().min(1).max(64),
+      decision: z.enum(['allow_once', 'always_allow', 'deny', 'always_deny']),
+    })
+    .strict(),
+  'limits.get': empty,
+  'limits.set': z
+    .object({
+      global: z
+        .number()
+        .int('global cap must be a whole number')
+        .min(GLOBAL_CAP_MIN, `global cap must be between ${GLOBAL_CAP_MIN} and ${GLOBAL_CAP_MAX}, or none`)
+        .max(GLOBAL_CAP_MAX, `global cap must be between ${GLOBAL_CAP_MIN} and ${GLOBAL_CAP_MAX}, or none`)
+        .nullable()
+        .optional(),
+      cred: name.optional(),
+      max_concurrent: maxConcurrent.optional(),
+      queue_timeout_ms: queueTimeout.optional(),
+    })
+    .strict()
+    .refine(
+      (p) => (p.max_concurrent === undefined && p.queue_timeout_ms === undefined) || p.cred !== undefined,
+      'max_concurrent and queue_timeout_ms need cred',
+    )
+    .refine(
+      (p) =>
+        p.global !== undefined || p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined,
+      'nothing to set: give global, or cred with max_concurrent or queue_timeout_ms',
+    ),
+  'stats.snapshot': empty,
+  'audit.tail': z.object({ n: z.number().int().min(1).max(10_000).default(20) }).strict(),
+  'audit.verify': empty,
+  'events.subscribe': z.object({ types: z.array(z.string().max(64)).max(64).optional() }).strict(),
+} as const;
+
+/** Every RPC method name. */
+export type MethodName = keyof typeof PARAMS;
+
+/** The params a caller passes to `M` (defaults optional). */
+export type ParamsIn<M extends MethodName> = z.input<(typeof PARAMS)[M]>;
+
+/** The params a handler receives for `M` (defaults filled in). */
+export type ParamsOut<M extends MethodName> = z.output<(typeof PARAMS)[M]>;
+
+/** True when `method` is a known RPC method. */
+export function isMethodName(method: string): method is MethodName {
+  return Object.prototype.hasOwnProperty.call(PARAMS, method);
+}
