@@ -72,6 +72,14 @@ export const PARAMS = {
     })
     .strict(),
   'cred.remove': z.object({ name }).strict(),
+  'pool.create': z
+    .object({ name, members: z.array(name).min(1, 'a pool needs at least one --member').max(32) })
+    .strict(),
+  'pool.list': empty,
+  'pool.status': z.object({ name: name.optional() }).strict(),
+  'pool.rotate': z.object({ name }).strict(),
+  'pool.reset': z.object({ name }).strict(),
+  'pool.remove': z.object({ name }).strict(),
   'rule.add': z
     .object({
       verdict: z.enum(['allow', 'deny', 'ask']),

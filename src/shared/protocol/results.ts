@@ -9,7 +9,7 @@ import type {
   RuleInfo,
   StatsSnapshot,
 } from './entities.js';
-import type { Snapshot } from './events.js';
+import type { PoolInfo, Snapshot } from './events.js';
 import type { MethodName } from './params.js';
 
 /** The environment an agent needs to go through the proxy. */
@@ -31,6 +31,12 @@ export interface Results {
   'cred.list': { credentials: CredentialInfo[] };
   'cred.update': CredentialInfo;
   'cred.remove': { removed: string };
+  'pool.create': PoolInfo;
+  'pool.list': { pools: PoolInfo[] };
+  'pool.status': { pools: PoolInfo[] };
+  'pool.rotate': { pool: PoolInfo; from: string | null; to: string | null };
+  'pool.reset': PoolInfo;
+  'pool.remove': { removed: string };
   'rule.add': RuleInfo;
   'rule.list': { rules: RuleInfo[] };
   'rule.remove': { removed: number };
