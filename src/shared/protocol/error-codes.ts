@@ -14,6 +14,7 @@ export const ERRORS = {
   already_resolved: { rpc: -32010, message: 'Approval already resolved' },
   unknown_approval: { rpc: -32011, message: 'Unknown approval' },
   shutting_down: { rpc: -32020, message: 'Daemon is shutting down' },
+  not_implemented: { rpc: -32021, message: 'Not available in this version' },
   line_too_long: { rpc: -32600, message: 'Request line too long' },
   daemon_unreachable: { rpc: -32099, message: 'Daemon not running' },
   timeout: { rpc: -32098, message: 'Request timed out' },

@@ -1,0 +1,114 @@
+/**
+ * The hash-chained audit log. Each row's `hash` is sha256 over the previous row's hash and the row's own
+ * fields, so editing, deleting or reordering any row breaks the chain at that point (`verify` finds it).
+ * Rows are chained in memory at once and written in small batches, one transaction each, so a crash loses
+ * at most the last unflushed batch and never leaves a half-written row.
+ */
+import crypto from 'node:crypto';
+import type { AuditRow } from '../../shared/protocol/entities.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../store/database.js';
+
+/** The fields a caller supplies; the log adds id, time and hashes. */
+export type AuditEntry = Partial<Omit<AuditRow, 'id' | 'ts' | 'prev_hash' | 'hash'>> & { event: string };
+
+const GENESIS = '0'.repeat(64);
+const FIELDS = ['ts', 'event', 'client', 'host', 'port', 'method', 'path', 'verdict', 'rule_id', 'credential', 'status', 'bytes', 'duration_ms', 'detail'] as const;
+
+/** Computes a row's hash from its fields and the previous hash. */
+export function rowHash(prevHash: string, row: Omit<AuditRow, 'id' | 'prev_hash' | 'hash'>): string {
+  const h = crypto.createHash('sha256');
+  h.update(prevHash);
+  for (const f of FIELDS) h.update('\x1f' + (row[f] === null || row[f] === undefined ? '\x00' : String(row[f])));
+  return h.digest('hex');
+}
+
+/** Appends, tails and verifies the audit chain. */
+export class AuditLog {
+  private lastHash: string;
+  private pending: Omit<AuditRow, 'id'>[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly insert;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly flushDelayMs = 25,
+  ) {
+    const last = db.prepare('SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
+    this.lastHash = last?.hash ?? GENESIS;
+    this.insert = db.prepare(
+      `INSERT INTO audit_log (ts, event, client, host, port, method, path, verdict, rule_id, credential, status, bytes, duration_ms, detail, prev_hash, hash)
+       VALUES (@ts, @event, @client, @host, @port, @method, @path, @verdict, @rule_id, @credential, @status, @bytes, @duration_ms, @detail, @prev_hash, @hash)`,
+    );
+  }
+
+  /** Chains `entry` and queues it for writing. */
+  append(entry: AuditEntry): void {
+    const base = {
+      ts: this.clock.iso(),
+      event: entry.event,
+      client: entry.client ?? null,
+      host: entry.host ?? null,
+      port: entry.port ?? null,
+      method: entry.method ?? null,
+      path: entry.path ?? null,
+      verdict: entry.verdict ?? null,
+      rule_id: entry.rule_id ?? null,
+      credential: entry.credential ?? null,
+      status: entry.status ?? null,
+      bytes: entry.bytes ?? null,
+      duration_ms: entry.duration_ms === undefined || entry.duration_ms === null ? null : Math.round(entry.duration_ms * 1000) / 1000,
+      detail: entry.detail ?? null,
+    };
+    const hash = rowHash(this.lastHash, base);
+    this.pending.push({ ...base, prev_hash: this.lastHash, hash });
+    this.lastHash = hash;
+    if (this.pending.length >= 256) this.flush();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.flush(), this.flushDelayMs);
+      this.flushTimer.unref?.();
+    }
+  }
+
+  /** Writes queued rows now, in one transaction. */
+  flush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    if (this.pending.length === 0) return;
+    const rows = this.pending;
+    this.pending = [];
+    this.db.transaction(() => {
+      for (const r of rows) this.insert.run(r);
+    })();
+  }
+
+  /** The last `n` rows, oldest first. */
+  tail(n: number): AuditRow[] {
+    this.flush();
+    const rows = this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(n) as AuditRow[];
+    return rows.reverse();
+  }
+
+  /** Number of stored rows. */
+  count(): number {
+    this.flush();
+    return (this.db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;
+  }
+
+  /** Walks the whole chain; reports the first row whose link or hash does not match. */
+  verify(): { ok: boolean; rows: number; first_bad_id: number | null; reason: string | null } {
+    this.flush();
+    let prev = GENESIS;
+    let n = 0;
+    for (const r of this.db.prepare('SELECT * FROM audit_log ORDER BY id').iterate() as Iterable<AuditRow>) {
+      n++;
+      if (r.prev_hash !== prev) return { ok: false, rows: n, first_bad_id: r.id, reason: 'prev_hash does not match the previous row (row removed or reordered)' };
+      if (rowHash(prev, r) !== r.hash) return { ok: false, rows: n, first_bad_id: r.id, reason: 'hash does not match the row contents (row edited)' };
+      prev = r.hash;
+    }
+    return { ok: true, rows: n, first_bad_id: null, reason: null };
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Concurrency caps: one global semaphore (optional) and one per credential, sized from the credential's
+ * `max_concurrent`. Acquire global first, then per-credential; release per-credential first. A cap change
+ * drops the old semaphore so the next request sees the new cap, while in-flight requests keep their
+ * permits on the old one until they finish. Counts here include those orphaned permits.
+ */
+import type { Clock } from '../clock.js';
+import { Semaphore, type Release } from './semaphore.js';
+
+/** Why a request was refused a permit. */
+export type CapRefusal = { reason: 'global_cap' | 'per_credential_cap'; cap: number };
+
+/** Live counts for one credential. */
+export interface CapCounts {
+  in_flight: number;
+  queued: number;
+}
+
+/** What the registry needs to know about a credential's limits. */
+export interface CapConfig {
+  max_concurrent: number;
+  queue_timeout_ms: number;
+}
+
+/** Owns all semaphores and the live in-flight/queued counts. */
+export class CapRegistry {
+  private global: Semaphore | null = null;
+  private globalCap: number | null = null;
+  private globalInFlight = 0;
+  private readonly perCred = new Map<string, Semaphore>();
+  private readonly counts = new Map<string, CapCounts>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly configOf: (name: string) => CapConfig | undefined,
+    private readonly onChange: () => void = () => {},
+  ) {}
+
+  /** The global cap, or null for unlimited. */
+  getGlobalCap(): number | null {
+    return this.globalCap;
+  }
+
+  /** Sets the global cap (null = unlimited); applies to the next request. */
+  setGlobalCap(cap: number | null): void {
+    this.globalCap = cap;
+    this.global = cap === null ? null : new Semaphore(cap, this.clock);
+    this.onChange();
+  }
+
+  /** Forgets the semaphore of `name` so its next request uses the current configured cap. */
+  invalidate(name: string): void {
+    this.perCred.delete(name);
+    this.onChange();
+  }
+
+  /** Requests holding a global permit (all proxied requests in flight). */
+  globalInFlightCount(): number {
+    return this.globalInFlight;
+  }
+
+  /** Live counts for `name` (zeros when it has never been used). */
+  countsFor(name: string): CapCounts {
+    return this.counts.get(name) ?? { in_flight: 0, queued: 0 };
+  }
+
+  private bump(name: string, field: keyof CapCounts, by: number): void {
+    let c = this.counts.get(name);
+    if (!c) this.counts.set(name, (c = { in_flight: 0, queued: 0 }));
+    c[field] += by;
+  }
+
+  private semaphoreFor(name: string, cfg: CapConfig): Semaphore {
+    let s = this.perCred.get(name);
+    if (!s) this.perCred.set(name, (s = new Semaphore(cfg.max_concurrent, this.clock)));
+    return s;
+  }
+
+  /**
+   * Takes the permits a request needs: global, then the credential's (when `credential` is set), waiting up
+   * to the credential's queue timeout for its slot. Returns one release for both, or the refusal.
+   */
+  async acquire(credential: string | null, signal?: AbortSignal): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
+    let releaseGlobal: Release = () => {};
+    if (this.global) {
+      const g = this.global.tryAcquire();
+      if (!g) return { refused: { reason: 'global_cap', cap: this.global.capacity } };
+      releaseGlobal = g;
+    }
+    this.globalInFlight++;
+    const dropGlobal = once(() => {
+      this.globalInFlight--;
+      releaseGlobal();
+      this.onChange();
+    });
+    if (credential === null) {
+      this.onChange();
+      return { release: dropGlobal };
+    }
+    const cfg = this.configOf(credential);
+    if (!cfg) {
+      this.onChange();
+      return { release: dropGlobal };
+    }
+    const sem = this.semaphoreFor(credential, cfg);
+    let got = sem.tryAcquire();
+    if (!got && cfg.queue_timeout_ms > 0) {
+      this.bump(credential, 'queued', 1);
+      this.onChange();
+      const r = await sem.acquire(cfg.queue_timeout_ms, signal);
+      this.bump(credential, 'queued', -1);
+      if (r === 'aborted') {
+        dropGlobal();
+        return { aborted: true };
+      }
+      got = typeof r === 'function' ? r : null;
+    }
+    if (!got) {
+      dropGlobal();
+      return { refused: { reason: 'per_credential_cap', cap: sem.capacity } };
+    }
+    const releaseCred = got;
+    this.bump(credential, 'in_flight', 1);
+    this.onChange();
+    return {
+      release: once(() => {
+        this.bump(credential, 'in_flight', -1);
+        releaseCred();
+        dropGlobal();
+      }),
+    };
+  }
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Daemon settings from the environment (DESIGN §2). Invalid values either stop the daemon with a clear
+ * message (anything security-relevant) or are ignored with a warning (the global cap, as in the original).
+ */
+import path from 'node:path';
+import type { Verdict } from '../shared/protocol/entities.js';
+import { DEFAULT_APPROVAL_TIMEOUT_MS, GLOBAL_CAP_MAX } from '../shared/protocol/limits.js';
+import { resolveHome, resolveSocketPath } from '../shared/rpc/paths.js';
+
+/** One `SLUICE_RESOLVE` entry: connect to `addr:addrPort` for requests to `host:port`. */
+export interface ResolveOverride {
+  host: string;
+  port: number;
+  addr: string;
+  addrPort: number;
+}
+
+/** Everything the daemon reads from its environment. */
+export interface DaemonConfig {
+  home: string;
+  dbPath: string;
+  masterKeyPath: string;
+  caDir: string;
+  socketPath: string;
+  tokenPath: string;
+  logPath: string;
+  pidPath: string;
+  proxyHost: string;
+  proxyPort: number;
+  proxyAuth: boolean;
+  globalCap: number | null;
+  approvalTimeoutMs: number;
+  defaultVerdict: Verdict;
+  upstreamCaPath: string | null;
+  resolve: ResolveOverride[];
+  warnings: string[];
+}
+
+/** A configuration problem the daemon cannot start with. */
+export class ConfigError extends Error {}
+
+/** Parses `SLUICE_RESOLVE` (`host:port:addr[:addrport][,…]`). */
+export function parseResolve(spec: string): ResolveOverride[] {
+  const out: ResolveOverride[] = [];
+  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const parts = raw.split(':');
+    if (parts.length < 3 || parts.length > 4) throw new ConfigError(`SLUICE_RESOLVE entry ${JSON.stringify(raw)} is not host:port:addr[:addrport]`);
+    const [host, port, addr, addrPort] = parts as [string, string, string, string | undefined];
+    const p = Number(port);
+    const ap = addrPort === undefined ? p : Number(addrPort);
+    if (!host || !addr || !Number.isInteger(p) || p < 1 || p > 65535 || !Number.isInteger(ap) || ap < 1 || ap > 65535) {
+      throw new ConfigError(`SLUICE_RESOLVE entry ${JSON.stringify(raw)} has an invalid host or port`);
+    }
+    out.push({ host: host.toLowerCase(), port: p, addr, addrPort: ap });
+  }
+  return out;
+}
+
+function parseListen(spec: string): { host: string; port: number } {
+  const i = spec.lastIndexOf(':');
+  const host = i === -1 ? '127.0.0.1' : spec.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(i === -1 ? spec : spec.slice(i + 1));
+  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SLUICE_PROXY_LISTEN ${JSON.stringify(spec)} is not host:port`);
+  return { host, port };
+}
+
+/** Reads the daemon configuration from `env`. Throws {@link ConfigError} on values it cannot run with. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const warnings: string[] = [];
+  const home = resolveHome(env);
+  const listen = parseListen(env.SLUICE_PROXY_LISTEN ?? '127.0.0.1:8787');
+
+  let globalCap: number | null = null;
+  const capName = env.SLUICE_MAX_GLOBAL_CONCURRENT !== undefined ? 'SLUICE_MAX_GLOBAL_CONCURRENT' : 'PROXY_MAX_GLOBAL_CONCURRENT';
+  const capRaw = env[capName];
+  if (capRaw !== undefined && capRaw !== '') {
+    const n = Number(capRaw);
+    if (Number.isInteger(n) && n > 0 && n <= GLOBAL_CAP_MAX) globalCap = n;
+    else warnings.push(`${capName}=${JSON.stringify(capRaw)} is not a whole number between 1 and ${GLOBAL_CAP_MAX}; ignoring it (no global cap)`);
+  }
+
+  let approvalTimeoutMs = DEFAULT_APPROVAL_TIMEOUT_MS;
+  if (env.SLUICE_APPROVAL_TIMEOUT_MS) {
+    const n = Number(env.SLUICE_APPROVAL_TIMEOUT_MS);
+    if (!Number.isInteger(n) || n < 1 || n > 24 * 3600_000) throw new ConfigError('SLUICE_APPROVAL_TIMEOUT_MS must be a whole number of milliseconds (1 to 86400000)');
+    approvalTimeoutMs = n;
+  }
+
+  const dv = env.SLUICE_DEFAULT_VERDICT ?? 'ask';
+  if (dv !== 'allow' && dv !== 'deny' && dv !== 'ask') throw new ConfigError('SLUICE_DEFAULT_VERDICT must be allow, deny or ask');
+
+  const authRaw = (env.SLUICE_PROXY_AUTH ?? 'on').toLowerCase();
+  if (!['on', 'off', '1', '0', 'true', 'false'].includes(authRaw)) throw new ConfigError('SLUICE_PROXY_AUTH must be on or off');
+
+  return {
+    home,
+    dbPath: path.join(home, 'sluice.db'),
+    masterKeyPath: env.SLUICE_MASTER_KEY_FILE ? path.resolve(env.SLUICE_MASTER_KEY_FILE) : path.join(home, 'master.key'),
+    caDir: path.join(home, 'ca'),
+    socketPath: resolveSocketPath(env),
+    tokenPath: path.join(home, 'proxy-token'),
+    logPath: path.join(home, 'sluiced.log'),
+    pidPath: path.join(home, 'sluiced.pid'),
+    proxyHost: listen.host,
+    proxyPort: listen.port,
+    proxyAuth: !['off', '0', 'false'].includes(authRaw),
+    globalCap,
+    approvalTimeoutMs,
+    defaultVerdict: dv,
+    upstreamCaPath: env.SLUICE_UPSTREAM_CA ? path.resolve(env.SLUICE_UPSTREAM_CA) : null,
+    resolve: env.SLUICE_RESOLVE ? parseResolve(env.SLUICE_RESOLVE) : [],
+    warnings,
+  };
+}

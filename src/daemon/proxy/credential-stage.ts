@@ -1,0 +1,72 @@
+/**
+ * Step 3 of the pipeline: find phantoms in a request's headers, URL and body and swap them for real
+ * secrets where the credential is bound to the destination host. Phantoms bound elsewhere are reported as
+ * leaks (the caller blocks the request); unknown phantom-shaped tokens are stripped. A credential bound to
+ * the host may inject its header when the request carries no phantom and no such header, but only when it
+ * is the single credential bound to that host (never guess between accounts).
+ */
+import type { CredentialRow } from '../store/credentials-repo.js';
+import type { CredentialVault } from '../vault/credential-vault.js';
+import { newReport, rewritePhantoms, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
+
+/** The rewritten request parts and what was found. */
+export interface CredentialResult {
+  headers: Record<string, string | string[]>;
+  path: string;
+  body: Buffer | null;
+  report: RewriteReport;
+  /** The credential whose permits apply (first used), or null. */
+  credential: string | null;
+}
+
+/** Headers never scanned or forwarded as-is: they describe the hop, not the request. */
+const SKIP_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
+
+/** Resolves phantoms for one destination host. */
+export class CredentialStage {
+  constructor(private readonly vault: CredentialVault) {}
+
+  /** A lookup bound to `host`. */
+  lookupFor(host: string): PhantomLookup {
+    return (core: string): PhantomTarget | undefined => {
+      const cred = this.vault.byCore(core);
+      if (!cred) return undefined;
+      return { credential: cred.name, phantom: cred.phantom, bound: this.vault.isBoundTo(cred, host), label: cred.name };
+    };
+  }
+
+  /** Rewrites headers, path and body for a request to `host`. */
+  apply(host: string, headers: Record<string, string | string[] | undefined>, path: string, body: Buffer | null): CredentialResult {
+    const report = newReport();
+    const lookup = this.lookupFor(host);
+    const secretOf = (t: PhantomTarget) => this.vault.secret(t.credential);
+    const out: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined) continue;
+      if (SKIP_HEADERS.has(name)) {
+        if (name === 'host') out[name] = value;
+        continue;
+      }
+      out[name] = Array.isArray(value) ? value.map((v) => rewritePhantoms(v, lookup, secretOf, report)) : rewritePhantoms(value, lookup, secretOf, report);
+    }
+    const newPath = rewritePhantoms(path, lookup, secretOf, report);
+    let newBody = body;
+    if (body && body.includes('SLUICE')) {
+      newBody = Buffer.from(rewritePhantoms(body.toString('latin1'), lookup, (t) => Buffer.from(secretOf(t), 'utf8').toString('latin1'), report), 'latin1');
+    }
+    if (report.used.size === 0 && report.leaked.length === 0) this.maybeInject(host, out, report);
+    const first = report.used.values().next();
+    return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential };
+  }
+
+  private maybeInject(host: string, headers: Record<string, string | string[]>, report: RewriteReport): void {
+    const bound = this.vault.boundTo(host);
+    if (bound.length !== 1) return;
+    const cred: CredentialRow = bound[0]!;
+    if (!cred.header) return;
+    const h = cred.header.toLowerCase();
+    if (headers[h] !== undefined) return;
+    headers[h] = (cred.format ?? '{}').replace('{}', this.vault.secret(cred.name));
+    report.used.set(cred.name, { credential: cred.name, phantom: cred.phantom, bound: true, label: cred.name });
+  }
+}

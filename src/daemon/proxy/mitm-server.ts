@@ -1,0 +1,132 @@
+/**
+ * The intercepting proxy: http-mitm-proxy configured for sluice. CONNECT requests are checked for the proxy
+ * access token before any TLS happens; every HTTPS host gets a leaf certificate from our own CA (minted
+ * asynchronously, never by the library's blocking RSA path); all requests run through the pipeline; the
+ * library's own error handling and console output are replaced.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { Proxy as MitmProxy, type IContext, type IWebSocketContext } from 'http-mitm-proxy';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { LeafCertCache } from '../ca/leaf-certs.js';
+import type { Logger } from '../log.js';
+import type { ProxyAuth } from './proxy-auth.js';
+import type { RequestPipeline } from './request-pipeline.js';
+import type { UpstreamAgents } from './upstream-agents.js';
+
+/** What the proxy server needs. */
+export interface MitmServerDeps {
+  pipeline: RequestPipeline;
+  auth: ProxyAuth;
+  leafs: LeafCertCache;
+  audit: AuditLog;
+  log: Logger;
+  agents: UpstreamAgents;
+  /** A private directory for the library's own (unused) CA files. */
+  internalDir: string;
+}
+
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** True when `target` is a syntactically valid CONNECT target `host:port`. */
+export function validConnectTarget(target: string | undefined): boolean {
+  if (!target) return false;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(target);
+  if (!m) return false;
+  const host = m[1]!;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return false;
+  if (host.startsWith('[')) return net.isIPv6(host.slice(1, -1));
+  return net.isIPv4(host) || (host.length <= 253 && HOST_RE.test(host));
+}
+
+/** Owns the http-mitm-proxy instance. */
+export class MitmServer {
+  private readonly proxy = new MitmProxy();
+  private started = false;
+
+  constructor(private readonly d: MitmServerDeps) {}
+
+  /** The ports this proxy listens on (the public one and the internal TLS one). */
+  ports(): number[] {
+    const p = this.proxy as unknown as { httpPort?: number; httpsPort?: number };
+    return [p.httpPort, p.httpsPort].filter((x): x is number => typeof x === 'number' && x > 0);
+  }
+
+  /** Starts listening on `host:port` (0 = any free port); resolves with the bound address. */
+  start(host: string, port: number): Promise<{ host: string; port: number }> {
+    fs.mkdirSync(this.d.internalDir, { recursive: true, mode: 0o700 });
+    const proxy = this.proxy;
+    proxy.onConnect((req, socket, _head, cb) => this.onConnect(req, socket, cb));
+    proxy.onRequest((ctx, cb) => this.d.pipeline.handle(ctx, cb));
+    proxy.onWebSocketConnection((ctx, cb) => this.onWebSocket(ctx, cb));
+    const lib = proxy as unknown as {
+      onCertificateRequired: (host: string, cb: (err: Error | null, files: unknown) => void) => void;
+      onCertificateMissing: (ctx: { hostname: string }, files: unknown, cb: (err: Error | null, files?: unknown) => void) => void;
+      _onError: (kind: string, ctx: IContext | null, err: Error) => void;
+    };
+    const nowhere = path.join(this.d.internalDir, 'never-written');
+    // Point the library at files that never exist so it always asks onCertificateMissing, which mints from
+    // our CA in memory; nothing per-host is ever written to disk.
+    lib.onCertificateRequired = (hostname, cb) => cb(null, { keyFile: `${nowhere}/k`, certFile: `${nowhere}/c`, hosts: [hostname] });
+    lib.onCertificateMissing = (ctx, _files, cb) => {
+      this.d.leafs.get(ctx.hostname).then(
+        (c) => cb(null, { certFileData: c.certPem, keyFileData: c.keyPem, hosts: [ctx.hostname] }),
+        (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+      );
+    };
+    lib._onError = (kind, ctx, err) => this.d.pipeline.onError(ctx, err, kind);
+    return new Promise((resolve, reject) => {
+      const onListenError = (err: Error) => reject(err);
+      proxy.listen(
+        {
+          host,
+          port,
+          keepAlive: true,
+          forceSNI: true,
+          sslCaDir: this.d.internalDir,
+          httpAgent: this.d.agents.http,
+          httpsAgent: this.d.agents.https,
+        },
+        (err) => {
+          if (err) return reject(err);
+          this.started = true;
+          const server = (proxy as unknown as { httpServer: net.Server }).httpServer;
+          server.off('error', onListenError);
+          const addr = server.address() as net.AddressInfo;
+          resolve({ host: addr.address, port: addr.port });
+        },
+      );
+      (proxy as unknown as { httpServer?: net.Server }).httpServer?.once('error', onListenError);
+    });
+  }
+
+  private onConnect(req: import('node:http').IncomingMessage, socket: Duplex, cb: (err?: Error | null) => void): void {
+    const client = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    if (!this.d.auth.check(req.headers['proxy-authorization'])) {
+      this.d.audit.append({ event: 'proxy_auth_failed', client, host: req.url ?? null, method: 'CONNECT', status: 407 });
+      socket.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="sluice"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (!validConnectTarget(req.url)) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    cb();
+  }
+
+  /** WebSockets are refused (closed with 1008) until they get the full pipeline; fail closed. */
+  private onWebSocket(ctx: IWebSocketContext, _cb: (err?: Error | null) => void): void {
+    const ws = (ctx as unknown as { clientToProxyWebSocket?: { close(code: number, reason: string): void } }).clientToProxyWebSocket;
+    this.d.audit.append({ event: 'websocket_refused', detail: 'WebSockets are not carried yet' });
+    ws?.close(1008, 'sluice does not carry WebSockets yet');
+  }
+
+  /** Stops accepting connections. */
+  close(): void {
+    if (this.started) this.proxy.close();
+    this.started = false;
+  }
+}

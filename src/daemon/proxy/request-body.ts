@@ -1,0 +1,73 @@
+/**
+ * Request bodies the proxy must inspect for phantoms. The body is read whole (bounded) before anything
+ * goes upstream, rewritten, and then replayed to the upstream request with an exact content-length.
+ */
+import type http from 'node:http';
+import { Transform } from 'node:stream';
+
+/** Largest body sluice inspects; larger requests are refused (fail closed) rather than passed unscanned. */
+export const MAX_INSPECTED_BODY_BYTES = 32 * 1024 * 1024;
+
+/** True when the request declares a body. */
+export function hasBody(req: http.IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return Number(cl) > 0;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Reads the whole body; resolves with it, or with why it could not. Never rejects. */
+export function readBody(req: http.IncomingMessage, limit = MAX_INSPECTED_BODY_BYTES): Promise<Buffer | 'too_large' | 'aborted'> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve('too_large');
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const done = (v: Buffer | 'too_large' | 'aborted') => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onErr);
+      req.off('close', onClose);
+      resolve(v);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        done('too_large');
+        return;
+      }
+      parts.push(c);
+    };
+    const onEnd = () => done(Buffer.concat(parts, size));
+    const onErr = () => done('aborted');
+    const onClose = () => {
+      if (!req.complete) done('aborted');
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onErr);
+    req.on('close', onClose);
+    req.resume();
+  });
+}
+
+/**
+ * A request filter that ignores what flows in (the already-consumed client stream) and emits `body` once
+ * at the end. http-mitm-proxy pipes the client request through its filters; piping an ended stream still
+ * ends the filter, which then flushes the rewritten body upstream.
+ */
+export class FixedBodyFilter extends Transform {
+  constructor(private readonly body: Buffer) {
+    super();
+  }
+
+  override _transform(_chunk: unknown, _enc: BufferEncoding, cb: () => void): void {
+    cb();
+  }
+
+  override _flush(cb: (err?: Error | null, data?: Buffer) => void): void {
+    cb(null, this.body);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * One client request's journey through the proxy, from arrival to the moment the response to the client
+ * closes. Finishing is idempotent: permits are released, the upstream is torn down if still open, and
+ * exactly one audit row and one `request.finished` event are produced.
+ */
+import type { RecentRequest } from '../../shared/protocol/entities.js';
+import type { Release } from '../concurrency/semaphore.js';
+
+/** How an exchange ended. */
+export type Outcome = 'completed' | 'refused' | 'client_aborted' | 'upstream_error';
+
+/** Mutable per-request state. */
+export class RequestExchange {
+  readonly abort = new AbortController();
+  host = '';
+  port = 0;
+  method = '';
+  /** Path without the query string (what logs and audit rows show). */
+  path = '';
+  client: string | null = null;
+  verdict: string | null = null;
+  ruleId: number | null = null;
+  credential: string | null = null;
+  status: number | null = null;
+  bytes = 0;
+  refusal: string | null = null;
+  /** True when a more specific audit row was already written for this exchange. */
+  skipAudit = false;
+  errorKind: string | null = null;
+  upstreamEnded = false;
+  finished = false;
+  release: Release | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly startedAt: number,
+  ) {}
+
+  /** Releases held permits exactly once. */
+  releasePermits(): void {
+    const r = this.release;
+    this.release = null;
+    r?.();
+  }
+
+  /** How the exchange ended, judged from what was recorded. */
+  outcome(): Outcome {
+    if (this.refusal) return 'refused';
+    if (this.errorKind) return 'upstream_error';
+    if (this.upstreamEnded) return 'completed';
+    return 'client_aborted';
+  }
+
+  /** The dashboard's view of this request. */
+  toRecent(now: number, ts: string): RecentRequest {
+    return {
+      id: this.id,
+      ts,
+      host: this.host,
+      port: this.port,
+      method: this.method,
+      path: this.path,
+      credential: this.credential,
+      status: this.status,
+      outcome: this.outcome(),
+      duration_ms: now - this.startedAt,
+    };
+  }
+}

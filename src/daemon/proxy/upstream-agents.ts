@@ -1,0 +1,46 @@
+/**
+ * Upstream connection pooling and addressing. One keep-alive agent per scheme, TLS always verified against
+ * the system roots plus `SLUICE_UPSTREAM_CA`; `SLUICE_RESOLVE` changes only where we connect, while SNI,
+ * the Host header and the certificate check keep using the real host name.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ResolveOverride } from '../config.js';
+
+/** Keep-alive agents for upstream traffic. */
+export interface UpstreamAgents {
+  http: http.Agent;
+  https: https.Agent;
+  /** The CA list used to verify upstreams (system roots + extra). */
+  ca: string[];
+  destroy(): void;
+}
+
+/** Builds the agents. Throws when the extra CA file cannot be read. */
+export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents {
+  const ca = [...tls.rootCertificates];
+  if (extraCaPath) ca.push(fs.readFileSync(extraCaPath, 'utf8'));
+  const common = { keepAlive: true, keepAliveMsecs: 15_000, maxFreeSockets: 256, scheduling: 'lifo' as const };
+  const httpAgent = new http.Agent(common);
+  const httpsAgent = new https.Agent({ ...common, ca, rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+  return {
+    http: httpAgent,
+    https: httpsAgent,
+    ca,
+    destroy() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}
+
+/** Where to connect for `host:port`: the override when one matches, else the host itself. */
+export function connectTarget(overrides: readonly ResolveOverride[], host: string, port: number): { host: string; port: number; servername: string | undefined } {
+  const h = host.toLowerCase();
+  const o = overrides.find((x) => x.host === h && x.port === port);
+  const servername = net.isIP(host) ? undefined : host;
+  return o ? { host: o.addr, port: o.addrPort, servername } : { host, port, servername };
+}

@@ -1,0 +1,155 @@
+/**
+ * The credential service: stores secrets sealed with the master key, hands out phantoms, and resolves a
+ * phantom back to its credential on the proxy path. Plaintext secrets exist only in this object's memory
+ * cache and in the upstream request they are injected into; no method returns one to an RPC caller.
+ */
+import type { Clock } from '../clock.js';
+import type { CredentialKind } from '../../shared/protocol/entities.js';
+import { SluiceError } from '../../shared/protocol/error-codes.js';
+import { MAX_CONCURRENT_DEFAULT } from '../../shared/protocol/limits.js';
+import type { CredentialPatch, CredentialRow, CredentialsRepo } from '../store/credentials-repo.js';
+import { hostMatches } from '../policy/host-glob.js';
+import { newPhantom, phantomCore, phantomPrefix } from './phantom.js';
+import { open, seal } from './secret-box.js';
+
+/** What `add` needs. */
+export interface NewCredential {
+  name: string;
+  kind: CredentialKind;
+  hosts: string[];
+  header?: string | undefined;
+  format?: string | undefined;
+  max_concurrent?: number | undefined;
+  queue_timeout_ms?: number | undefined;
+  secret: string;
+}
+
+/** What `update` may change. `secret` replaces the stored secret; absent fields are kept. */
+export interface CredentialUpdate {
+  hosts?: string[] | undefined;
+  header?: string | null | undefined;
+  format?: string | null | undefined;
+  max_concurrent?: number | undefined;
+  queue_timeout_ms?: number | undefined;
+  secret?: string | undefined;
+}
+
+/** Stores credentials and resolves phantoms; keeps an in-memory index rebuilt on every change. */
+export class CredentialVault {
+  private rows = new Map<string, CredentialRow>();
+  private byCoreIndex = new Map<string, CredentialRow>();
+  private secrets = new Map<string, string>();
+
+  constructor(
+    private readonly repo: CredentialsRepo,
+    private readonly key: Buffer,
+    private readonly clock: Clock,
+    private readonly isNameTaken: (name: string) => boolean = () => false,
+  ) {
+    this.reload();
+  }
+
+  private reload(): void {
+    this.rows = new Map(this.repo.list().map((r) => [r.name, r]));
+    this.byCoreIndex = new Map([...this.rows.values()].map((r) => [phantomCore(r.phantom), r]));
+    for (const name of [...this.secrets.keys()]) if (!this.rows.has(name)) this.secrets.delete(name);
+  }
+
+  /** Decrypts every stored secret once; throws when the master key does not open them. */
+  verifyKey(): void {
+    for (const r of this.rows.values()) this.secret(r.name);
+  }
+
+  /** All credentials by name. */
+  list(): CredentialRow[] {
+    return [...this.rows.values()];
+  }
+
+  /** The credential called `name`, or undefined. */
+  get(name: string): CredentialRow | undefined {
+    return this.rows.get(name);
+  }
+
+  /** The credential whose phantom has this core, or undefined. */
+  byCore(core: string): CredentialRow | undefined {
+    return this.byCoreIndex.get(core);
+  }
+
+  /** True when any host glob of `cred` matches `host`. */
+  isBoundTo(cred: CredentialRow, host: string): boolean {
+    return cred.hosts.some((g) => hostMatches(g, host));
+  }
+
+  /** Credentials bound to `host`. */
+  boundTo(host: string): CredentialRow[] {
+    return this.list().filter((c) => this.isBoundTo(c, host));
+  }
+
+  /** The plaintext secret of `name`. Only the proxy's forward stage may call this. */
+  secret(name: string): string {
+    let s = this.secrets.get(name);
+    if (s === undefined) {
+      const row = this.rows.get(name);
+      if (!row) throw new SluiceError('not_found', `no credential named ${name}`);
+      try {
+        s = open(this.key, name, row.sealed);
+      } catch (err) {
+        throw new SluiceError('internal', `cannot decrypt credential ${name}: wrong master key or corrupted row`, { cause: err });
+      }
+      this.secrets.set(name, s);
+    }
+    return s;
+  }
+
+  /** Adds a credential with a fresh phantom. Refuses a duplicate name (including a pool's name). */
+  add(c: NewCredential): CredentialRow {
+    if (this.rows.has(c.name) || this.isNameTaken(c.name)) {
+      throw new SluiceError('already_exists', `a credential or pool named ${c.name} already exists`);
+    }
+    const row = this.repo.insert(
+      {
+        name: c.name,
+        kind: c.kind,
+        hosts: c.hosts,
+        header: c.header ?? null,
+        format: c.format ?? null,
+        phantom: newPhantom(phantomPrefix(c.secret, c.hosts)),
+        sealed: seal(this.key, c.name, c.secret),
+        max_concurrent: c.max_concurrent ?? MAX_CONCURRENT_DEFAULT,
+        queue_timeout_ms: c.queue_timeout_ms ?? 0,
+      },
+      this.clock.iso(),
+    );
+    this.reload();
+    return row;
+  }
+
+  /** Updates a credential; a patch without `secret` leaves the stored ciphertext untouched. */
+  update(name: string, u: CredentialUpdate): CredentialRow {
+    const patch: CredentialPatch = {
+      hosts: u.hosts,
+      header: u.header,
+      format: u.format,
+      max_concurrent: u.max_concurrent,
+      queue_timeout_ms: u.queue_timeout_ms,
+    };
+    if (u.secret !== undefined) patch.sealed = seal(this.key, name, u.secret);
+    const row = this.repo.update(name, patch, this.clock.iso());
+    if (!row) throw new SluiceError('not_found', `no credential named ${name}`);
+    if (u.secret !== undefined) this.secrets.delete(name);
+    this.reload();
+    return row;
+  }
+
+  /** Deletes a credential and its secret. */
+  remove(name: string): void {
+    if (!this.repo.remove(name)) throw new SluiceError('not_found', `no credential named ${name}`);
+    this.secrets.delete(name);
+    this.reload();
+  }
+
+  /** Every plaintext secret currently known, for redaction of logs and outbound text. */
+  knownSecrets(): string[] {
+    return this.list().map((r) => this.secret(r.name));
+  }
+}

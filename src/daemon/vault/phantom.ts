@@ -1,0 +1,48 @@
+/**
+ * Phantom tokens: look-alikes of real secrets that agents hold instead. A phantom keeps the provider's
+ * prefix (so SDK format checks pass) and carries the marker `SLUICE` followed by 40 random base62
+ * characters; the marker makes phantoms cheap to find in any header, URL or body (one indexOf).
+ */
+import crypto from 'node:crypto';
+
+/** The fixed marker inside every phantom. */
+export const PHANTOM_MARKER = 'SLUICE';
+const CORE_LEN = 40;
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** Matches a phantom core (marker + random part); the text before it is the provider prefix. */
+export const PHANTOM_CORE_RE = new RegExp(`${PHANTOM_MARKER}[A-Za-z0-9]{${CORE_LEN}}`, 'g');
+
+/** Matches a whole phantom-looking token: an optional prefix run of token characters plus the core. */
+export const PHANTOM_TOKEN_RE = new RegExp(`[A-Za-z0-9_-]*${PHANTOM_MARKER}[A-Za-z0-9]{${CORE_LEN}}`, 'g');
+
+const HOST_PREFIXES: [RegExp, string][] = [
+  [/anthropic\.com$/, 'sk-ant-api03-'],
+  [/openai\.com$/, 'sk-proj-'],
+  [/github\.com$/, 'ghp_'],
+  [/slack\.com$/, 'xoxb-'],
+];
+
+/** The provider prefix to give a phantom: taken from the real secret's shape, else from the first host. */
+export function phantomPrefix(secret: string, hosts: readonly string[]): string {
+  const m = /^((?:[A-Za-z0-9]{1,12}[-_]){1,3})[A-Za-z0-9]/.exec(secret);
+  if (m && m[1]!.length <= 24) return m[1]!;
+  for (const host of hosts) {
+    for (const [re, prefix] of HOST_PREFIXES) if (re.test(host.replace(/^\*\./, ''))) return prefix;
+  }
+  return 'sk-';
+}
+
+/** A fresh random phantom with the given prefix. */
+export function newPhantom(prefix: string): string {
+  const bytes = crypto.randomBytes(CORE_LEN);
+  let core = '';
+  for (let i = 0; i < CORE_LEN; i++) core += ALPHABET[bytes[i]! % ALPHABET.length];
+  return `${prefix}${PHANTOM_MARKER}${core}`;
+}
+
+/** The core (marker + random part) of a phantom, which identifies it regardless of prefix. */
+export function phantomCore(phantom: string): string {
+  const i = phantom.lastIndexOf(PHANTOM_MARKER);
+  return i === -1 ? phantom : phantom.slice(i);
+}

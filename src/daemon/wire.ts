@@ -1,0 +1,222 @@
+/**
+ * The composition root: the one place that constructs the daemon's concrete parts and connects them.
+ * Start order matters: refuse early if another daemon answers, check the state directory, open the store,
+ * unlock the vault, load the CA, start the proxy, and only then accept RPC connections.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApprovalBroker } from './approval/approval-broker.js';
+import { AuditLog } from './audit/audit-log.js';
+import { loadOrCreateRootCa } from './ca/root-ca.js';
+import { LeafCertCache } from './ca/leaf-certs.js';
+import { systemClock, type Clock } from './clock.js';
+import { CapRegistry } from './concurrency/cap-registry.js';
+import type { DaemonConfig } from './config.js';
+import { EventBus } from './events/event-bus.js';
+import { RequestStats } from './events/request-stats.js';
+import type { JsonLogger } from './log.js';
+import { PolicyEngine } from './policy/policy-engine.js';
+import { CredentialStage } from './proxy/credential-stage.js';
+import { MitmServer } from './proxy/mitm-server.js';
+import { ProxyAuth } from './proxy/proxy-auth.js';
+import { RequestActivity } from './proxy/request-observer.js';
+import { RequestPipeline } from './proxy/request-pipeline.js';
+import { createUpstreamAgents } from './proxy/upstream-agents.js';
+import { createHandlers } from './rpc/handlers.js';
+import { createDispatcher } from './rpc/rpc-dispatch.js';
+import { AlreadyRunningError, RpcServer, answers } from './rpc/rpc-server.js';
+import { agentEnv, writeCaBundle } from './services/agent-env.js';
+import { CredentialService } from './services/credential-service.js';
+import { LimitsService } from './services/limits-service.js';
+import { RuleService } from './services/rule-service.js';
+import { CredentialsRepo } from './store/credentials-repo.js';
+import { openDatabase, type Db } from './store/database.js';
+import { RulesRepo } from './store/rules-repo.js';
+import { SettingsRepo } from './store/settings-repo.js';
+import { ensurePrivateDir } from './state-dir.js';
+import { unlockVault } from './vault/unlock.js';
+import type { DaemonStatus, StatsSnapshot } from '../shared/protocol/entities.js';
+
+/** The package version, read once. */
+export const VERSION: string = (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const STATS_INTERVAL_MS = 100;
+const DRAIN_LIMIT_MS = 10_000;
+
+/** A running daemon. */
+export class Daemon {
+  private stopping: Promise<void> | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private statsDirty = false;
+  readonly startedAt: number;
+  proxyAddress = { host: '', port: 0 };
+  onStopped: () => void = () => {};
+
+  private constructor(
+    readonly cfg: DaemonConfig,
+    readonly log: JsonLogger,
+    readonly clock: Clock,
+    readonly db: Db,
+    readonly parts: ReturnType<typeof buildParts>,
+  ) {
+    this.startedAt = clock.now();
+  }
+
+  /** Starts everything; throws a clear error when the daemon cannot run. */
+  static async start(cfg: DaemonConfig, log: JsonLogger, clock: Clock = systemClock): Promise<Daemon> {
+    if (await answers(cfg.socketPath)) throw new AlreadyRunningError(`another sluiced is already running (it answers on ${cfg.socketPath})`);
+    ensurePrivateDir(cfg.home, log);
+    ensurePrivateDir(path.dirname(cfg.socketPath), log);
+    const db = openDatabase(cfg.dbPath);
+    try {
+      const parts = buildParts(cfg, log, clock, db, await loadOrCreateRootCa(cfg.caDir));
+      const daemon = new Daemon(cfg, log, clock, db, parts);
+      await daemon.listen();
+      return daemon;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private async listen(): Promise<void> {
+    const p = this.parts;
+    this.proxyAddress = await p.mitm.start(this.cfg.proxyHost, this.cfg.proxyPort);
+    const handlers = createHandlers({
+      status: () => this.status(),
+      stats: () => this.stats(),
+      env: () => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token: p.auth.enabled ? p.auth.current() : null, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
+      shutdown: () => void this.shutdown(),
+      creds: p.creds,
+      rules: p.rules,
+      limits: p.limits,
+      broker: p.broker,
+      audit: p.audit,
+      auth: p.auth,
+      activity: p.activity,
+    });
+    const rpc = new RpcServer(createDispatcher(handlers, this.log), this.log);
+    await rpc.listen(this.cfg.socketPath);
+    p.bus.subscribe((type, payload) => rpc.broadcast(type, payload));
+    this.statsTimer = setInterval(() => {
+      if (this.statsDirty && rpc.hasSubscribers) {
+        this.statsDirty = false;
+        p.bus.publish('stats', { stats: this.stats() });
+      }
+    }, STATS_INTERVAL_MS);
+    this.statsTimer.unref();
+    p.markStatsDirty.fn = () => {
+      this.statsDirty = true;
+    };
+    p.rpc = rpc;
+    fs.writeFileSync(this.cfg.pidPath, `${process.pid}\n`, { mode: 0o600 });
+  }
+
+  /** `daemon.status`. */
+  status(): DaemonStatus {
+    const p = this.parts;
+    return {
+      version: VERSION,
+      pid: process.pid,
+      uptime_s: Math.round((this.clock.now() - this.startedAt) / 1000),
+      started_at: new Date(this.startedAt).toISOString(),
+      proxy: { listen: `${this.proxyAddress.host}:${this.proxyAddress.port}`, auth: p.auth.enabled ? 'on' : 'off' },
+      socket: this.cfg.socketPath,
+      ca_path: p.ca.certPath,
+      home: this.cfg.home,
+      default_verdict: this.cfg.defaultVerdict,
+      approval_timeout_ms: this.cfg.approvalTimeoutMs,
+      counts: {
+        credentials: p.vault.list().length,
+        rules: p.rules.list().length,
+        pools: 0,
+        pending_approvals: p.broker.pendingCount,
+        in_flight: p.caps.globalInFlightCount(),
+      },
+    };
+  }
+
+  /** `stats.snapshot`. */
+  stats(): StatsSnapshot {
+    const p = this.parts;
+    return {
+      global: { in_flight: p.caps.globalInFlightCount(), cap: p.caps.getGlobalCap(), ...p.stats.global() },
+      credentials: p.vault.list().map((r) => {
+        const c = p.caps.countsFor(r.name);
+        return { name: r.name, in_flight: c.in_flight, queued: c.queued, cap: r.max_concurrent, queue_timeout_ms: r.queue_timeout_ms, ...p.stats.countersFor(r.name) };
+      }),
+    };
+  }
+
+  /** Graceful stop: deny pending approvals, stop accepting, let in-flight requests finish (bounded). */
+  shutdown(): Promise<void> {
+    if (!this.stopping) this.stopping = this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doShutdown(): Promise<void> {
+    const p = this.parts;
+    this.log.info('shutting down');
+    p.broker.shutdown();
+    p.mitm.close();
+    const deadline = this.clock.now() + DRAIN_LIMIT_MS;
+    while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    p.audit.append({ event: 'daemon_stopped' });
+    p.audit.flush();
+    p.rpc?.close();
+    p.agents.destroy();
+    this.db.close();
+    fs.rmSync(this.cfg.pidPath, { force: true });
+    this.log.info('stopped');
+    this.onStopped();
+  }
+}
+
+function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca: Awaited<ReturnType<typeof loadOrCreateRootCa>>) {
+  const settings = new SettingsRepo(db);
+  const credRepo = new CredentialsRepo(db);
+  const vault = unlockVault(cfg, credRepo, settings, clock);
+  const bus = new EventBus();
+  const audit = new AuditLog(db, clock);
+  const markStatsDirty = { fn: () => {} };
+  const caps = new CapRegistry(clock, (name) => vault.get(name), () => markStatsDirty.fn());
+  const stats = new RequestStats(clock);
+  const activity = new RequestActivity(clock, stats, bus, () => markStatsDirty.fn());
+  const rulesRepo = new RulesRepo(db);
+  const policy = new PolicyEngine(rulesRepo.list(), cfg.defaultVerdict);
+  const rules = new RuleService(rulesRepo, policy, audit, bus, clock);
+  const creds = new CredentialService(vault, caps, audit, bus);
+  const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
+  limits.init(cfg.globalCap);
+  const broker = new ApprovalBroker(
+    clock,
+    { timeoutMs: cfg.approvalTimeoutMs },
+    (host, port, verdict) => rules.add({ verdict, host, port, method: null, path: null, coalesce: true, source: 'approval' }),
+    (type, payload) => bus.publish(type, payload),
+  );
+  const auth = new ProxyAuth(cfg.tokenPath, cfg.proxyAuth);
+  const agents = createUpstreamAgents(cfg.upstreamCaPath);
+  const leafs = new LeafCertCache(ca);
+  let mitmRef: MitmServer | null = null;
+  const pipeline = new RequestPipeline({
+    clock,
+    log,
+    auth,
+    policy,
+    broker,
+    credentials: new CredentialStage(vault),
+    caps,
+    audit,
+    observer: activity,
+    agents,
+    overrides: cfg.resolve,
+    selfPorts: () => mitmRef?.ports() ?? [],
+  });
+  const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, internalDir: path.join(cfg.caDir, 'mitm-internal') });
+  mitmRef = mitm;
+  const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
+  log.addSecretSource(() => [auth.current()]);
+  log.addSecretSource(() => vault.knownSecrets());
+  return { settings, vault, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
+}

@@ -1,0 +1,141 @@
+/**
+ * Spawns the built daemon (`dist/daemon/main.js`) in a fresh temporary SLUICE_HOME, on a free proxy port,
+ * with SLUICE_RESOLVE pointing the real provider host names at a fake upstream and SLUICE_UPSTREAM_CA
+ * trusting the test CA. Returns an RPC client, the proxy URL (with the access token) and helpers to make
+ * requests through the proxy with real TLS, trusting the daemon's own CA.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, ProxyAgent, request } from 'undici';
+import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js';
+import { UPSTREAM_CA } from './fake-upstream.js';
+
+/** Repo root. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Built entry points. */
+export const BIN = {
+  daemon: path.join(ROOT, 'dist/daemon/main.js'),
+  cli: path.join(ROOT, 'dist/cli/main.js'),
+  tui: path.join(ROOT, 'dist/tui/main.js'),
+};
+
+/** A running daemon under test. */
+export interface TestDaemon {
+  home: string;
+  socket: string;
+  proxyPort: number;
+  proxyUrl: string;
+  caPath: string;
+  client: DaemonClient;
+  proc: ChildProcess;
+  logs(): string;
+  env: NodeJS.ProcessEnv;
+  /** Makes a request through the proxy. */
+  fetch(url: string, init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal; auth?: string | null }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>;
+  /** An undici dispatcher that goes through the proxy (for streaming tests). */
+  dispatcher(auth?: string | null): ProxyAgent;
+  stop(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Makes a short temp dir (Unix socket paths must stay under 108 bytes). */
+export function shortTempDir(prefix = 'slc'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+}
+
+/** Options for {@link startDaemon}. */
+export interface StartOptions {
+  upstreamPort?: number;
+  home?: string;
+  env?: Record<string, string>;
+}
+
+/** Starts the daemon and waits until its socket answers. */
+export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
+  const home = opts.home ?? shortTempDir();
+  fs.chmodSync(home, 0o700);
+  const resolve = opts.upstreamPort
+    ? ['api.anthropic.com', 'api.openai.com', 'auth.openai.com', 'evil.example', 'other.example'].map((h) => `${h}:443:127.0.0.1:${opts.upstreamPort}`).join(',')
+    : '';
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SLUICE_HOME: home,
+    SLUICE_PROXY_LISTEN: '127.0.0.1:0',
+    SLUICE_UPSTREAM_CA: UPSTREAM_CA,
+    SLUICE_RESOLVE: resolve,
+    SLUICE_LOG_LEVEL: 'debug',
+    ...opts.env,
+  };
+  delete env.SLUICE_SOCKET;
+  const proc = spawn(process.execPath, [BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
+  const socket = path.join(home, 'sluiced.sock');
+  const deadline = Date.now() + 20_000;
+  let client: DaemonClient | null = null;
+  while (!client) {
+    if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}):\n${logs}`);
+    try {
+      client = await connectDaemon({ socketPath: socket, timeoutMs: 10_000 });
+    } catch {
+      if (Date.now() > deadline) throw new Error(`daemon did not start:\n${logs}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const env2 = await client.call('proxy.env');
+  const status = await client.call('daemon.status');
+  const proxyPort = Number(status.proxy.listen.split(':').pop());
+  const caPem = fs.readFileSync(status.ca_path, 'utf8');
+  const upstreamCa = fs.readFileSync(UPSTREAM_CA, 'utf8');
+  const token = env2.proxy_url.match(/sluice:([^@]+)@/)?.[1] ?? null;
+  const dispatcher = (auth: string | null = token) =>
+    new ProxyAgent({
+      uri: `http://127.0.0.1:${proxyPort}`,
+      token: auth ? `Basic ${Buffer.from(`sluice:${auth}`).toString('base64')}` : undefined,
+      requestTls: { ca: [caPem, upstreamCa] },
+    });
+  const defaultDispatcher = dispatcher();
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const d: TestDaemon = {
+    home,
+    socket,
+    proxyPort,
+    proxyUrl: env2.proxy_url,
+    caPath: status.ca_path,
+    client,
+    proc,
+    env,
+    logs: () => logs,
+    dispatcher,
+    async fetch(url, init = {}) {
+      const disp = init.auth === undefined ? defaultDispatcher : dispatcher(init.auth);
+      const res = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body, dispatcher: disp, signal: init.signal });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers as Record<string, string | string[] | undefined>, text };
+    },
+    async stop() {
+      client!.close();
+      await defaultDispatcher.close().catch(() => {});
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 12_000))]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+    },
+    async kill(signal = 'SIGKILL') {
+      client!.close();
+      proc.kill(signal);
+      await exited;
+    },
+  };
+  return d;
+}
+
+/** A plain agent that trusts the sluice CA (for direct TLS to the internal server in bypass tests). */
+export function agentTrusting(caPem: string): Agent {
+  return new Agent({ connect: { ca: caPem } });
+}

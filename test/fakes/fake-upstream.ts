@@ -1,0 +1,125 @@
+/**
+ * A scriptable fake HTTPS upstream standing in for api.anthropic.com / api.openai.com (certificate from
+ * the test CA in test/fixtures/tls). It records every request it sees (method, path, headers, body) so
+ * tests can assert what reached the "provider". Behaviour is chosen by path:
+ *   /v1/messages, anything else  200 JSON echo (`{ok, path, method}`)
+ *   /sse?n=N&gap=MS             SSE stream of N events MS apart
+ *   /status/CODE                that status with a JSON body (`retry-after` via ?retry_after=S)
+ *   /hang                       accepts and never answers
+ *   /reset                      destroys the socket before any header
+ *   /reset-mid                  sends headers and one chunk, then destroys the socket
+ *   /redirect                   302 to https://evil.example/steal
+ *   /slow?ms=MS                 answers 200 after MS
+ */
+import fs from 'node:fs';
+import https from 'node:https';
+import type http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
+
+/** Path of the test CA that signs the fake upstream's certificate. */
+export const UPSTREAM_CA = path.join(TLS_DIR, 'upstream-ca.pem');
+
+/** One request as the upstream saw it. */
+export interface SeenRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A running fake upstream. */
+export interface FakeUpstream {
+  port: number;
+  seen: SeenRequest[];
+  /** Requests currently open at the upstream. */
+  open(): number;
+  close(): Promise<void>;
+}
+
+/** Starts a fake upstream on 127.0.0.1 (`untrusted` = self-signed cert no CA vouches for). */
+export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Promise<FakeUpstream> {
+  const key = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-key.pem' : 'upstream-key.pem'));
+  const cert = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-cert.pem' : 'upstream-cert.pem'));
+  const seen: SeenRequest[] = [];
+  const sockets = new Set<net.Socket>();
+  let open = 0;
+  const server = https.createServer({ key, cert }, (req, res) => {
+    open++;
+    res.once('close', () => open--);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'https://x');
+      seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      route(url, req, res);
+    });
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    seen,
+    open: () => open,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+function route(url: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const p = url.pathname;
+  if (p === '/sse') {
+    const n = Number(url.searchParams.get('n') ?? 5);
+    const gap = Number(url.searchParams.get('gap') ?? 20);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    let i = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      if (i >= n) return void res.end('event: done\ndata: [DONE]\n\n');
+      res.write(`event: message\ndata: {"i":${i++}}\n\n`);
+      setTimeout(tick, gap);
+    };
+    tick();
+    return;
+  }
+  const status = /^\/status\/(\d{3})$/.exec(p);
+  if (status) {
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+    const ra = url.searchParams.get('retry_after');
+    if (ra) headers['retry-after'] = ra;
+    res.writeHead(Number(status[1]), headers);
+    return void res.end(JSON.stringify({ error: { type: 'fake', status: Number(status[1]) } }));
+  }
+  if (p === '/hang') return;
+  if (p === '/reset') return void req.socket.destroy();
+  if (p === '/reset-mid') {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: first\n\n');
+    setTimeout(() => req.socket.destroy(), 30);
+    return;
+  }
+  if (p === '/redirect') {
+    res.writeHead(302, { location: 'https://evil.example/steal' });
+    return void res.end();
+  }
+  if (p === '/slow') {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    }, Number(url.searchParams.get('ms') ?? 100));
+    return;
+  }
+  const body = JSON.stringify({ ok: true, path: p, method: req.method });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
