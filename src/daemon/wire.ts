@@ -32,6 +32,10 @@ import { RuleService } from './services/rule-service.js';
 import { CredentialsRepo } from './store/credentials-repo.js';
 import { openDatabase, type Db } from './store/database.js';
 import { RulesRepo } from './store/rules-repo.js';
+import { PoolsRepo } from './store/pools-repo.js';
+import { MemberHealth } from './pool/member-health.js';
+import { PoolService } from './pool/pool-service.js';
+import { PoolFailover } from './proxy/pool-failover.js';
 import { SettingsRepo } from './store/settings-repo.js';
 import { ensurePrivateDir } from './state-dir.js';
 import { unlockVault } from './vault/unlock.js';
@@ -94,6 +98,7 @@ export class Daemon {
       audit: p.audit,
       auth: p.auth,
       activity: p.activity,
+      pools: p.pools,
     });
     const rpc = new RpcServer(createDispatcher(handlers, this.log), this.log);
     await rpc.listen(this.cfg.socketPath);
@@ -129,7 +134,7 @@ export class Daemon {
       counts: {
         credentials: p.vault.list().length,
         rules: p.rules.list().length,
-        pools: 0,
+        pools: p.pools.list().length,
         pending_approvals: p.broker.pendingCount,
         in_flight: p.caps.globalInFlightCount(),
       },
@@ -176,7 +181,8 @@ export class Daemon {
 function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca: Awaited<ReturnType<typeof loadOrCreateRootCa>>) {
   const settings = new SettingsRepo(db);
   const credRepo = new CredentialsRepo(db);
-  const vault = unlockVault(cfg, credRepo, settings, clock);
+  const poolsRef: { svc: PoolService | null } = { svc: null };
+  const vault = unlockVault(cfg, credRepo, settings, clock, (name) => poolsRef.svc?.has(name) ?? false);
   const bus = new EventBus();
   const audit = new AuditLog(db, clock);
   const markStatsDirty = { fn: () => {} };
@@ -186,7 +192,12 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const rulesRepo = new RulesRepo(db);
   const policy = new PolicyEngine(rulesRepo.list(), cfg.defaultVerdict);
   const rules = new RuleService(rulesRepo, policy, audit, bus, clock);
-  const creds = new CredentialService(vault, caps, audit, bus);
+  const poolsRepo = new PoolsRepo(db);
+  const health = new MemberHealth(clock, (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()));
+  health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
+  const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
+  poolsRef.svc = pools;
+  const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name));
   const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
   limits.init(cfg.globalCap);
   const broker = new ApprovalBroker(
@@ -199,13 +210,17 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const agents = createUpstreamAgents(cfg.upstreamCaPath);
   const leafs = new LeafCertCache(ca);
   let mitmRef: MitmServer | null = null;
+  const credentials = new CredentialStage(vault, pools);
+  const pipelineRef: { p: RequestPipeline | null } = { p: null };
+  const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, onError: (ctx, err, kind) => pipelineRef.p?.onError(ctx, err, kind) });
   const pipeline = new RequestPipeline({
     clock,
     log,
     auth,
     policy,
     broker,
-    credentials: new CredentialStage(vault),
+    credentials,
+    poolFailover,
     caps,
     audit,
     observer: activity,
@@ -213,10 +228,11 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     overrides: cfg.resolve,
     selfPorts: () => mitmRef?.ports() ?? [],
   });
+  pipelineRef.p = pipeline;
   const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, internalDir: path.join(cfg.caDir, 'mitm-internal') });
   mitmRef = mitm;
   const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
   log.addSecretSource(() => [auth.current()]);
   log.addSecretSource(() => vault.knownSecrets());
-  return { settings, vault, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
+  return { settings, vault, pools, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
 }

@@ -112,14 +112,21 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     logs: () => logs,
     dispatcher,
     async fetch(url, init = {}) {
-      const disp = init.auth === undefined ? defaultDispatcher : dispatcher(init.auth);
-      const res = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body, dispatcher: disp, signal: init.signal });
-      const text = await res.body.text();
-      return { status: res.statusCode, headers: res.headers as Record<string, string | string[] | undefined>, text };
+      const adHoc = init.auth !== undefined;
+      const disp = adHoc ? dispatcher(init.auth) : defaultDispatcher;
+      try {
+        const res = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body, dispatcher: disp, signal: init.signal });
+        const text = await res.body.text();
+        return { status: res.statusCode, headers: res.headers as Record<string, string | string[] | undefined>, text };
+      } finally {
+        // A dispatcher made for one call (another token) is closed with it so no tunnel outlives the test.
+        if (adHoc) void disp.destroy().catch(() => {});
+      }
     },
     async stop() {
       client!.close();
-      await defaultDispatcher.close().catch(() => {});
+      // destroy, not close: close() would wait for requests a test left hanging.
+      await defaultDispatcher.destroy().catch(() => {});
       if (proc.exitCode === null) {
         proc.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 12_000))]);
@@ -128,6 +135,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     },
     async kill(signal = 'SIGKILL') {
       client!.close();
+      void defaultDispatcher.destroy().catch(() => {});
       proc.kill(signal);
       await exited;
     },

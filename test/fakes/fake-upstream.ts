@@ -37,6 +37,11 @@ export interface FakeUpstream {
   seen: SeenRequest[];
   /** Requests currently open at the upstream. */
   open(): number;
+  /**
+   * Per-key answers: a request whose `x-api-key` or bearer token is a key here gets that status (with a
+   * JSON error body and the optional headers) whatever its path; simulates one account rate-limited.
+   */
+  keyStatus: Map<string, { status: number; headers?: Record<string, string>; body?: string }>;
   close(): Promise<void>;
 }
 
@@ -45,6 +50,7 @@ export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Pro
   const key = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-key.pem' : 'upstream-key.pem'));
   const cert = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-cert.pem' : 'upstream-cert.pem'));
   const seen: SeenRequest[] = [];
+  const keyStatus: FakeUpstream['keyStatus'] = new Map();
   const sockets = new Set<net.Socket>();
   let open = 0;
   const server = https.createServer({ key, cert }, (req, res) => {
@@ -55,6 +61,12 @@ export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Pro
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'https://x');
       seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      const key = String(req.headers['x-api-key'] ?? '') || String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
+      const forced = keyStatus.get(key);
+      if (forced) {
+        res.writeHead(forced.status, { 'content-type': 'application/json', ...forced.headers });
+        return void res.end(forced.body ?? JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'fake account limit' } }));
+      }
       route(url, req, res);
     });
   });
@@ -67,6 +79,7 @@ export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Pro
   return {
     port,
     seen,
+    keyStatus,
     open: () => open,
     close: () =>
       new Promise<void>((r) => {

@@ -6,6 +6,7 @@
  * is the single credential bound to that host (never guess between accounts).
  */
 import type { CredentialRow } from '../store/credentials-repo.js';
+import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
 import { newReport, rewritePhantoms, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
 
@@ -17,6 +18,8 @@ export interface CredentialResult {
   report: RewriteReport;
   /** The credential whose permits apply (first used), or null. */
   credential: string | null;
+  /** The pool that credential was chosen from, or null. */
+  pool: string | null;
 }
 
 /** Headers never scanned or forwarded as-is: they describe the hop, not the request. */
@@ -24,14 +27,21 @@ const SKIP_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'co
 
 /** Resolves phantoms for one destination host. */
 export class CredentialStage {
-  constructor(private readonly vault: CredentialVault) {}
+  constructor(
+    private readonly vault: CredentialVault,
+    private readonly pools: PoolService | null = null,
+  ) {}
 
   /** A lookup bound to `host`. */
   lookupFor(host: string): PhantomLookup {
     return (core: string): PhantomTarget | undefined => {
       const cred = this.vault.byCore(core);
-      if (!cred) return undefined;
-      return { credential: cred.name, phantom: cred.phantom, bound: this.vault.isBoundTo(cred, host), label: cred.name };
+      if (cred) return { credential: cred.name, phantom: cred.phantom, bound: this.vault.isBoundTo(cred, host), label: cred.name };
+      const pool = this.pools?.byCore(core);
+      if (!pool || pool.members.length === 0) return undefined;
+      const member = this.vault.get(this.pools!.activeMember(pool));
+      if (!member) return undefined;
+      return { credential: member.name, phantom: pool.phantom, bound: this.vault.isBoundTo(member, host), label: `${pool.name}/${member.name}`, pool: pool.name };
     };
   }
 
@@ -56,7 +66,7 @@ export class CredentialStage {
     }
     if (report.used.size === 0 && report.leaked.length === 0) this.maybeInject(host, out, report);
     const first = report.used.values().next();
-    return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential };
+    return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
   }
 
   private maybeInject(host: string, headers: Record<string, string | string[]>, report: RewriteReport): void {

@@ -15,6 +15,8 @@ export interface PhantomTarget {
   bound: boolean;
   /** The label used in audit rows (credential name, or `pool/member`). */
   label: string;
+  /** The pool whose phantom this was, when the agent holds a pool phantom. */
+  pool?: string;
 }
 
 /** Looks up a phantom core; undefined = not one of ours. */

@@ -21,6 +21,10 @@ export class RequestExchange {
   verdict: string | null = null;
   ruleId: number | null = null;
   credential: string | null = null;
+  /** The pool the credential was chosen from, when the agent used a pool phantom. */
+  pool: string | null = null;
+  /** True once the request was replayed on another pool member (at most once). */
+  replayed = false;
   status: number | null = null;
   bytes = 0;
   refusal: string | null = null;

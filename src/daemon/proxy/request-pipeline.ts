@@ -14,6 +14,7 @@ import type { ResolveOverride } from '../config.js';
 import type { Logger } from '../log.js';
 import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { RequestObserver } from './request-observer.js';
+import type { OriginalRequest, PoolFailover } from './pool-failover.js';
 import { CredentialStage } from './credential-stage.js';
 import type { ProxyAuth } from './proxy-auth.js';
 import { writeRefusal, type Refusal } from './refusals.js';
@@ -36,6 +37,8 @@ export interface PipelineDeps {
   overrides: readonly ResolveOverride[];
   /** The proxy's own listening ports (requests aimed at them are loops). */
   selfPorts: () => number[];
+  /** Failover for pooled requests (null: pools disabled). */
+  poolFailover: PoolFailover | null;
 }
 
 const APPROVAL_MESSAGES: Record<Exclude<ApprovalOutcome, { allowed: true }>['reason'], string> = {
@@ -114,6 +117,7 @@ export class RequestPipeline {
       ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
     }
     ex.credential = cred.credential;
+    ex.pool = cred.pool;
     // 4. permits
     const permit = await this.d.caps.acquire(cred.credential, ex.abort.signal);
     if ('aborted' in permit) return;
@@ -127,11 +131,11 @@ export class RequestPipeline {
     if (ex.finished) return permit.release();
     ex.release = permit.release;
     // 5. forward
-    this.prepareForward(ctx, ex, cred.headers, cred.path, cred.body);
+    this.prepareForward(ctx, ex, cred.headers, cred.path, cred.body, { headers: req.headers, path: opts.path, body });
     cb();
   }
 
-  private prepareForward(ctx: IContext, ex: RequestExchange, headers: Record<string, string | string[]>, path: string, body: Buffer | null): void {
+  private prepareForward(ctx: IContext, ex: RequestExchange, headers: Record<string, string | string[]>, path: string, body: Buffer | null, original: OriginalRequest): void {
     const opts = ctx.proxyToServerRequestOptions!;
     const target = connectTarget(this.d.overrides, ex.host, ex.port);
     if (body) {
@@ -150,12 +154,16 @@ export class RequestPipeline {
       agent: ctx.isSSL ? this.d.agents.https : this.d.agents.http,
     });
     ctx.onResponse((c, next) => {
-      const up = c.serverToProxyResponse!;
-      ex.status = up.statusCode ?? null;
-      up.on('data', (chunk: Buffer) => {
-        ex.bytes += chunk.length;
-      });
-      next();
+      ex.status = c.serverToProxyResponse!.statusCode ?? null;
+      const proceed = () => {
+        c.serverToProxyResponse!.on('data', (chunk: Buffer) => {
+          ex.bytes += chunk.length;
+        });
+        next();
+      };
+      if (ex.pool && this.d.poolFailover) {
+        this.d.poolFailover.onResponse(c, ex, original, proceed).catch((err: unknown) => this.onError(c, err instanceof Error ? err : new Error(String(err)), 'ON_RESPONSE_ERROR'));
+      } else proceed();
     });
     ctx.onResponseEnd((_c, next) => {
       ex.upstreamEnded = true;

@@ -4,10 +4,10 @@
  * already protects (anyone who can call it can read the token file).
  */
 import type { DaemonStatus, StatsSnapshot } from '../../shared/protocol/entities.js';
-import { SluiceError } from '../../shared/protocol/error-codes.js';
 import type { Snapshot } from '../../shared/protocol/events.js';
 import type { ProxyEnv } from '../../shared/protocol/results.js';
 import type { ApprovalBroker } from '../approval/approval-broker.js';
+import type { PoolService } from '../pool/pool-service.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { RequestActivity } from '../proxy/request-observer.js';
 import type { ProxyAuth } from '../proxy/proxy-auth.js';
@@ -29,11 +29,8 @@ export interface HandlerDeps {
   audit: AuditLog;
   auth: ProxyAuth;
   activity: RequestActivity;
+  pools: PoolService;
 }
-
-const poolsNotYet = (): never => {
-  throw new SluiceError('not_implemented', 'credential pools are not available in this version yet');
-};
 
 /** Builds the handler table. */
 export function createHandlers(d: HandlerDeps): Handlers {
@@ -41,7 +38,7 @@ export function createHandlers(d: HandlerDeps): Handlers {
     status: d.status(),
     credentials: d.creds.list(),
     rules: d.rules.list(),
-    pools: [],
+    pools: d.pools.list(),
     approvals: d.broker.list(),
     limits: d.limits.get(),
     stats: d.stats(),
@@ -67,12 +64,15 @@ export function createHandlers(d: HandlerDeps): Handlers {
       d.creds.remove(p.name);
       return { removed: p.name };
     },
-    'pool.create': poolsNotYet,
-    'pool.list': () => ({ pools: [] }),
-    'pool.status': () => ({ pools: [] }),
-    'pool.rotate': poolsNotYet,
-    'pool.reset': poolsNotYet,
-    'pool.remove': poolsNotYet,
+    'pool.create': (p) => d.pools.create(p.name, p.members),
+    'pool.list': () => ({ pools: d.pools.list() }),
+    'pool.status': (p) => ({ pools: p.name ? [d.pools.info(d.pools.get(p.name))] : d.pools.list() }),
+    'pool.rotate': (p) => d.pools.rotate(p.name),
+    'pool.reset': (p) => d.pools.reset(p.name),
+    'pool.remove': (p) => {
+      d.pools.remove(p.name);
+      return { removed: p.name };
+    },
     'rule.add': (p) =>
       d.rules.add({ verdict: p.verdict, host: p.host, port: p.port ?? null, method: p.method ?? null, path: p.path ?? null, coalesce: p.coalesce, source: 'user' }).rule,
     'rule.list': () => ({ rules: d.rules.list() }),

@@ -13,7 +13,7 @@ import { keyCheckValue, loadOrCreateMasterKey } from './master-key.js';
 const CHECK_KEY = 'master_key_check';
 
 /** Loads (or creates) the master key, verifies it against the DB, and returns the vault. */
-export function unlockVault(cfg: Pick<DaemonConfig, 'masterKeyPath'>, repo: CredentialsRepo, settings: SettingsRepo, clock: Clock): CredentialVault {
+export function unlockVault(cfg: Pick<DaemonConfig, 'masterKeyPath'>, repo: CredentialsRepo, settings: SettingsRepo, clock: Clock, isNameTaken: (name: string) => boolean = () => false): CredentialVault {
   const stored = settings.get(CHECK_KEY);
   const empty = repo.count() === 0 && stored === undefined;
   const { key } = loadOrCreateMasterKey(cfg.masterKeyPath, empty);
@@ -22,7 +22,7 @@ export function unlockVault(cfg: Pick<DaemonConfig, 'masterKeyPath'>, repo: Cred
     throw new Error(`master key ${cfg.masterKeyPath} is not the key this database was sealed with; restore the right key file`);
   }
   if (stored === undefined) settings.set(CHECK_KEY, check);
-  const vault = new CredentialVault(repo, key, clock);
+  const vault = new CredentialVault(repo, key, clock, isNameTaken);
   vault.verifyKey();
   return vault;
 }

@@ -1,0 +1,173 @@
+/**
+ * Credential pools: one pool-scoped phantom in front of an ordered list of member credentials. Resolves a
+ * pool phantom to its active member with the same resolver `pool.status` reports, applies failovers
+ * (cooldown first, synchronously, then audit row, event and de-duplicated notice), and manages pools.
+ */
+import type { PoolInfo } from '../../shared/protocol/events.js';
+import { SluiceError } from '../../shared/protocol/error-codes.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { Logger } from '../log.js';
+import type { PoolRow, PoolsRepo } from '../store/pools-repo.js';
+import type { CredentialVault } from '../vault/credential-vault.js';
+import { newPhantom, phantomCore } from '../vault/phantom.js';
+import type { FailoverReason } from './failover-classifier.js';
+import type { MemberHealth } from './member-health.js';
+import { chooseActive } from './pool-resolver.js';
+
+/** Cooldown used by `pool rotate` for the member it parks. */
+export const MANUAL_ROTATE_MS = 300_000;
+
+/** Outcome of a failover. */
+export interface FailoverResult {
+  from: string;
+  to: string | null;
+}
+
+/** Owns pools and their active members. */
+export class PoolService {
+  private pools = new Map<string, PoolRow>();
+  private byCoreIndex = new Map<string, PoolRow>();
+
+  constructor(
+    private readonly repo: PoolsRepo,
+    private readonly health: MemberHealth,
+    private readonly vault: CredentialVault,
+    private readonly audit: AuditLog,
+    private readonly bus: EventBus,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly notice: (level: 'info' | 'warn', kind: string, message: string) => void,
+  ) {
+    this.reload();
+  }
+
+  private reload(): void {
+    this.pools = new Map(this.repo.list().map((p) => [p.name, p]));
+    this.byCoreIndex = new Map([...this.pools.values()].map((p) => [phantomCore(p.phantom), p]));
+  }
+
+  /** True when a pool is called `name` (credential and pool names share one namespace). */
+  has(name: string): boolean {
+    return this.pools.has(name);
+  }
+
+  /** The pool whose phantom has this core. */
+  byCore(core: string): PoolRow | undefined {
+    return this.byCoreIndex.get(core);
+  }
+
+  /** The pool `name` is a member of, or null. */
+  poolOf(member: string): string | null {
+    for (const p of this.pools.values()) if (p.members.includes(member)) return p.name;
+    return null;
+  }
+
+  /** The member that serves `pool` now; moves the sticky pointer when the current one cools. */
+  activeMember(pool: PoolRow): string {
+    const choice = chooseActive(pool.members, pool.active_member, this.health);
+    if (choice.allCooling) this.log.warn('every member of the pool is cooling; using the one that recovers first', { pool: pool.name, member: choice.member });
+    if (choice.member !== pool.active_member) this.setActive(pool, choice.member);
+    return choice.member;
+  }
+
+  private setActive(pool: PoolRow, member: string): void {
+    pool.active_member = member;
+    this.repo.setActive(pool.name, member);
+  }
+
+  /** The client view of a pool, computed with the same resolver the proxy uses. */
+  info(pool: PoolRow): PoolInfo {
+    const active = pool.members.length > 0 ? chooseActive(pool.members, pool.active_member, this.health).member : null;
+    return {
+      name: pool.name,
+      phantom: pool.phantom,
+      active,
+      members: pool.members.map((m) => {
+        const c = this.health.get(m);
+        return { name: m, healthy: c === null, cooldown_until: c ? new Date(c.until).toISOString() : null, reason: c?.reason ?? null };
+      }),
+    };
+  }
+
+  /** All pools. */
+  list(): PoolInfo[] {
+    return [...this.pools.values()].map((p) => this.info(p));
+  }
+
+  /** One pool, or not_found. */
+  get(name: string): PoolRow {
+    const p = this.pools.get(name);
+    if (!p) throw new SluiceError('not_found', `no pool named ${name}`);
+    return p;
+  }
+
+  /** Creates a pool; members must exist, be distinct and not belong to another pool. */
+  create(name: string, members: string[]): PoolInfo {
+    if (this.pools.has(name) || this.vault.get(name)) throw new SluiceError('already_exists', `a credential or pool named ${name} already exists`);
+    if (new Set(members).size !== members.length) throw new SluiceError('invalid_params', 'a member is listed twice');
+    for (const m of members) {
+      const cred = this.vault.get(m);
+      if (!cred) throw new SluiceError('not_found', `no credential named ${m}`);
+      const other = this.poolOf(m);
+      if (other) throw new SluiceError('in_use', `credential ${m} is already a member of pool ${other}`);
+    }
+    const first = this.vault.get(members[0]!)!;
+    const prefix = first.phantom.slice(0, first.phantom.length - phantomCore(first.phantom).length);
+    this.repo.insert(name, newPhantom(prefix), members, this.clock.iso());
+    this.reload();
+    this.audit.append({ event: 'pool_created', credential: name, detail: `members=${members.join(',')}` });
+    const info = this.info(this.get(name));
+    this.bus.publish('pool.changed', { pool: info });
+    return info;
+  }
+
+  /** Removes a pool; its member credentials stay. */
+  remove(name: string): void {
+    this.get(name);
+    this.repo.remove(name);
+    this.reload();
+    this.audit.append({ event: 'pool_removed', credential: name });
+  }
+
+  /**
+   * Cools `member` of `pool` (synchronously, before the response goes anywhere) and moves the pool to the
+   * next healthy member. Writes `cred_failover` (`pool:from->to:reason`) or `pool_exhausted`.
+   */
+  failover(poolName: string, member: string, reason: FailoverReason | 'manual rotate', until: number): FailoverResult {
+    const pool = this.get(poolName);
+    this.health.cool(member, until, reason);
+    const choice = chooseActive(pool.members, pool.active_member === member ? member : pool.active_member, this.health);
+    const to = choice.allCooling ? null : choice.member;
+    if (to && to !== pool.active_member) this.setActive(pool, to);
+    if (to && to !== member) {
+      this.audit.append({ event: 'cred_failover', credential: member, detail: `${poolName}:${member}->${to}:${reason}` });
+      this.notice('warn', 'cred_failover', `pool ${poolName}: ${member} ${reason.replace('_', ' ')}; switched to ${to}`);
+    } else {
+      this.audit.append({ event: 'pool_exhausted', credential: member, detail: `${poolName}:${member}:${reason}` });
+      this.notice('warn', 'pool_exhausted', `pool ${poolName}: every member is cooling (${member} ${reason.replace('_', ' ')})`);
+    }
+    this.bus.publish('cred.failover', { pool: poolName, from: member, to, reason });
+    this.bus.publish('pool.changed', { pool: this.info(pool) });
+    return { from: member, to };
+  }
+
+  /** Parks the active member (manual rotate, 300 s) so the next one takes over. */
+  rotate(name: string): { pool: PoolInfo; from: string | null; to: string | null } {
+    const pool = this.get(name);
+    const from = this.activeMember(pool);
+    const r = this.failover(name, from, 'manual rotate', this.clock.now() + MANUAL_ROTATE_MS);
+    return { pool: this.info(pool), from, to: r.to };
+  }
+
+  /** Clears every member's cooldown. */
+  reset(name: string): PoolInfo {
+    const pool = this.get(name);
+    for (const m of pool.members) this.health.clear(m);
+    this.audit.append({ event: 'pool_reset', credential: name });
+    const info = this.info(pool);
+    this.bus.publish('pool.changed', { pool: info });
+    return info;
+  }
+}

@@ -1,0 +1,73 @@
+/** Rows of `credential_pools`, `credential_pool_members` and `credential_health`. */
+import type { Db } from './database.js';
+
+/** A pool with its members in order (by credential name). */
+export interface PoolRow {
+  id: number;
+  name: string;
+  phantom: string;
+  active_member: string | null;
+  members: string[];
+  created_at: string;
+}
+
+/** A persisted cooldown. */
+export interface HealthRow {
+  name: string;
+  cooldown_until: string | null;
+  reason: string | null;
+}
+
+/** CRUD over pools and member health. */
+export class PoolsRepo {
+  constructor(private readonly db: Db) {}
+
+  /** All pools with members in order. */
+  list(): PoolRow[] {
+    const pools = this.db.prepare('SELECT id, name, phantom, active_member, created_at FROM credential_pools ORDER BY name').all() as Omit<PoolRow, 'members'>[];
+    const members = this.db
+      .prepare('SELECT m.pool_id AS pool_id, c.name AS name FROM credential_pool_members m JOIN credentials c ON c.id = m.credential_id ORDER BY m.pool_id, m.position')
+      .all() as { pool_id: number; name: string }[];
+    return pools.map((p) => ({ ...p, members: members.filter((m) => m.pool_id === p.id).map((m) => m.name) }));
+  }
+
+  /** Creates a pool and its member links in one transaction. */
+  insert(name: string, phantom: string, members: string[], now: string): void {
+    this.db.transaction(() => {
+      const info = this.db.prepare('INSERT INTO credential_pools (name, phantom, active_member, created_at) VALUES (?, ?, ?, ?)').run(name, phantom, members[0] ?? null, now);
+      const add = this.db.prepare('INSERT INTO credential_pool_members (pool_id, credential_id, position) SELECT ?, id, ? FROM credentials WHERE name = ?');
+      members.forEach((m, i) => {
+        if (add.run(info.lastInsertRowid, i, m).changes !== 1) throw new Error(`no credential named ${m}`);
+      });
+    }).immediate();
+  }
+
+  /** Deletes a pool (member credentials stay). */
+  remove(name: string): boolean {
+    return this.db.prepare('DELETE FROM credential_pools WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** Remembers which member is active. */
+  setActive(pool: string, member: string | null): void {
+    this.db.prepare('UPDATE credential_pools SET active_member = ? WHERE name = ?').run(member, pool);
+  }
+
+  /** Persisted cooldowns by credential name. */
+  health(): HealthRow[] {
+    return this.db
+      .prepare("SELECT c.name AS name, h.cooldown_until AS cooldown_until, h.reason AS reason FROM credential_health h JOIN credentials c ON c.id = h.credential_id WHERE h.status = 'cooling'")
+      .all() as HealthRow[];
+  }
+
+  /** Stores a member's cooldown (null until = healthy). */
+  setHealth(name: string, until: string | null, reason: string | null, now: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO credential_health (credential_id, status, cooldown_until, reason, updated_at)
+         SELECT id, ?, ?, ?, ? FROM credentials WHERE name = ?
+         ON CONFLICT(credential_id) DO UPDATE SET status = excluded.status, cooldown_until = excluded.cooldown_until,
+           reason = excluded.reason, updated_at = excluded.updated_at`,
+      )
+      .run(until ? 'cooling' : 'healthy', until, reason, now, name);
+  }
+}
