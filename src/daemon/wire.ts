@@ -16,6 +16,7 @@ import { EventBus } from './events/event-bus.js';
 import { RequestStats } from './events/request-stats.js';
 import type { JsonLogger } from './log.js';
 import { PolicyEngine } from './policy/policy-engine.js';
+import { Admission } from './proxy/admission.js';
 import { CredentialStage } from './proxy/credential-stage.js';
 import { MitmServer } from './proxy/mitm-server.js';
 import { ProxyAuth } from './proxy/proxy-auth.js';
@@ -213,21 +214,8 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const credentials = new CredentialStage(vault, pools);
   const pipelineRef: { p: RequestPipeline | null } = { p: null };
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, onError: (ctx, err, kind) => pipelineRef.p?.onError(ctx, err, kind) });
-  const pipeline = new RequestPipeline({
-    clock,
-    log,
-    auth,
-    policy,
-    broker,
-    credentials,
-    poolFailover,
-    caps,
-    audit,
-    observer: activity,
-    agents,
-    overrides: cfg.resolve,
-    selfPorts: () => mitmRef?.ports() ?? [],
-  });
+  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [] });
+  const pipeline = new RequestPipeline({ clock, log, admission, audit, observer: activity, agents, overrides: cfg.resolve, poolFailover });
   pipelineRef.p = pipeline;
   const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, internalDir: path.join(cfg.caDir, 'mitm-internal') });
   mitmRef = mitm;

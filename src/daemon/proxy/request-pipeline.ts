@@ -1,22 +1,18 @@
 /**
- * The request pipeline of DESIGN §4, run as ONE http-mitm-proxy `onRequest` handler (the library runs
- * handlers of a stage in parallel, so ordering only holds inside one): access check → policy → credentials
- * (a phantom leak is blocked before anyone is asked) → approval → permits → forward. Anything refused is answered here and never goes upstream. Every
- * exchange ends in `finish`, called from the client response's `close` (the one event that fires on end,
+ * The HTTP request pipeline of DESIGN §4, run as ONE http-mitm-proxy `onRequest` handler (the library runs
+ * handlers of a stage in parallel, so ordering only holds inside one): admission (access, policy,
+ * credentials, approval, permits; see admission.ts) then forward. Anything refused is answered here and
+ * never goes upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event that fires on end,
  * abort and error), which releases permits exactly once and tears down a still-open upstream.
  */
 import type { IContext } from 'http-mitm-proxy';
-import type { ApprovalBroker, ApprovalOutcome } from '../approval/approval-broker.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
-import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { ResolveOverride } from '../config.js';
 import type { Logger } from '../log.js';
-import type { PolicyEngine } from '../policy/policy-engine.js';
+import type { Admission } from './admission.js';
 import type { RequestObserver } from './request-observer.js';
 import type { OriginalRequest, PoolFailover } from './pool-failover.js';
-import { CredentialStage } from './credential-stage.js';
-import type { ProxyAuth } from './proxy-auth.js';
 import { writeRefusal, type Refusal } from './refusals.js';
 import { FixedBodyFilter, hasBody, readBody } from './request-body.js';
 import { RequestExchange } from './request-exchange.js';
@@ -26,29 +22,14 @@ import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 export interface PipelineDeps {
   clock: Clock;
   log: Logger;
-  auth: ProxyAuth;
-  policy: PolicyEngine;
-  broker: ApprovalBroker;
-  credentials: CredentialStage;
-  caps: CapRegistry;
+  admission: Admission;
   audit: AuditLog;
   observer: RequestObserver;
   agents: UpstreamAgents;
   overrides: readonly ResolveOverride[];
-  /** The proxy's own listening ports (requests aimed at them are loops). */
-  selfPorts: () => number[];
   /** Failover for pooled requests (null: pools disabled). */
   poolFailover: PoolFailover | null;
 }
-
-const APPROVAL_MESSAGES: Record<Exclude<ApprovalOutcome, { allowed: true }>['reason'], string> = {
-  denied: 'the request was denied by the user',
-  timeout: 'no one approved the request in time (timed out; denied)',
-  too_many_waiting: 'too many requests waiting for approval of this destination',
-  queue_full: 'approval queue full: too many destinations waiting for approval',
-  shutdown: 'sluice is shutting down',
-  aborted: 'the client went away',
-};
 
 /** Runs requests through the pipeline; see the module comment. */
 export class RequestPipeline {
@@ -75,29 +56,8 @@ export class RequestPipeline {
     ex.port = Number(opts.port) || (ctx.isSSL ? 443 : 80);
     ex.path = (opts.path || '/').split('?')[0]!;
     ex.client = clientAddress(ctx);
-
-    if (!ctx.connectRequest) {
-      // HTTPS requests always arrive through an authenticated CONNECT; one without it reached the internal
-      // TLS server directly and skipped the access check.
-      if (ctx.isSSL) return this.refuse(ctx, ex, { status: 403, code: 'not_via_proxy', message: 'connect through the sluice proxy' });
-      if (!this.d.auth.check(req.headers['proxy-authorization'])) {
-        this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
-        return this.refuse(ctx, ex, { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, false);
-      }
-    } else if (ctx.isSSL && !sameTarget(ctx.connectRequest.url, ex.host, ex.port)) {
-      return this.refuse(ctx, ex, { status: 421, code: 'misdirected', message: 'the Host header does not match the CONNECT target' });
-    }
-    if (this.isLoop(ex)) return this.refuse(ctx, ex, { status: 400, code: 'proxy_loop', message: 'requests to the sluice proxy itself are refused' });
-
-    // 1. policy
-    const decision = this.d.policy.evaluate({ host: ex.host, port: ex.port, method: ex.method, path: ex.path });
-    ex.verdict = decision.verdict;
-    ex.ruleId = decision.rule_id;
-    this.d.observer.started(ex);
-    if (decision.verdict === 'deny') {
-      return this.refuse(ctx, ex, { status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
-    }
-    // 2. credentials, before approval: a request that would be blocked as a leak never bothers a human
+    const denied = this.d.admission.checkAccess(ex, { isSSL: ctx.isSSL, connectRequest: ctx.connectRequest, headers: req.headers });
+    if (denied) return this.refuse(ctx, ex, denied.refusal, !denied.audited);
     let body: Buffer | null = null;
     if (hasBody(req)) {
       const b = await readBody(req);
@@ -105,33 +65,12 @@ export class RequestPipeline {
       if (b === 'too_large') return this.refuse(ctx, ex, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
       body = b;
     }
-    const cred = this.d.credentials.apply(ex.host, req.headers, opts.path, body);
-    if (cred.report.leaked.length > 0) return this.blockLeak(ctx, ex, cred.report.leaked.map((l) => l.label));
-    // 3. approval
-    if (decision.verdict === 'ask') {
-      const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.abort.signal);
-      if (!outcome.allowed) {
-        ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
-        return this.refuse(ctx, ex, { status: 403, code: `approval_${outcome.reason}`, message: `sluice: ${ex.host}:${ex.port}: ${APPROVAL_MESSAGES[outcome.reason]}`, extra: { approval_id: outcome.approval_id } });
-      }
-      ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
-    }
-    ex.credential = cred.credential;
-    ex.pool = cred.pool;
-    // 4. permits
-    const permit = await this.d.caps.acquire(cred.credential, ex.abort.signal);
-    if ('aborted' in permit) return;
-    if ('refused' in permit) {
-      const { reason, cap } = permit.refused;
-      this.d.log.warn('concurrency cap refused a request', { reason, cap, credential: cred.credential, host: ex.host, path: ex.path });
-      this.d.observer.rejected(ex, reason, cap);
-      const message = reason === 'global_cap' ? 'Server is at capacity. Retry shortly.' : `Too many concurrent requests against this credential (cap: ${cap}). Retry shortly.`;
-      return this.refuse(ctx, ex, { status: 429, code: reason, message, retryAfterS: 1, extra: { cap } });
-    }
-    if (ex.finished) return permit.release();
-    ex.release = permit.release;
-    // 5. forward
-    this.prepareForward(ctx, ex, cred.headers, cred.path, cred.body, { headers: req.headers, path: opts.path, body });
+    const r = await this.d.admission.admit(ex, req.headers, opts.path, body, ex.abort.signal);
+    if (r.kind === 'gone') return;
+    if (r.kind === 'refused') return this.refuse(ctx, ex, r.refusal, !r.audited);
+    if (ex.finished) return r.release();
+    ex.release = r.release;
+    this.prepareForward(ctx, ex, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: opts.path, body });
     cb();
   }
 
@@ -169,14 +108,6 @@ export class RequestPipeline {
       ex.upstreamEnded = true;
       next();
     });
-  }
-
-  private blockLeak(ctx: IContext, ex: RequestExchange, labels: string[]): void {
-    const detail = `phantom of ${labels.join(', ')} sent to ${ex.host}, which it is not bound to`;
-    this.d.log.warn('blocked a phantom sent to an unbound host', { host: ex.host, credentials: labels, path: ex.path });
-    this.d.audit.append({ event: 'phantom_leak', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: labels.join(','), status: 403, detail });
-    this.d.observer.notice('warn', 'phantom_leak', detail);
-    this.refuse(ctx, ex, { status: 403, code: 'phantom_leak', message: `sluice: blocked a credential phantom sent to ${ex.host}, a host it is not bound to` });
   }
 
   /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
@@ -228,22 +159,9 @@ export class RequestPipeline {
     if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
     this.d.observer.finished(ex);
   }
-
-  private isLoop(ex: RequestExchange): boolean {
-    const local = ex.host === 'localhost' || ex.host.startsWith('127.') || ex.host === '[::1]' || ex.host === '::1' || ex.host === '0.0.0.0';
-    return local && this.d.selfPorts().includes(ex.port);
-  }
 }
 
 function clientAddress(ctx: IContext): string | null {
   const s = ctx.connectRequest?.socket ?? ctx.clientToProxyRequest.socket;
   return s?.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : null;
-}
-
-function sameTarget(connectUrl: string | undefined, host: string, port: number): boolean {
-  if (!connectUrl) return false;
-  const i = connectUrl.lastIndexOf(':');
-  const h = (i === -1 ? connectUrl : connectUrl.slice(0, i)).replace(/^\[|\]$/g, '').toLowerCase();
-  const p = i === -1 ? 443 : Number(connectUrl.slice(i + 1));
-  return h === host.replace(/^\[|\]$/g, '') && p === port;
 }

@@ -23,10 +23,19 @@ const HOST_PREFIXES: [RegExp, string][] = [
   [/slack\.com$/, 'xoxb-'],
 ];
 
-/** The provider prefix to give a phantom: taken from the real secret's shape, else from the first host. */
+/**
+ * Well-known public key prefixes. Only these are copied from a secret: copying an arbitrary leading part
+ * would put the first characters of the real secret into a phantom that is printed and logged.
+ */
+const KNOWN_PREFIXES = [
+  'sk-ant-api03-', 'sk-ant-oat01-', 'sk-ant-admin01-', 'sk-ant-', 'sk-proj-', 'sk-svcacct-', 'sk-admin-', 'sk-or-v1-',
+  'github_pat_', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'glpat-', 'xoxb-', 'xoxp-', 'hf_', 'gsk_', 'pplx-', 'AIza', 'sk-',
+];
+
+/** The provider prefix to give a phantom: a known prefix of the real secret, else one from the first host. */
 export function phantomPrefix(secret: string, hosts: readonly string[]): string {
-  const m = /^((?:[A-Za-z0-9]{1,12}[-_]){1,3})[A-Za-z0-9]/.exec(secret);
-  if (m && m[1]!.length <= 24) return m[1]!;
+  const known = KNOWN_PREFIXES.find((p) => secret.startsWith(p));
+  if (known) return known;
   for (const host of hosts) {
     for (const [re, prefix] of HOST_PREFIXES) if (re.test(host.replace(/^\*\./, ''))) return prefix;
   }

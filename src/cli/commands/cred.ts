@@ -1,0 +1,146 @@
+/**
+ * `sluicectl cred add|list|update|remove`. The secret is read from stdin or a no-echo prompt and goes only
+ * into the `cred.add` / `cred.update` params; it is never taken from argv and never printed. `update`
+ * sends a secret only when `--secret-stdin` asks for it, so changing hosts cannot blank a secret by accident.
+ */
+import type { Argv } from 'yargs';
+import type { CredentialInfo } from '../../shared/protocol/entities.js';
+import { capProblem, queueTimeoutProblem } from '../../shared/protocol/limits.js';
+import type { ParamsIn } from '../../shared/protocol/params.js';
+import { action } from '../command-action.js';
+import { callDaemon, checkParams, type GlobalArgs } from '../daemon-call.js';
+import { UsageError } from '../exit-codes.js';
+import { allValues, definedEntry, intOption, lastNumber, lastString } from '../option-values.js';
+import { formatTable } from '../output-table.js';
+import { printResult } from '../print-result.js';
+import { readSecret } from '../read-secret.js';
+
+const KINDS = ['api-key', 'oauth'] as const;
+
+/** Registers the `cred` command group. */
+export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command('cred', 'manage credentials (secrets are read from stdin)', (c) =>
+    c
+      .command(
+        'add <name>',
+        'add a credential; the secret is read from stdin, the phantom is printed',
+        (a) =>
+          a
+            .positional('name', { type: 'string', demandOption: true, describe: 'credential name' })
+            .option('host', { type: 'string', demandOption: true, coerce: allValues, describe: 'host glob it may be sent to (repeatable)' })
+            .option('header', { type: 'string', coerce: lastString, describe: 'header to inject when a request has none' })
+            .option('format', { type: 'string', coerce: lastString, describe: "header value format, e.g. 'Bearer {}'" })
+            .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'in-flight cap (1-256, default 8)' })
+            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'wait this long for a slot before 429 (0 = refuse at once)' })
+            .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number] }),
+        action(addCredential),
+      )
+      .command(
+        'list',
+        'list credentials (never their secrets)',
+        (l) => l,
+        action(async (args) => {
+          printResult(args, await callDaemon(args, 'cred.list'), (r) => credTable(r.credentials));
+        }),
+      )
+      .command(
+        'update <name>',
+        'change a credential; --secret-stdin replaces its secret',
+        (u) =>
+          u
+            .positional('name', { type: 'string', demandOption: true })
+            .option('host', { type: 'string', coerce: allValues, describe: 'replace the host list (repeatable)' })
+            .option('header', { type: 'string', coerce: lastString, describe: "header to inject ('' clears it)" })
+            .option('format', { type: 'string', coerce: lastString, describe: "header value format ('' clears it)" })
+            .option('max-concurrent', { type: 'number', coerce: lastNumber })
+            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber })
+            .option('secret-stdin', { type: 'boolean', default: false, describe: 'read a new secret from stdin' }),
+        action(updateCredential),
+      )
+      .command(
+        'remove <name>',
+        'remove a credential (not while it is a pool member)',
+        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        action(async (args) => {
+          printResult(args, await callDaemon(args, 'cred.remove', { name: args.name }), (r) => `removed ${r.removed}`);
+        }),
+      )
+      .demandCommand(1, 'cred needs a subcommand: add, list, update or remove'),
+  );
+}
+
+/** Options of `cred add` after parsing. */
+interface AddArgs extends GlobalArgs {
+  name: string;
+  kind: (typeof KINDS)[number];
+  host: string[];
+  header?: string | undefined;
+  format?: string | undefined;
+  maxConcurrent?: number | undefined;
+  queueTimeoutMs?: number | undefined;
+}
+
+async function addCredential(args: AddArgs): Promise<void> {
+  const params: ParamsIn<'cred.add'> = {
+    name: args.name,
+    kind: args.kind,
+    hosts: args.host,
+    ...definedEntry('header', args.header),
+    ...definedEntry('format', args.format),
+    ...definedEntry('max_concurrent', intOption('max-concurrent', args.maxConcurrent, capProblem)),
+    ...definedEntry('queue_timeout_ms', intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem)),
+    secret: 'stand-in',
+  };
+  // Check everything with a stand-in secret first, so a typo in an option never costs the user a prompt.
+  checkParams('cred.add', params);
+  params.secret = await readSecret(args.name);
+  const cred = await callDaemon(args, 'cred.add', params);
+  printResult(args, cred, (r) => `added ${r.name}; phantom: ${r.phantom}`);
+}
+
+/** Options of `cred update` after parsing. */
+interface UpdateArgs extends Omit<AddArgs, 'kind' | 'host'> {
+  host?: string[] | undefined;
+  secretStdin: boolean;
+}
+
+async function updateCredential(args: UpdateArgs): Promise<void> {
+  const params: ParamsIn<'cred.update'> = {
+    name: args.name,
+    ...definedEntry('hosts', args.host && args.host.length > 0 ? args.host : undefined),
+    ...definedEntry('header', clearable(args.header)),
+    ...definedEntry('format', clearable(args.format)),
+    ...definedEntry('max_concurrent', intOption('max-concurrent', args.maxConcurrent, capProblem)),
+    ...definedEntry('queue_timeout_ms', intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem)),
+  };
+  if (Object.keys(params).length === 1 && !args.secretStdin) {
+    throw new UsageError('nothing to update: give --host, --header, --format, --max-concurrent, --queue-timeout-ms or --secret-stdin');
+  }
+  checkParams('cred.update', params);
+  if (args.secretStdin) params.secret = await readSecret(args.name);
+  const cred = await callDaemon(args, 'cred.update', params);
+  printResult(args, cred, (r) => `updated ${r.name}`);
+}
+
+/** The `cred list` table. */
+export function credTable(creds: CredentialInfo[]): string[] {
+  return formatTable(
+    ['NAME', 'KIND', 'HOSTS', 'HEADER', 'IN-FLIGHT', 'QUEUED', 'PHANTOM'],
+    creds.map((c) => [
+      c.name,
+      c.kind,
+      c.hosts.join(','),
+      c.header,
+      `${c.in_flight}/${c.max_concurrent}`,
+      c.queued,
+      c.phantom,
+    ]),
+    '(no credentials)',
+  );
+}
+
+/** `''` means "clear this field" (null in the params). */
+function clearable(value: string | undefined): string | null | undefined {
+  if (value === undefined) return undefined;
+  return value === '' ? null : value;
+}

@@ -1,0 +1,32 @@
+/**
+ * `sluicectl env`: the variables an agent needs to go through the proxy, as lines to `eval` (sh or fish)
+ * or, with `--json`, the `vars` object. They carry the proxy access token, which is what lets a process
+ * use the proxy; credential secrets never appear here.
+ */
+import type { Argv } from 'yargs';
+import { action } from '../command-action.js';
+import { callDaemon, type GlobalArgs } from '../daemon-call.js';
+import { SHELL_KINDS, envLines, type ShellKind } from '../env-lines.js';
+import { printLines } from '../print-result.js';
+
+/** Registers `env [--shell sh|fish]`. */
+export function envCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command(
+    'env',
+    'print proxy environment lines: eval "$(sluicectl env)"',
+    (c) =>
+      c.option('shell', {
+        describe: 'shell syntax of the lines',
+        choices: SHELL_KINDS,
+        default: 'sh' as ShellKind,
+      }),
+    action(async (args) => {
+      const env = await callDaemon(args, 'proxy.env');
+      if (args.json) {
+        process.stdout.write(JSON.stringify(env.vars, null, 2) + '\n');
+        return;
+      }
+      printLines(envLines(env.vars, args.shell));
+    }),
+  );
+}

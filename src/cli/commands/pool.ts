@@ -1,0 +1,102 @@
+/**
+ * `sluicectl pool create|list|status|rotate|reset|remove`. A pool is one phantom in front of ordered
+ * member credentials; `rotate` parks the active member so the next healthy one takes over.
+ */
+import type { Argv } from 'yargs';
+import type { PoolInfo } from '../../shared/protocol/events.js';
+import { action } from '../command-action.js';
+import { callDaemon, type GlobalArgs } from '../daemon-call.js';
+import { formatUntil } from '../human-time.js';
+import { allValues } from '../option-values.js';
+import { formatTable } from '../output-table.js';
+import { printResult } from '../print-result.js';
+
+/** Registers the `pool` command group. */
+export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command('pool', 'manage credential pools (one phantom, failover between members)', (p) =>
+    p
+      .command(
+        'create <name>',
+        'create a pool from existing credentials, in failover order',
+        (c) =>
+          c
+            .positional('name', { type: 'string', demandOption: true })
+            .option('member', { type: 'string', demandOption: true, coerce: allValues, describe: 'member credential (repeatable, in order)' }),
+        action(async (args) => {
+          const pool = await callDaemon(args, 'pool.create', { name: args.name, members: args.member });
+          printResult(args, pool, (r) => `created pool ${r.name}; phantom: ${r.phantom}`);
+        }),
+      )
+      .command(
+        'list',
+        'list pools',
+        (l) => l,
+        action(async (args) => {
+          printResult(args, await callDaemon(args, 'pool.list'), (r) => poolListTable(r.pools));
+        }),
+      )
+      .command(
+        'status [name]',
+        'members, active member, health and cooldowns',
+        (s) => s.positional('name', { type: 'string' }),
+        action(async (args) => {
+          const result = await callDaemon(args, 'pool.status', args.name === undefined ? {} : { name: args.name });
+          printResult(args, result, (r) => poolStatusTable(r.pools, Date.now()));
+        }),
+      )
+      .command(
+        'rotate <name>',
+        'park the active member so the next healthy one takes over',
+        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        action(async (args) => {
+          const result = await callDaemon(args, 'pool.rotate', { name: args.name });
+          printResult(args, result, (r) => `rotated ${r.pool.name}: ${r.from ?? '-'} -> ${r.to ?? '-'}`);
+        }),
+      )
+      .command(
+        'reset <name>',
+        'clear every member cooldown',
+        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        action(async (args) => {
+          const pool = await callDaemon(args, 'pool.reset', { name: args.name });
+          printResult(args, pool, (r) => `reset ${r.name}; active: ${r.active ?? '-'}`);
+        }),
+      )
+      .command(
+        'remove <name>',
+        'remove a pool (its members stay)',
+        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        action(async (args) => {
+          printResult(args, await callDaemon(args, 'pool.remove', { name: args.name }), (r) => `removed pool ${r.removed}`);
+        }),
+      )
+      .demandCommand(1, 'pool needs a subcommand: create, list, status, rotate, reset or remove'),
+  );
+}
+
+/** The `pool list` table. */
+export function poolListTable(pools: PoolInfo[]): string[] {
+  return formatTable(
+    ['NAME', 'ACTIVE', 'MEMBERS', 'PHANTOM'],
+    pools.map((p) => [p.name, p.active, p.members.map((m) => m.name).join(','), p.phantom]),
+    '(no pools)',
+  );
+}
+
+/** The `pool status` table: one row per member, the active one marked with `*`. */
+export function poolStatusTable(pools: PoolInfo[], now: number): string[] {
+  return formatTable(
+    ['POOL', 'MEMBER', 'ACTIVE', 'HEALTH', 'COOLDOWN', 'REASON'],
+    pools.flatMap((p) =>
+      p.members.map((m) => [
+        p.name,
+        m.name,
+        m.name === p.active ? '*' : '',
+        m.healthy ? 'ok' : 'cooling',
+        formatUntil(m.cooldown_until, now),
+        m.reason,
+      ]),
+    ),
+    '(no pools)',
+  );
+}

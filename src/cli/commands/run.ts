@@ -1,0 +1,61 @@
+/**
+ * `sluicectl run -- CMD [ARGS…]`: runs CMD with the proxy environment merged over ours, terminal attached,
+ * and ends with CMD's own exit status (128+N when a signal N killed it), so it can wrap any agent in a
+ * script. SIGINT/SIGTERM/SIGHUP sent to sluicectl are passed on to CMD rather than killing the wrapper.
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import type { Argv } from 'yargs';
+import { action } from '../command-action.js';
+import { callDaemon, type GlobalArgs } from '../daemon-call.js';
+import { CliError, UsageError } from '../exit-codes.js';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** The command words given after `run` (before or after `--`). */
+export function commandWords(args: { cmd?: unknown; '--'?: unknown }): string[] {
+  const before = Array.isArray(args.cmd) ? args.cmd.map(String) : [];
+  const after = Array.isArray(args['--']) ? args['--'].map(String) : [];
+  return [...before, ...after];
+}
+
+/** Registers `run -- CMD [ARGS…]`. */
+export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command(
+    'run [cmd..]',
+    'run a command through the proxy: sluicectl run -- claude',
+    (c) => c.positional('cmd', { describe: 'command and arguments (put them after --)', type: 'string', array: true }),
+    action(async (args) => {
+      const words = commandWords(args as { cmd?: unknown; '--'?: unknown });
+      if (words.length === 0) throw new UsageError('run needs a command: sluicectl run -- CMD [ARGS…]');
+      const env = await callDaemon(args, 'proxy.env');
+      process.exitCode = await runWithEnv(words, { ...process.env, ...env.vars });
+    }),
+  );
+}
+
+/** Spawns `words` with `env` and inherited stdio; resolves with the exit status sluicectl should end with. */
+export function runWithEnv(words: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [file, ...rest] = words as [string, ...string[]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, rest, { stdio: 'inherit', env });
+    const forward = (signal: NodeJS.Signals): void => {
+      child.kill(signal);
+    };
+    for (const s of FORWARDED) process.on(s, forward);
+    const cleanup = (): void => {
+      for (const s of FORWARDED) process.off(s, forward);
+    };
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      cleanup();
+      // Shell conventions: 127 = command not found, 126 = found but not runnable.
+      if (err.code === 'ENOENT') reject(new CliError('command_not_found', `${file}: command not found`, 127));
+      else reject(new CliError('command_failed', `cannot run ${file}: ${err.code ?? err.message}`, 126));
+    });
+    child.once('exit', (code, signal) => {
+      cleanup();
+      if (code !== null) resolve(code);
+      else resolve(128 + (signal ? (os.constants.signals[signal] ?? 0) : 0));
+    });
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * The protocol-independent part of the pipeline, shared by HTTP requests and WebSocket upgrades: access
+ * check, policy, phantom resolution (a leak is blocked before anyone is asked), approval and permits.
+ * Either everything passes and the caller holds permits plus rewritten headers, or it gets a refusal to
+ * answer with; nothing here writes to a socket.
+ */
+import type http from 'node:http';
+import type { ApprovalBroker, ApprovalOutcome } from '../approval/approval-broker.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { CapRegistry } from '../concurrency/cap-registry.js';
+import type { Release } from '../concurrency/semaphore.js';
+import type { Logger } from '../log.js';
+import type { PolicyEngine } from '../policy/policy-engine.js';
+import type { CredentialResult, CredentialStage } from './credential-stage.js';
+import type { ProxyAuth } from './proxy-auth.js';
+import type { Refusal } from './refusals.js';
+import type { RequestExchange } from './request-exchange.js';
+import type { RequestObserver } from './request-observer.js';
+
+/** What admission needs. */
+export interface AdmissionDeps {
+  log: Logger;
+  auth: ProxyAuth;
+  policy: PolicyEngine;
+  broker: ApprovalBroker;
+  credentials: CredentialStage;
+  caps: CapRegistry;
+  audit: AuditLog;
+  observer: RequestObserver;
+  /** The proxy's own listening ports (requests aimed at them are loops). */
+  selfPorts: () => number[];
+}
+
+/** How a request arrived, for the access check. */
+export interface Arrival {
+  isSSL: boolean;
+  /** The CONNECT request this connection came through, if any. */
+  connectRequest: http.IncomingMessage | undefined;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** The outcome of admission. */
+export type AdmitResult =
+  | { kind: 'ok'; cred: CredentialResult; release: Release }
+  | { kind: 'refused'; refusal: Refusal; audited: boolean }
+  | { kind: 'gone' };
+
+const APPROVAL_MESSAGES: Record<Exclude<ApprovalOutcome, { allowed: true }>['reason'], string> = {
+  denied: 'the request was denied by the user',
+  timeout: 'no one approved the request in time (timed out; denied)',
+  too_many_waiting: 'too many requests waiting for approval of this destination',
+  queue_full: 'approval queue full: too many destinations waiting for approval',
+  shutdown: 'sluice is shutting down',
+  aborted: 'the client went away',
+};
+
+/** Decides whether a request may go upstream, and with which credential. */
+export class Admission {
+  constructor(private readonly d: AdmissionDeps) {}
+
+  /**
+   * Checks that the client may use the proxy at all. HTTPS (and tunnelled) requests passed an
+   * authenticated CONNECT; a TLS request without one reached the internal server directly.
+   */
+  checkAccess(ex: RequestExchange, a: Arrival): { refusal: Refusal; audited: boolean } | null {
+    if (!a.connectRequest) {
+      if (a.isSSL) return { refusal: { status: 403, code: 'not_via_proxy', message: 'connect through the sluice proxy' }, audited: false };
+      if (!this.d.auth.check(a.headers['proxy-authorization'])) {
+        this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
+        return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
+      }
+    } else if (a.isSSL && !sameTarget(a.connectRequest.url, ex.host, ex.port)) {
+      return { refusal: { status: 421, code: 'misdirected', message: 'the Host header does not match the CONNECT target' }, audited: false };
+    }
+    if (this.isLoop(ex)) return { refusal: { status: 400, code: 'proxy_loop', message: 'requests to the sluice proxy itself are refused' }, audited: false };
+    return null;
+  }
+
+  /** Policy → credentials → approval → permits for `ex`. `signal` aborts waiting when the client leaves. */
+  async admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, signal: AbortSignal): Promise<AdmitResult> {
+    const decision = this.d.policy.evaluate({ host: ex.host, port: ex.port, method: ex.method, path: ex.path });
+    ex.verdict = decision.verdict;
+    ex.ruleId = decision.rule_id;
+    this.d.observer.started(ex);
+    if (decision.verdict === 'deny') {
+      return refused({ status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
+    }
+    const cred = this.d.credentials.apply(ex.host, headers, path, body);
+    if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
+    if (decision.verdict === 'ask') {
+      const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, signal);
+      if (!outcome.allowed) {
+        if (outcome.reason === 'aborted') return { kind: 'gone' };
+        ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
+        return refused({ status: 403, code: `approval_${outcome.reason}`, message: `sluice: ${ex.host}:${ex.port}: ${APPROVAL_MESSAGES[outcome.reason]}`, extra: { approval_id: outcome.approval_id } });
+      }
+      ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
+    }
+    ex.credential = cred.credential;
+    ex.pool = cred.pool;
+    const permit = await this.d.caps.acquire(cred.credential, signal);
+    if ('aborted' in permit) return { kind: 'gone' };
+    if ('refused' in permit) {
+      const { reason, cap } = permit.refused;
+      this.d.log.warn('concurrency cap refused a request', { reason, cap, credential: cred.credential, host: ex.host, path: ex.path });
+      this.d.observer.rejected(ex, reason, cap);
+      const message = reason === 'global_cap' ? 'Server is at capacity. Retry shortly.' : `Too many concurrent requests against this credential (cap: ${cap}). Retry shortly.`;
+      return refused({ status: 429, code: reason, message, retryAfterS: 1, extra: { cap } });
+    }
+    return { kind: 'ok', cred, release: permit.release };
+  }
+
+  private blockLeak(ex: RequestExchange, labels: string[]): AdmitResult {
+    const detail = `phantom of ${labels.join(', ')} sent to ${ex.host}, which it is not bound to`;
+    this.d.log.warn('blocked a phantom sent to an unbound host', { host: ex.host, credentials: labels, path: ex.path });
+    this.d.audit.append({ event: 'phantom_leak', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: labels.join(','), status: 403, detail });
+    this.d.observer.notice('warn', 'phantom_leak', detail);
+    return { kind: 'refused', refusal: { status: 403, code: 'phantom_leak', message: `sluice: blocked a credential phantom sent to ${ex.host}, a host it is not bound to` }, audited: true };
+  }
+
+  private isLoop(ex: RequestExchange): boolean {
+    const local = ex.host === 'localhost' || ex.host.startsWith('127.') || ex.host === '[::1]' || ex.host === '::1' || ex.host === '0.0.0.0';
+    return local && this.d.selfPorts().includes(ex.port);
+  }
+}
+
+function refused(refusal: Refusal): AdmitResult {
+  return { kind: 'refused', refusal, audited: false };
+}
+
+function sameTarget(connectUrl: string | undefined, host: string, port: number): boolean {
+  if (!connectUrl) return false;
+  const i = connectUrl.lastIndexOf(':');
+  const h = (i === -1 ? connectUrl : connectUrl.slice(0, i)).replace(/^\[|\]$/g, '').toLowerCase();
+  const p = i === -1 ? 443 : Number(connectUrl.slice(i + 1));
+  return h === host.replace(/^\[|\]$/g, '') && p === port;
+}
