@@ -23,6 +23,7 @@ import { ProxyAuth } from './proxy/proxy-auth.js';
 import { RequestActivity } from './proxy/request-observer.js';
 import { RequestPipeline } from './proxy/request-pipeline.js';
 import { createUpstreamAgents } from './proxy/upstream-agents.js';
+import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { createHandlers } from './rpc/handlers.js';
 import { createDispatcher } from './rpc/rpc-dispatch.js';
 import { AlreadyRunningError, RpcServer, answers } from './rpc/rpc-server.js';
@@ -217,7 +218,19 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [] });
   const pipeline = new RequestPipeline({ clock, log, admission, audit, observer: activity, agents, overrides: cfg.resolve, poolFailover });
   pipelineRef.p = pipeline;
-  const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, internalDir: path.join(cfg.caDir, 'mitm-internal') });
+  const relay = new WebSocketRelay({
+    admission,
+    credentials,
+    pools,
+    audit,
+    observer: activity,
+    clock,
+    log,
+    agents,
+    overrides: cfg.resolve,
+    connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
+  });
+  const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, relay, internalDir: path.join(cfg.caDir, 'mitm-internal') });
   mitmRef = mitm;
   const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
   log.addSecretSource(() => [auth.current()]);

@@ -32,6 +32,11 @@ export class CredentialStage {
     private readonly pools: PoolService | null = null,
   ) {}
 
+  /** The plaintext secret of credential `name` (for rewriting on the forward path only). */
+  secretOf(name: string): string {
+    return this.vault.secret(name);
+  }
+
   /** A lookup bound to `host`. */
   lookupFor(host: string): PhantomLookup {
     return (core: string): PhantomTarget | undefined => {
@@ -67,6 +72,22 @@ export class CredentialStage {
     if (report.used.size === 0 && report.leaked.length === 0) this.maybeInject(host, out, report);
     const first = report.used.values().next();
     return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
+  }
+
+  /**
+   * Replaces any real secret in `text` with the phantom the agent holds for it (the pool's phantom for a
+   * pool member). Defence in depth for text flowing back to the agent.
+   */
+  maskSecrets(text: string): string {
+    let out = text;
+    for (const cred of this.vault.list()) {
+      const secret = this.vault.secret(cred.name);
+      if (secret.length < 8 || !out.includes(secret)) continue;
+      const pool = this.pools?.poolOf(cred.name);
+      const phantom = pool ? this.pools!.get(pool).phantom : cred.phantom;
+      out = out.split(secret).join(phantom);
+    }
+    return out;
   }
 
   private maybeInject(host: string, headers: Record<string, string | string[]>, report: RewriteReport): void {

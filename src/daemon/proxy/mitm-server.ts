@@ -8,13 +8,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { Proxy as MitmProxy, type IContext, type IWebSocketContext } from 'http-mitm-proxy';
+import { Proxy as MitmProxy, type IContext } from 'http-mitm-proxy';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { LeafCertCache } from '../ca/leaf-certs.js';
 import type { Logger } from '../log.js';
 import type { ProxyAuth } from './proxy-auth.js';
 import type { RequestPipeline } from './request-pipeline.js';
 import type { UpstreamAgents } from './upstream-agents.js';
+import type { WebSocketRelay } from './websocket-relay.js';
 
 /** What the proxy server needs. */
 export interface MitmServerDeps {
@@ -26,6 +27,8 @@ export interface MitmServerDeps {
   agents: UpstreamAgents;
   /** A private directory for the library's own (unused) CA files. */
   internalDir: string;
+  /** Handles WebSocket upgrades (replaces the library's accept-everything handling). */
+  relay: WebSocketRelay;
 }
 
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
@@ -49,6 +52,12 @@ export class MitmServer {
 
   constructor(private readonly d: MitmServerDeps) {}
 
+  /** The CONNECT request a tunnelled connection came through (keyed like the library keys it). */
+  connectRequestOf(socket: Duplex): import('node:http').IncomingMessage | undefined {
+    const s = socket as net.Socket;
+    return (this.proxy as unknown as { connectRequests: Record<string, import('node:http').IncomingMessage> }).connectRequests[`${s.remotePort}:${s.localPort}`];
+  }
+
   /** The ports this proxy listens on (the public one and the internal TLS one). */
   ports(): number[] {
     const p = this.proxy as unknown as { httpPort?: number; httpsPort?: number };
@@ -61,11 +70,11 @@ export class MitmServer {
     const proxy = this.proxy;
     proxy.onConnect((req, socket, _head, cb) => this.onConnect(req, socket, cb));
     proxy.onRequest((ctx, cb) => this.d.pipeline.handle(ctx, cb));
-    proxy.onWebSocketConnection((ctx, cb) => this.onWebSocket(ctx, cb));
     const lib = proxy as unknown as {
       onCertificateRequired: (host: string, cb: (err: Error | null, files: unknown) => void) => void;
       onCertificateMissing: (ctx: { hostname: string }, files: unknown, cb: (err: Error | null, files?: unknown) => void) => void;
       _onError: (kind: string, ctx: IContext | null, err: Error) => void;
+      _createHttpsServer: (options: unknown, cb: (port: number, server: import('node:http').Server, wss: unknown) => void) => void;
     };
     const nowhere = path.join(this.d.internalDir, 'never-written');
     // Point the library at files that never exist so it always asks onCertificateMissing, which mints from
@@ -78,6 +87,13 @@ export class MitmServer {
       );
     };
     lib._onError = (kind, ctx, err) => this.d.pipeline.onError(ctx, err, kind);
+    // Every internal TLS server (the SNI one and any per-IP one) gets the relay's upgrade handling.
+    const createHttpsServer = lib._createHttpsServer.bind(proxy);
+    lib._createHttpsServer = (options, cb) =>
+      createHttpsServer(options, (port, server, wss) => {
+        this.d.relay.attach(server, true);
+        cb(port, server, wss);
+      });
     return new Promise((resolve, reject) => {
       const onListenError = (err: Error) => reject(err);
       proxy.listen(
@@ -93,8 +109,9 @@ export class MitmServer {
         (err) => {
           if (err) return reject(err);
           this.started = true;
-          const server = (proxy as unknown as { httpServer: net.Server }).httpServer;
+          const server = (proxy as unknown as { httpServer: import('node:http').Server }).httpServer;
           server.off('error', onListenError);
+          this.d.relay.attach(server, false);
           const addr = server.address() as net.AddressInfo;
           resolve({ host: addr.address, port: addr.port });
         },
@@ -115,13 +132,6 @@ export class MitmServer {
       return;
     }
     cb();
-  }
-
-  /** WebSockets are refused (closed with 1008) until they get the full pipeline; fail closed. */
-  private onWebSocket(ctx: IWebSocketContext, _cb: (err?: Error | null) => void): void {
-    const ws = (ctx as unknown as { clientToProxyWebSocket?: { close(code: number, reason: string): void } }).clientToProxyWebSocket;
-    this.d.audit.append({ event: 'websocket_refused', detail: 'WebSockets are not carried yet' });
-    ws?.close(1008, 'sluice does not carry WebSockets yet');
   }
 
   /** Stops accepting connections. */

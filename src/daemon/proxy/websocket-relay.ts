@@ -1,0 +1,230 @@
+/**
+ * WebSockets through the same pipeline as HTTP. sluice takes over the servers' `upgrade` event (the
+ * library would accept every upgrade before any check), runs admission on the upgrade request, connects
+ * upstream first with the real secret (TLS verified, SLUICE_RESOLVE honoured) and only then accepts the
+ * client, so a refusal or an upstream 401/429 reaches the client as a real HTTP status. One permit per open
+ * socket, released exactly once when either side closes. Client→server text messages get the phantom
+ * treatment; server→client messages have any real secret of ours replaced by its phantom.
+ */
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import type { ResolveOverride } from '../config.js';
+import type { Logger } from '../log.js';
+import { classify } from '../pool/failover-classifier.js';
+import type { PoolService } from '../pool/pool-service.js';
+import type { Admission } from './admission.js';
+import type { CredentialResult, CredentialStage } from './credential-stage.js';
+import { newReport, rewritePhantoms } from './phantom-rewriter.js';
+import { flavourOf, refusalBody, type Refusal } from './refusals.js';
+import { RequestExchange } from './request-exchange.js';
+import type { RequestObserver } from './request-observer.js';
+import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
+
+/** What the relay needs. */
+export interface WebSocketRelayDeps {
+  admission: Admission;
+  credentials: CredentialStage;
+  pools: PoolService;
+  audit: AuditLog;
+  observer: RequestObserver;
+  clock: Clock;
+  log: Logger;
+  agents: UpstreamAgents;
+  overrides: readonly ResolveOverride[];
+  /** The CONNECT request a tunnelled socket came through (undefined for a direct connection). */
+  connectRequestOf: (socket: Duplex) => http.IncomingMessage | undefined;
+}
+
+const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
+const CHOSEN_PROTOCOL = Symbol('sluice.ws.protocol');
+
+/** Handles upgrade requests on the proxy's servers. */
+export class WebSocketRelay {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    autoPong: false,
+    perMessageDeflate: false,
+    handleProtocols: (_protocols, req) => (req as unknown as Record<symbol, string | undefined>)[CHOSEN_PROTOCOL] ?? false,
+  });
+
+  constructor(private readonly d: WebSocketRelayDeps) {}
+
+  /** Replaces `server`'s upgrade handling with the relay. */
+  attach(server: http.Server, isSSL: boolean): void {
+    server.removeAllListeners('upgrade');
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      this.onUpgrade(req, socket, head, isSSL).catch((err: unknown) => {
+        this.d.log.error('websocket upgrade failed', { err });
+        rejectUpgrade(socket, { status: 500, code: 'internal', message: 'sluice could not process this upgrade' }, 'generic');
+      });
+    });
+  }
+
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, isSSL: boolean): Promise<void> {
+    const ex = new RequestExchange(crypto.randomUUID(), this.d.clock.now());
+    const target = parseTarget(req, isSSL);
+    ex.method = 'GET';
+    ex.host = target.host;
+    ex.port = target.port;
+    ex.path = target.path.split('?')[0]!;
+    const connectRequest = this.d.connectRequestOf(socket);
+    ex.client = connectRequest ? `${connectRequest.socket.remoteAddress}:${connectRequest.socket.remotePort}` : null;
+    socket.once('close', () => ex.abort.abort());
+    const refuse = (r: Refusal, audited: boolean) => {
+      ex.refusal = r.code;
+      ex.status = r.status;
+      if (!audited) this.auditRow(ex);
+      this.d.observer.finished(ex);
+      rejectUpgrade(socket, r, flavourOf(ex.host));
+    };
+    const denied = this.d.admission.checkAccess(ex, { isSSL, connectRequest, headers: req.headers });
+    if (denied) return refuse(denied.refusal, denied.audited);
+    const r = await this.d.admission.admit(ex, req.headers, target.path, null, ex.abort.signal);
+    if (r.kind === 'gone') return;
+    if (r.kind === 'refused') return refuse(r.refusal, r.audited);
+    ex.release = r.release;
+    const up = await this.connectUpstream(ex, req, r.cred, isSSL, target.path);
+    if (!up.ok) {
+      ex.releasePermits();
+      return refuse(up.refusal, false);
+    }
+    if (ex.abort.signal.aborted) {
+      up.ws.terminate();
+      ex.releasePermits();
+      return;
+    }
+    (req as unknown as Record<symbol, string | undefined>)[CHOSEN_PROTOCOL] = up.ws.protocol || undefined;
+    this.wss.handleUpgrade(req, socket, head, (client) => this.relay(ex, client, up.ws));
+  }
+
+  /** Opens the upstream socket; on a pooled 401/429 fails over and retries once on the next member. */
+  private connectUpstream(ex: RequestExchange, req: http.IncomingMessage, cred: CredentialResult, isSSL: boolean, originalPath: string): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
+    const t = connectTarget(this.d.overrides, ex.host, ex.port);
+    const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
+    for (const [k, v] of Object.entries(cred.headers)) if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    const url = `${isSSL ? 'wss' : 'ws'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${cred.path}`;
+    return new Promise((resolve) => {
+      // ws passes TLS options through to tls.connect; `servername` keeps SNI and the certificate check on
+      // the real host name when SLUICE_RESOLVE points the connection elsewhere.
+      const options = { headers, servername: t.servername, ca: this.d.agents.ca, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000 };
+      const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
+      ws.once('open', () => resolve({ ok: true, ws }));
+      ws.once('unexpected-response', (_r, res) => {
+        ex.status = res.statusCode ?? 502;
+        const failure = classify(ex.status, res.headers, null, false, this.d.clock.now());
+        res.resume();
+        ws.terminate();
+        if (failure && ex.pool && ex.credential) {
+          const f = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
+          if (!ex.replayed && f.to && f.to !== ex.credential) {
+            const again = this.d.credentials.apply(ex.host, req.headers, originalPath, null);
+            if (again.credential && again.credential !== ex.credential && again.report.leaked.length === 0) {
+              ex.replayed = true;
+              ex.credential = again.credential;
+              return void this.connectUpstream(ex, req, again, isSSL, originalPath).then(resolve);
+            }
+          }
+        }
+        resolve({ ok: false, refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` } });
+      });
+      ws.once('error', (err: NodeJS.ErrnoException) => {
+        if (ws.readyState === WebSocket.OPEN) return;
+        const tls = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(err.code ?? '');
+        resolve({ ok: false, refusal: { status: 502, code: tls ? 'upstream_tls' : 'upstream_error', message: `sluice: upstream ${ex.host}:${ex.port} failed (${err.code ?? 'error'})` } });
+      });
+    });
+  }
+
+  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket): void {
+    ex.status = 101;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      ex.upstreamEnded = true;
+      ex.releasePermits();
+      this.auditRow(ex, 'websocket');
+      this.d.observer.finished(ex);
+    };
+    const lookup = this.d.credentials.lookupFor(ex.host);
+    client.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary || upstream.readyState !== WebSocket.OPEN) return void (upstream.readyState === WebSocket.OPEN && upstream.send(data, { binary: true }));
+      const report = newReport();
+      const text = rewritePhantoms(data.toString(), lookup, (t) => this.d.credentials.secretOf(t.credential), report);
+      let out = text;
+      if (report.leaked.length > 0) {
+        // A phantom bound elsewhere never travels: strip it and record the attempt.
+        for (const l of report.leaked) out = out.split(l.phantom).join('');
+        this.d.audit.append({ event: 'phantom_leak', client: ex.client, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
+        this.d.observer.notice('warn', 'phantom_leak', `phantom of ${report.leaked.map((l) => l.label).join(', ')} stripped from a WebSocket message to ${ex.host}`);
+      }
+      ex.bytes += out.length;
+      upstream.send(out, { binary: false });
+    });
+    upstream.on('message', (data: RawData, isBinary: boolean) => {
+      if (client.readyState !== WebSocket.OPEN) return;
+      if (isBinary) return void client.send(data, { binary: true });
+      const text = data.toString();
+      ex.bytes += text.length;
+      client.send(this.d.credentials.maskSecrets(text), { binary: false });
+    });
+    client.on('ping', (d: Buffer) => upstream.readyState === WebSocket.OPEN && upstream.ping(d));
+    client.on('pong', (d: Buffer) => upstream.readyState === WebSocket.OPEN && upstream.pong(d));
+    upstream.on('ping', (d: Buffer) => client.readyState === WebSocket.OPEN && client.ping(d));
+    upstream.on('pong', (d: Buffer) => client.readyState === WebSocket.OPEN && client.pong(d));
+    client.on('close', (code: number, reason: Buffer) => {
+      closePeer(upstream, code, reason);
+      finish();
+    });
+    upstream.on('close', (code: number, reason: Buffer) => {
+      closePeer(client, code, reason);
+      finish();
+    });
+    client.on('error', () => {
+      upstream.terminate();
+      finish();
+    });
+    upstream.on('error', () => {
+      ex.errorKind = 'websocket_upstream_error';
+      client.terminate();
+      finish();
+    });
+  }
+
+  private auditRow(ex: RequestExchange, event = 'request'): void {
+    this.d.audit.append({ event, client: ex.client, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket') });
+  }
+}
+
+/** Codes that may be sent in a close frame; 1005/1006/1015 only describe what happened locally. */
+function closePeer(peer: WebSocket, code: number, reason: Buffer): void {
+  if (peer.readyState === WebSocket.CLOSED || peer.readyState === WebSocket.CLOSING) return;
+  const sendable = code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 && code !== 1015;
+  if (sendable) peer.close(code, reason);
+  else peer.terminate();
+}
+
+function rejectUpgrade(socket: Duplex, r: Refusal, flavour: ReturnType<typeof flavourOf>): void {
+  if (socket.destroyed) return;
+  const body = refusalBody(r, flavour);
+  const reason = r.status === 403 ? 'Forbidden' : r.status === 429 ? 'Too Many Requests' : r.status === 407 ? 'Proxy Authentication Required' : 'Error';
+  const extra = (r.retryAfterS !== undefined ? `Retry-After: ${r.retryAfterS}\r\n` : '') + (r.status === 407 ? 'Proxy-Authenticate: Basic realm="sluice"\r\n' : '');
+  socket.end(`HTTP/1.1 ${r.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Sluice-Reason: ${r.code}\r\n${extra}Connection: close\r\n\r\n${body}`);
+}
+
+function parseTarget(req: http.IncomingMessage, isSSL: boolean): { host: string; port: number; path: string } {
+  const url = req.url ?? '/';
+  if (/^(ws|http)s?:\/\//i.test(url)) {
+    const u = new URL(url);
+    return { host: u.hostname.toLowerCase(), port: Number(u.port) || (/^(wss|https)/i.test(u.protocol) ? 443 : 80), path: u.pathname + u.search };
+  }
+  const host = String(req.headers.host ?? '');
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
+  return { host: (m?.[1] ?? '').toLowerCase(), port: m?.[2] ? Number(m[2]) : isSSL ? 443 : 80, path: url };
+}
