@@ -24,6 +24,10 @@ import { RequestActivity } from './proxy/request-observer.js';
 import { RequestPipeline } from './proxy/request-pipeline.js';
 import { createUpstreamAgents } from './proxy/upstream-agents.js';
 import { WebSocketRelay } from './proxy/websocket-relay.js';
+import { TokenResponseStage } from './proxy/token-response.js';
+import { TokenExchange } from './oauth/token-exchange.js';
+import { TokenRefresher } from './oauth/token-refresher.js';
+import type { IContext } from 'http-mitm-proxy';
 import { createHandlers } from './rpc/handlers.js';
 import { createDispatcher } from './rpc/rpc-dispatch.js';
 import { AlreadyRunningError, RpcServer, answers } from './rpc/rpc-server.js';
@@ -165,6 +169,7 @@ export class Daemon {
     const p = this.parts;
     this.log.info('shutting down');
     p.broker.shutdown();
+    p.refresher.stop();
     p.mitm.close();
     const deadline = this.clock.now() + DRAIN_LIMIT_MS;
     while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -214,9 +219,24 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   let mitmRef: MitmServer | null = null;
   const credentials = new CredentialStage(vault, pools);
   const pipelineRef: { p: RequestPipeline | null } = { p: null };
-  const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, onError: (ctx, err, kind) => pipelineRef.p?.onError(ctx, err, kind) });
+  const exchange = new TokenExchange(vault, pools, clock, log);
+  const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log });
+  const onError = (ctx: IContext, err: Error, kind: string) => pipelineRef.p?.onError(ctx, err, kind);
+  const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, onError, beforeUse: (m) => refresher.ensureFresh(m) });
+  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, onError });
   const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [] });
-  const pipeline = new RequestPipeline({ clock, log, admission, audit, observer: activity, agents, overrides: cfg.resolve, poolFailover });
+  const pipeline = new RequestPipeline({
+    clock,
+    log,
+    admission,
+    audit,
+    observer: activity,
+    agents,
+    overrides: cfg.resolve,
+    poolFailover,
+    tokenResponses,
+    isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
+  });
   pipelineRef.p = pipeline;
   const relay = new WebSocketRelay({
     admission,
@@ -235,5 +255,6 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
   log.addSecretSource(() => [auth.current()]);
   log.addSecretSource(() => vault.knownSecrets());
-  return { settings, vault, pools, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
+  refresher.start();
+  return { settings, vault, pools, refresher, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
 }

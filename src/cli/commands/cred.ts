@@ -3,6 +3,7 @@
  * into the `cred.add` / `cred.update` params; it is never taken from argv and never printed. `update`
  * sends a secret only when `--secret-stdin` asks for it, so changing hosts cannot blank a secret by accident.
  */
+import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import type { CredentialInfo } from '../../shared/protocol/entities.js';
 import { capProblem, queueTimeoutProblem } from '../../shared/protocol/limits.js';
@@ -32,7 +33,13 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('format', { type: 'string', coerce: lastString, describe: "header value format, e.g. 'Bearer {}'" })
             .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'in-flight cap (1-256, default 8)' })
             .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'wait this long for a slot before 429 (0 = refuse at once)' })
-            .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number] }),
+            .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number] })
+            .option('token-url', { type: 'string', coerce: lastString, describe: 'oauth: the token endpoint refreshes go to' })
+            .option('from-file', {
+              type: 'string',
+              coerce: lastString,
+              describe: 'oauth: read the tokens from a file (Codex auth.json, Claude Code credentials, or {access_token, refresh_token, …}) instead of stdin',
+            }),
         action(addCredential),
       )
       .command(
@@ -78,6 +85,8 @@ interface AddArgs extends GlobalArgs {
   format?: string | undefined;
   maxConcurrent?: number | undefined;
   queueTimeoutMs?: number | undefined;
+  tokenUrl?: string | undefined;
+  fromFile?: string | undefined;
 }
 
 async function addCredential(args: AddArgs): Promise<void> {
@@ -89,13 +98,17 @@ async function addCredential(args: AddArgs): Promise<void> {
     ...definedEntry('format', args.format),
     ...definedEntry('max_concurrent', intOption('max-concurrent', args.maxConcurrent, capProblem)),
     ...definedEntry('queue_timeout_ms', intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem)),
+    ...definedEntry('token_url', args.tokenUrl),
     secret: 'stand-in',
   };
+  if (args.fromFile !== undefined && args.kind !== 'oauth') throw new UsageError('--from-file is for --kind oauth');
   // Check everything with a stand-in secret first, so a typo in an option never costs the user a prompt.
   checkParams('cred.add', params);
-  params.secret = await readSecret(args.name);
+  params.secret = args.fromFile !== undefined ? readTokenFile(args.fromFile) : await readSecret(args.name);
   const cred = await callDaemon(args, 'cred.add', params);
-  printResult(args, cred, (r) => `added ${r.name}; phantom: ${r.phantom}`);
+  printResult(args, cred, (r) =>
+    r.phantom_refresh ? `added ${r.name}; access token phantom: ${r.phantom}\nrefresh token phantom: ${r.phantom_refresh}` : `added ${r.name}; phantom: ${r.phantom}`,
+  );
 }
 
 /** Options of `cred update` after parsing. */
@@ -143,4 +156,13 @@ export function credTable(creds: CredentialInfo[]): string[] {
 function clearable(value: string | undefined): string | null | undefined {
   if (value === undefined) return undefined;
   return value === '' ? null : value;
+}
+
+/** Reads an agent's token file; the daemon parses it (Codex auth.json, Claude Code credentials, plain JSON). */
+function readTokenFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
 }

@@ -81,6 +81,7 @@ export class ApprovalBroker {
    */
   ask(req: ApprovalRequest, signal?: AbortSignal): Promise<ApprovalOutcome> {
     if (this.closed) return Promise.resolve({ allowed: false, reason: 'shutdown', approval_id: null });
+    if (signal?.aborted) return Promise.resolve({ allowed: false, reason: 'aborted', approval_id: null });
     const key = req.coalesce ? `${req.host.toLowerCase()}:${req.port}` : null;
     let prompt = key ? this.byKey.get(key) : undefined;
     if (prompt && prompt.waiters.size >= (this.opts.maxWaiters ?? MAX_WAITERS_PER_PROMPT)) {
@@ -90,9 +91,9 @@ export class ApprovalBroker {
       if (this.prompts.size >= (this.opts.maxPending ?? MAX_PENDING_PROMPTS)) {
         return Promise.resolve({ allowed: false, reason: 'queue_full', approval_id: null });
       }
-      prompt = this.open(req, key);
+      return this.attach(this.open(req, key), signal, false);
     }
-    return this.attach(prompt, signal);
+    return this.attach(prompt, signal, true);
   }
 
   private open(req: ApprovalRequest, key: string | null): Prompt {
@@ -116,7 +117,8 @@ export class ApprovalBroker {
     return prompt;
   }
 
-  private attach(prompt: Prompt, signal?: AbortSignal): Promise<ApprovalOutcome> {
+  /** Adds a waiter; `announce` publishes the new count (a new prompt was already announced as pending). */
+  private attach(prompt: Prompt, signal: AbortSignal | undefined, announce: boolean): Promise<ApprovalOutcome> {
     if (signal?.aborted) return Promise.resolve({ allowed: false, reason: 'aborted', approval_id: prompt.info.id });
     return new Promise((resolve) => {
       const onAbort = () => {
@@ -132,7 +134,7 @@ export class ApprovalBroker {
       };
       prompt.waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (prompt.waiters.size > 1) this.emit('approval.updated', { id: prompt.info.id, waiters: prompt.waiters.size });
+      if (announce) this.emit('approval.updated', { id: prompt.info.id, waiters: prompt.waiters.size });
     });
   }
 

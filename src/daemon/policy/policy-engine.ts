@@ -5,6 +5,7 @@
  */
 import type { RuleInfo, Verdict } from '../../shared/protocol/entities.js';
 import { hostMatches, pathMatches } from './host-glob.js';
+import { normalizePath } from './request-path.js';
 
 /** The parts of a request policy looks at. */
 export interface PolicyRequest {
@@ -50,8 +51,9 @@ export class PolicyEngine {
     this.rules = Object.freeze([...rules]);
   }
 
-  /** The verdict for `req`. */
-  evaluate(req: PolicyRequest): PolicyDecision {
+  /** The verdict for `req` (its path is matched in canonical form, see request-path.ts). */
+  evaluate(raw: PolicyRequest): PolicyDecision {
+    const req = { ...raw, path: normalizePath(raw.path) };
     let best: RuleInfo | undefined;
     let coalesce = true;
     for (const r of this.rules) {

@@ -11,7 +11,8 @@ import type { EventBus } from '../events/event-bus.js';
 import type { Logger } from '../log.js';
 import type { PoolRow, PoolsRepo } from '../store/pools-repo.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
-import { newPhantom, phantomCore } from '../vault/phantom.js';
+import { jwtClaims } from '../vault/oauth-secret.js';
+import { newJwtPhantom, newPhantom, phantomCore } from '../vault/phantom.js';
 import type { FailoverReason } from './failover-classifier.js';
 import type { MemberHealth } from './member-health.js';
 import { chooseActive } from './pool-resolver.js';
@@ -28,7 +29,7 @@ export interface FailoverResult {
 /** Owns pools and their active members. */
 export class PoolService {
   private pools = new Map<string, PoolRow>();
-  private byCoreIndex = new Map<string, PoolRow>();
+  private byCoreIndex = new Map<string, { pool: PoolRow; slot: 'access' | 'refresh' }>();
 
   constructor(
     private readonly repo: PoolsRepo,
@@ -45,7 +46,11 @@ export class PoolService {
 
   private reload(): void {
     this.pools = new Map(this.repo.list().map((p) => [p.name, p]));
-    this.byCoreIndex = new Map([...this.pools.values()].map((p) => [phantomCore(p.phantom), p]));
+    this.byCoreIndex = new Map();
+    for (const p of this.pools.values()) {
+      this.byCoreIndex.set(phantomCore(p.phantom), { pool: p, slot: 'access' });
+      if (p.phantom_refresh) this.byCoreIndex.set(phantomCore(p.phantom_refresh), { pool: p, slot: 'refresh' });
+    }
   }
 
   /** True when a pool is called `name` (credential and pool names share one namespace). */
@@ -53,8 +58,8 @@ export class PoolService {
     return this.pools.has(name);
   }
 
-  /** The pool whose phantom has this core. */
-  byCore(core: string): PoolRow | undefined {
+  /** The pool whose phantom (access or refresh) has this core. */
+  byCore(core: string): { pool: PoolRow; slot: 'access' | 'refresh' } | undefined {
     return this.byCoreIndex.get(core);
   }
 
@@ -83,6 +88,7 @@ export class PoolService {
     return {
       name: pool.name,
       phantom: pool.phantom,
+      phantom_refresh: pool.phantom_refresh,
       active,
       members: pool.members.map((m) => {
         const c = this.health.get(m);
@@ -113,9 +119,21 @@ export class PoolService {
       const other = this.poolOf(m);
       if (other) throw new SluiceError('in_use', `credential ${m} is already a member of pool ${other}`);
     }
-    const first = this.vault.get(members[0]!)!;
-    const prefix = first.phantom.slice(0, first.phantom.length - phantomCore(first.phantom).length);
-    this.repo.insert(name, newPhantom(prefix), members, this.clock.iso());
+    const rows = members.map((m) => this.vault.get(m)!);
+    const kinds = new Set(rows.map((r) => r.kind));
+    if (kinds.size > 1) throw new SluiceError('invalid_params', 'pool members must all be api-key credentials or all oauth credentials');
+    const first = rows[0]!;
+    let phantom: string;
+    let phantomRefresh: string | null = null;
+    if (first.kind === 'oauth') {
+      // One stable JWT-shaped phantom for the whole pool, with the first member's claims: byte-identical
+      // before and after any failover or refresh, so the agent's cached token stays valid.
+      phantom = newJwtPhantom(jwtClaims(this.vault.oauthTokens(first.name).access_token) ?? { sub: `sluice-pool:${name}` });
+      phantomRefresh = newPhantom(first.phantom_refresh!.slice(0, first.phantom_refresh!.length - phantomCore(first.phantom_refresh!).length));
+    } else {
+      phantom = newPhantom(first.phantom.slice(0, first.phantom.length - phantomCore(first.phantom).length));
+    }
+    this.repo.insert(name, phantom, phantomRefresh, members, this.clock.iso());
     this.reload();
     this.audit.append({ event: 'pool_created', credential: name, detail: `members=${members.join(',')}` });
     const info = this.info(this.get(name));

@@ -77,7 +77,7 @@ export class Admission {
   }
 
   /** Policy → credentials → approval → permits for `ex`. `signal` aborts waiting when the client leaves. */
-  async admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, signal: AbortSignal): Promise<AdmitResult> {
+  async admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, signal: AbortSignal, refreshGrant = false): Promise<AdmitResult> {
     const decision = this.d.policy.evaluate({ host: ex.host, port: ex.port, method: ex.method, path: ex.path });
     ex.verdict = decision.verdict;
     ex.ruleId = decision.rule_id;
@@ -85,7 +85,7 @@ export class Admission {
     if (decision.verdict === 'deny') {
       return refused({ status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
     }
-    const cred = this.d.credentials.apply(ex.host, headers, path, body);
+    const cred = this.d.credentials.apply(ex.host, headers, path, body, refreshGrant);
     if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
     if (decision.verdict === 'ask') {
       const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, signal);

@@ -7,7 +7,7 @@
  */
 import type { CredentialRow } from '../store/credentials-repo.js';
 import type { PoolService } from '../pool/pool-service.js';
-import type { CredentialVault } from '../vault/credential-vault.js';
+import type { CredentialVault, SecretSlot } from '../vault/credential-vault.js';
 import { newReport, rewritePhantoms, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
 
 /** The rewritten request parts and what was found. */
@@ -37,27 +37,50 @@ export class CredentialStage {
     return this.vault.secret(name);
   }
 
-  /** A lookup bound to `host`. */
-  lookupFor(host: string): PhantomLookup {
+  /**
+   * A lookup for requests to `host`. Access phantoms and API keys are bound to the credential's hosts;
+   * a refresh-token phantom is bound only to its token URL's host and only inside a refresh grant.
+   */
+  lookupFor(host: string, refreshGrant = false): PhantomLookup {
     return (core: string): PhantomTarget | undefined => {
-      const cred = this.vault.byCore(core);
-      if (cred) return { credential: cred.name, phantom: cred.phantom, bound: this.vault.isBoundTo(cred, host), label: cred.name };
-      const pool = this.pools?.byCore(core);
-      if (!pool || pool.members.length === 0) return undefined;
-      const member = this.vault.get(this.pools!.activeMember(pool));
+      const m = this.vault.byCore(core);
+      if (m) {
+        const phantom = m.slot === 'refresh' ? m.row.phantom_refresh! : m.row.phantom;
+        return { credential: m.row.name, phantom, bound: this.bound(m.row, m.slot, host, refreshGrant), label: m.row.name, slot: m.slot };
+      }
+      const p = this.pools?.byCore(core);
+      if (!p || p.pool.members.length === 0) return undefined;
+      const member = this.vault.get(this.pools!.activeMember(p.pool));
       if (!member) return undefined;
-      return { credential: member.name, phantom: pool.phantom, bound: this.vault.isBoundTo(member, host), label: `${pool.name}/${member.name}`, pool: pool.name };
+      const slot: SecretSlot = p.slot === 'refresh' ? 'refresh' : member.kind === 'oauth' ? 'access' : 'secret';
+      const phantom = p.slot === 'refresh' ? p.pool.phantom_refresh! : p.pool.phantom;
+      return { credential: member.name, phantom, bound: this.bound(member, slot, host, refreshGrant), label: `${p.pool.name}/${member.name}`, pool: p.pool.name, slot };
     };
   }
 
-  /** Rewrites headers, path and body for a request to `host`. */
-  apply(host: string, headers: Record<string, string | string[] | undefined>, path: string, body: Buffer | null): CredentialResult {
+  private bound(row: CredentialRow, slot: SecretSlot, host: string, refreshGrant: boolean): boolean {
+    if (slot !== 'refresh') return this.vault.isBoundTo(row, host);
+    if (!refreshGrant || !row.token_url) return false;
+    try {
+      return new URL(row.token_url).hostname.toLowerCase() === host.toLowerCase();
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Rewrites headers, path and body for a request to `host`. `refreshGrant` is true only for a
+   * `grant_type=refresh_token` request to a known token URL: the one place refresh phantoms resolve.
+   */
+  apply(host: string, headers: Record<string, string | string[] | undefined>, path: string, body: Buffer | null, refreshGrant = false): CredentialResult {
     const report = newReport();
-    const lookup = this.lookupFor(host);
-    const secretOf = (t: PhantomTarget) => this.vault.secret(t.credential);
+    const lookup = this.lookupFor(host, refreshGrant);
+    const secretOf = (t: PhantomTarget) => this.vault.secretFor(t.credential, t.slot ?? 'secret');
     const out: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(headers)) {
       if (value === undefined) continue;
+      // proxy-* headers (the proxy access token above all) describe the hop to sluice and never go upstream.
+      if (name.startsWith('proxy-')) continue;
       if (SKIP_HEADERS.has(name)) {
         if (name === 'host') out[name] = value;
         continue;
@@ -81,11 +104,13 @@ export class CredentialStage {
   maskSecrets(text: string): string {
     let out = text;
     for (const cred of this.vault.list()) {
-      const secret = this.vault.secret(cred.name);
-      if (secret.length < 8 || !out.includes(secret)) continue;
       const pool = this.pools?.poolOf(cred.name);
-      const phantom = pool ? this.pools!.get(pool).phantom : cred.phantom;
-      out = out.split(secret).join(phantom);
+      const poolRow = pool ? this.pools!.get(pool) : null;
+      const pairs: [SecretSlot, string][] = cred.kind === 'oauth' ? [['access', poolRow?.phantom ?? cred.phantom], ['refresh', poolRow?.phantom_refresh ?? cred.phantom_refresh ?? '']] : [['secret', poolRow?.phantom ?? cred.phantom]];
+      for (const [slot, phantom] of pairs) {
+        const secret = this.vault.secretFor(cred.name, slot);
+        if (secret.length >= 8 && out.includes(secret)) out = out.split(secret).join(phantom);
+      }
     }
     return out;
   }
@@ -97,7 +122,16 @@ export class CredentialStage {
     if (!cred.header) return;
     const h = cred.header.toLowerCase();
     if (headers[h] !== undefined) return;
-    headers[h] = (cred.format ?? '{}').replace('{}', this.vault.secret(cred.name));
-    report.used.set(cred.name, { credential: cred.name, phantom: cred.phantom, bound: true, label: cred.name });
+    const slot: SecretSlot = cred.kind === 'oauth' ? 'access' : 'secret';
+    const secret = this.vault.secretFor(cred.name, slot);
+    // A function replacement: `$&`, `$'` and friends in a secret must not be read as patterns.
+    headers[h] = (cred.format ?? '{}').replace('{}', () => secret);
+    report.used.set(`${cred.name}:${slot}`, { credential: cred.name, phantom: cred.phantom, bound: true, label: cred.name, slot });
   }
+}
+
+/** The credential whose refresh token a rewrite injected, when exactly one did; else null (unattributable). */
+export function refreshOwnerOf(result: CredentialResult): string | null {
+  const owners = [...result.report.used.values()].filter((t) => t.slot === 'refresh').map((t) => t.credential);
+  return new Set(owners).size === 1 ? owners[0]! : null;
 }

@@ -17,6 +17,8 @@ export interface PhantomTarget {
   label: string;
   /** The pool whose phantom this was, when the agent holds a pool phantom. */
   pool?: string;
+  /** Which of the credential's secrets the phantom stands for (API key, OAuth access or refresh token). */
+  slot?: 'secret' | 'access' | 'refresh';
 }
 
 /** Looks up a phantom core; undefined = not one of ours. */
@@ -24,7 +26,7 @@ export type PhantomLookup = (core: string) => PhantomTarget | undefined;
 
 /** What a rewrite found. */
 export interface RewriteReport {
-  /** Credentials whose secret was (or will be) injected. */
+  /** Secrets injected, keyed by `credential:slot`. */
   used: Map<string, PhantomTarget>;
   /** Credentials whose phantom appeared on a host they are not bound to. */
   leaked: PhantomTarget[];
@@ -58,7 +60,7 @@ export function rewritePhantoms(text: string, lookup: PhantomLookup, secretOf: (
       if (!report.leaked.some((l) => l.credential === target.credential)) report.leaked.push(target);
       return token;
     }
-    report.used.set(target.credential, target);
+    report.used.set(`${target.credential}:${target.slot ?? 'secret'}`, target);
     return token.slice(0, token.length - target.phantom.length) + secretOf(target);
   });
 }

@@ -12,7 +12,7 @@ import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
 import { classify, needsBody } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
-import type { CredentialStage } from './credential-stage.js';
+import { refreshOwnerOf, type CredentialStage } from './credential-stage.js';
 import { FixedBodyFilter, readBody } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
 
@@ -21,6 +21,8 @@ export interface OriginalRequest {
   headers: Record<string, string | string[] | undefined>;
   path: string;
   body: Buffer | null;
+  /** True for a refresh grant to a token URL (refresh phantoms resolve only there). */
+  refreshGrant: boolean;
 }
 
 /** What the failover stage needs. */
@@ -32,6 +34,8 @@ export interface PoolFailoverDeps {
   log: Logger;
   /** Where upstream stream errors go (the pipeline's error handler). */
   onError: (ctx: IContext, err: Error, kind: string) => void;
+  /** Makes sure a member is ready to serve (e.g. refreshes an expired OAuth token) before a replay. */
+  beforeUse?: (member: string) => Promise<void>;
 }
 
 const MAX_FAILURE_BODY = 1024 * 1024;
@@ -72,8 +76,10 @@ export class PoolFailover {
   }
 
   /** Sends the original request again with the pool's new member; true when a response arrived. */
-  private async replay(ctx: IContext, ex: RequestExchange, original: OriginalRequest): Promise<boolean> {
-    const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body);
+  async replay(ctx: IContext, ex: RequestExchange, original: OriginalRequest): Promise<boolean> {
+    const next = ex.pool ? this.d.pools.activeMember(this.d.pools.get(ex.pool)) : null;
+    if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
+    const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
     if (!cred.credential || cred.credential === ex.credential || cred.report.leaked.length > 0) return false;
     const permit = await this.d.caps.acquire(cred.credential);
     if (!('release' in permit)) return false;
@@ -85,6 +91,7 @@ export class PoolFailover {
     ex.releasePermits();
     ex.release = permit.release;
     ex.credential = cred.credential;
+    ex.refreshOwner = refreshOwnerOf(cred);
     ex.replayed = true;
     const headers = { ...cred.headers };
     if (cred.body) headers['content-length'] = String(cred.body.length);

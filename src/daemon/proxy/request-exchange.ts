@@ -25,6 +25,10 @@ export class RequestExchange {
   pool: string | null = null;
   /** True once the request was replayed on another pool member (at most once). */
   replayed = false;
+  /** True for a POST to a known OAuth token URL. */
+  tokenEndpoint = false;
+  /** For a refresh request: the credential whose real refresh token was injected (the response's owner). */
+  refreshOwner: string | null = null;
   status: number | null = null;
   bytes = 0;
   refusal: string | null = null;

@@ -13,6 +13,9 @@ import type { Logger } from '../log.js';
 import type { Admission } from './admission.js';
 import type { RequestObserver } from './request-observer.js';
 import type { OriginalRequest, PoolFailover } from './pool-failover.js';
+import { refreshOwnerOf } from './credential-stage.js';
+import { grantTypeOf } from '../oauth/token-exchange.js';
+import type { TokenResponseStage } from './token-response.js';
 import { writeRefusal, type Refusal } from './refusals.js';
 import { FixedBodyFilter, hasBody, readBody } from './request-body.js';
 import { RequestExchange } from './request-exchange.js';
@@ -29,6 +32,10 @@ export interface PipelineDeps {
   overrides: readonly ResolveOverride[];
   /** Failover for pooled requests (null: pools disabled). */
   poolFailover: PoolFailover | null;
+  /** Token-endpoint response handling (null: OAuth disabled). */
+  tokenResponses: TokenResponseStage | null;
+  /** True when `host` + `path` is some OAuth credential's token URL. */
+  isTokenUrl: (host: string, path: string) => boolean;
 }
 
 /** Runs requests through the pipeline; see the module comment. */
@@ -65,12 +72,16 @@ export class RequestPipeline {
       if (b === 'too_large') return this.refuse(ctx, ex, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
       body = b;
     }
-    const r = await this.d.admission.admit(ex, req.headers, opts.path, body, ex.abort.signal);
+    // OAuth refreshes: refresh phantoms resolve only inside a refresh grant to a known token URL.
+    ex.tokenEndpoint = ex.method === 'POST' && this.d.isTokenUrl(ex.host, ex.path);
+    const refreshGrant = ex.tokenEndpoint && grantTypeOf(body, req.headers['content-type']) === 'refresh_token';
+    const r = await this.d.admission.admit(ex, req.headers, opts.path, body, ex.abort.signal, refreshGrant);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return this.refuse(ctx, ex, r.refusal, !r.audited);
     if (ex.finished) return r.release();
     ex.release = r.release;
-    this.prepareForward(ctx, ex, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: opts.path, body });
+    ex.refreshOwner = refreshOwnerOf(r.cred);
+    this.prepareForward(ctx, ex, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: opts.path, body, refreshGrant });
     cb();
   }
 
@@ -100,7 +111,9 @@ export class RequestPipeline {
         });
         next();
       };
-      if (ex.pool && this.d.poolFailover) {
+      if (ex.tokenEndpoint && this.d.tokenResponses) {
+        this.d.tokenResponses.onResponse(c, ex, original, proceed).catch((err: unknown) => this.onError(c, err instanceof Error ? err : new Error(String(err)), 'ON_RESPONSE_ERROR'));
+      } else if (ex.pool && this.d.poolFailover) {
         this.d.poolFailover.onResponse(c, ex, original, proceed).catch((err: unknown) => this.onError(c, err instanceof Error ? err : new Error(String(err)), 'ON_RESPONSE_ERROR'));
       } else proceed();
     });

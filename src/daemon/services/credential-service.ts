@@ -35,6 +35,8 @@ export class CredentialService {
       max_concurrent: row.max_concurrent,
       queue_timeout_ms: row.queue_timeout_ms,
       phantom: row.phantom,
+      phantom_refresh: row.phantom_refresh,
+      token_url: row.token_url,
       in_flight: c.in_flight,
       queued: c.queued,
       created_at: row.created_at,

@@ -21,6 +21,10 @@ export interface CredentialRow {
   header: string | null;
   format: string | null;
   phantom: string;
+  /** OAuth only: the phantom the agent holds for the refresh token. */
+  phantom_refresh: string | null;
+  /** OAuth only: where refresh requests go. */
+  token_url: string | null;
   sealed: SealedSecret;
   max_concurrent: number;
   queue_timeout_ms: number;
@@ -36,6 +40,7 @@ export interface CredentialPatch {
   sealed?: SealedSecret;
   max_concurrent?: number;
   queue_timeout_ms?: number;
+  token_url?: string | null;
 }
 
 interface RawRow {
@@ -46,6 +51,8 @@ interface RawRow {
   header: string | null;
   format: string | null;
   phantom: string;
+  phantom_refresh: string | null;
+  token_url: string | null;
   secret_iv: Buffer;
   secret_ct: Buffer;
   secret_tag: Buffer;
@@ -64,6 +71,8 @@ function fromRaw(r: RawRow): CredentialRow {
     header: r.header,
     format: r.format,
     phantom: r.phantom,
+    phantom_refresh: r.phantom_refresh,
+    token_url: r.token_url,
     sealed: { iv: r.secret_iv, ct: r.secret_ct, tag: r.secret_tag },
     max_concurrent: r.max_concurrent,
     queue_timeout_ms: r.queue_timeout_ms,
@@ -83,9 +92,9 @@ export class CredentialsRepo {
     this.selectAll = db.prepare<[], RawRow>('SELECT * FROM credentials ORDER BY name');
     this.selectByName = db.prepare<[string], RawRow>('SELECT * FROM credentials WHERE name = ?');
     this.insertStmt = db.prepare(
-      `INSERT INTO credentials (name, kind, hosts, header, format, phantom, secret_iv, secret_ct, secret_tag,
+      `INSERT INTO credentials (name, kind, hosts, header, format, phantom, phantom_refresh, token_url, secret_iv, secret_ct, secret_tag,
          max_concurrent, queue_timeout_ms, created_at, updated_at)
-       VALUES (@name, @kind, @hosts, @header, @format, @phantom, @iv, @ct, @tag, @max_concurrent, @queue_timeout_ms, @now, @now)`,
+       VALUES (@name, @kind, @hosts, @header, @format, @phantom, @phantom_refresh, @token_url, @iv, @ct, @tag, @max_concurrent, @queue_timeout_ms, @now, @now)`,
     );
     this.deleteStmt = db.prepare<[string]>('DELETE FROM credentials WHERE name = ?');
   }
@@ -110,6 +119,8 @@ export class CredentialsRepo {
       header: row.header,
       format: row.format,
       phantom: row.phantom,
+      phantom_refresh: row.phantom_refresh,
+      token_url: row.token_url,
       iv: row.sealed.iv,
       ct: row.sealed.ct,
       tag: row.sealed.tag,
@@ -129,6 +140,7 @@ export class CredentialsRepo {
     if (patch.format !== undefined) (sets.push('format = @format'), (params.format = patch.format));
     if (patch.max_concurrent !== undefined) (sets.push('max_concurrent = @mc'), (params.mc = patch.max_concurrent));
     if (patch.queue_timeout_ms !== undefined) (sets.push('queue_timeout_ms = @qt'), (params.qt = patch.queue_timeout_ms));
+    if (patch.token_url !== undefined) (sets.push('token_url = @token_url'), (params.token_url = patch.token_url));
     if (patch.sealed !== undefined) {
       sets.push('secret_iv = @iv', 'secret_ct = @ct', 'secret_tag = @tag');
       Object.assign(params, { iv: patch.sealed.iv, ct: patch.sealed.ct, tag: patch.sealed.tag });

@@ -6,6 +6,8 @@ export interface PoolRow {
   id: number;
   name: string;
   phantom: string;
+  /** OAuth pools: the stable phantom for the refresh token. */
+  phantom_refresh: string | null;
   active_member: string | null;
   members: string[];
   created_at: string;
@@ -24,7 +26,7 @@ export class PoolsRepo {
 
   /** All pools with members in order. */
   list(): PoolRow[] {
-    const pools = this.db.prepare('SELECT id, name, phantom, active_member, created_at FROM credential_pools ORDER BY name').all() as Omit<PoolRow, 'members'>[];
+    const pools = this.db.prepare('SELECT id, name, phantom, phantom_refresh, active_member, created_at FROM credential_pools ORDER BY name').all() as Omit<PoolRow, 'members'>[];
     const members = this.db
       .prepare('SELECT m.pool_id AS pool_id, c.name AS name FROM credential_pool_members m JOIN credentials c ON c.id = m.credential_id ORDER BY m.pool_id, m.position')
       .all() as { pool_id: number; name: string }[];
@@ -32,9 +34,9 @@ export class PoolsRepo {
   }
 
   /** Creates a pool and its member links in one transaction. */
-  insert(name: string, phantom: string, members: string[], now: string): void {
+  insert(name: string, phantom: string, phantomRefresh: string | null, members: string[], now: string): void {
     this.db.transaction(() => {
-      const info = this.db.prepare('INSERT INTO credential_pools (name, phantom, active_member, created_at) VALUES (?, ?, ?, ?)').run(name, phantom, members[0] ?? null, now);
+      const info = this.db.prepare('INSERT INTO credential_pools (name, phantom, phantom_refresh, active_member, created_at) VALUES (?, ?, ?, ?, ?)').run(name, phantom, phantomRefresh, members[0] ?? null, now);
       const add = this.db.prepare('INSERT INTO credential_pool_members (pool_id, credential_id, position) SELECT ?, id, ? FROM credentials WHERE name = ?');
       members.forEach((m, i) => {
         if (add.run(info.lastInsertRowid, i, m).changes !== 1) throw new Error(`no credential named ${m}`);

@@ -9,8 +9,18 @@ import { SluiceError } from '../../shared/protocol/error-codes.js';
 import { MAX_CONCURRENT_DEFAULT } from '../../shared/protocol/limits.js';
 import type { CredentialPatch, CredentialRow, CredentialsRepo } from '../store/credentials-repo.js';
 import { hostMatches } from '../policy/host-glob.js';
-import { newPhantom, phantomCore, phantomPrefix } from './phantom.js';
+import { jwtClaims, parseOAuthSecret, serializeOAuthSecret, type OAuthTokens } from './oauth-secret.js';
+import { newJwtPhantom, newPhantom, phantomCore, phantomPrefix } from './phantom.js';
 import { open, seal } from './secret-box.js';
+
+/** Which secret of a credential a phantom stands for: the API key, or an OAuth access/refresh token. */
+export type SecretSlot = 'secret' | 'access' | 'refresh';
+
+/** A phantom core resolved to its credential and slot. */
+export interface CoreMatch {
+  row: CredentialRow;
+  slot: SecretSlot;
+}
 
 /** What `add` needs. */
 export interface NewCredential {
@@ -21,6 +31,8 @@ export interface NewCredential {
   format?: string | undefined;
   max_concurrent?: number | undefined;
   queue_timeout_ms?: number | undefined;
+  /** OAuth: where refreshes go; `secret` is then the OAuth JSON. */
+  token_url?: string | undefined;
   secret: string;
 }
 
@@ -31,13 +43,14 @@ export interface CredentialUpdate {
   format?: string | null | undefined;
   max_concurrent?: number | undefined;
   queue_timeout_ms?: number | undefined;
+  token_url?: string | undefined;
   secret?: string | undefined;
 }
 
 /** Stores credentials and resolves phantoms; keeps an in-memory index rebuilt on every change. */
 export class CredentialVault {
   private rows = new Map<string, CredentialRow>();
-  private byCoreIndex = new Map<string, CredentialRow>();
+  private byCoreIndex = new Map<string, CoreMatch>();
   private secrets = new Map<string, string>();
 
   constructor(
@@ -51,7 +64,11 @@ export class CredentialVault {
 
   private reload(): void {
     this.rows = new Map(this.repo.list().map((r) => [r.name, r]));
-    this.byCoreIndex = new Map([...this.rows.values()].map((r) => [phantomCore(r.phantom), r]));
+    this.byCoreIndex = new Map();
+    for (const r of this.rows.values()) {
+      this.byCoreIndex.set(phantomCore(r.phantom), { row: r, slot: r.kind === 'oauth' ? 'access' : 'secret' });
+      if (r.phantom_refresh) this.byCoreIndex.set(phantomCore(r.phantom_refresh), { row: r, slot: 'refresh' });
+    }
     for (const name of [...this.secrets.keys()]) if (!this.rows.has(name)) this.secrets.delete(name);
   }
 
@@ -70,9 +87,41 @@ export class CredentialVault {
     return this.rows.get(name);
   }
 
-  /** The credential whose phantom has this core, or undefined. */
-  byCore(core: string): CredentialRow | undefined {
+  /** The credential (and which of its secrets) whose phantom has this core, or undefined. */
+  byCore(core: string): CoreMatch | undefined {
     return this.byCoreIndex.get(core);
+  }
+
+  /** The real value a phantom of `slot` stands for. Only the proxy's forward stage may call this. */
+  secretFor(name: string, slot: SecretSlot): string {
+    if (slot === 'secret') return this.secret(name);
+    const t = this.oauthTokens(name);
+    return slot === 'access' ? t.access_token : t.refresh_token;
+  }
+
+  /** The real tokens of an OAuth credential. */
+  oauthTokens(name: string): OAuthTokens {
+    const row = this.rows.get(name);
+    if (!row || row.kind !== 'oauth') throw new SluiceError('invalid_params', `${name} is not an oauth credential`);
+    return parseOAuthSecret(this.secret(name));
+  }
+
+  /** Stores new real tokens for an OAuth credential (after a refresh); phantoms stay the same. */
+  saveOAuthTokens(name: string, tokens: OAuthTokens): void {
+    this.update(name, { secret: serializeOAuthSecret(tokens) });
+  }
+
+  /** OAuth credentials whose token URL is `url` (scheme, host and path compared). */
+  byTokenUrl(host: string, path: string): CredentialRow[] {
+    return this.list().filter((r) => {
+      if (!r.token_url) return false;
+      try {
+        const u = new URL(r.token_url);
+        return u.hostname.toLowerCase() === host.toLowerCase() && (u.pathname || '/') === path;
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** True when any host glob of `cred` matches `host`. */
@@ -106,6 +155,18 @@ export class CredentialVault {
     if (this.rows.has(c.name) || this.isNameTaken(c.name)) {
       throw new SluiceError('already_exists', `a credential or pool named ${c.name} already exists`);
     }
+    let secret = c.secret;
+    let phantom: string;
+    let phantomRefresh: string | null = null;
+    if (c.kind === 'oauth') {
+      if (!c.token_url) throw new SluiceError('invalid_params', 'an oauth credential needs --token-url');
+      const tokens = parseOAuthSecret(c.secret);
+      secret = serializeOAuthSecret(tokens);
+      phantom = newJwtPhantom(jwtClaims(tokens.access_token) ?? { sub: `sluice:${c.name}` });
+      phantomRefresh = newPhantom(phantomPrefix(tokens.refresh_token, []).replace(/^sk-$/, 'rt_'));
+    } else {
+      phantom = newPhantom(phantomPrefix(c.secret, c.hosts));
+    }
     const row = this.repo.insert(
       {
         name: c.name,
@@ -113,8 +174,10 @@ export class CredentialVault {
         hosts: c.hosts,
         header: c.header ?? null,
         format: c.format ?? null,
-        phantom: newPhantom(phantomPrefix(c.secret, c.hosts)),
-        sealed: seal(this.key, c.name, c.secret),
+        phantom,
+        phantom_refresh: phantomRefresh,
+        token_url: c.kind === 'oauth' ? c.token_url! : null,
+        sealed: seal(this.key, c.name, secret),
         max_concurrent: c.max_concurrent ?? MAX_CONCURRENT_DEFAULT,
         queue_timeout_ms: c.queue_timeout_ms ?? 0,
       },
@@ -132,8 +195,13 @@ export class CredentialVault {
       format: u.format,
       max_concurrent: u.max_concurrent,
       queue_timeout_ms: u.queue_timeout_ms,
+      token_url: u.token_url,
     };
-    if (u.secret !== undefined) patch.sealed = seal(this.key, name, u.secret);
+    if (u.secret !== undefined) {
+      const kind = this.rows.get(name)?.kind;
+      const text = kind === 'oauth' ? serializeOAuthSecret(parseOAuthSecret(u.secret)) : u.secret;
+      patch.sealed = seal(this.key, name, text);
+    }
     const row = this.repo.update(name, patch, this.clock.iso());
     if (!row) throw new SluiceError('not_found', `no credential named ${name}`);
     if (u.secret !== undefined) this.secrets.delete(name);
@@ -148,8 +216,17 @@ export class CredentialVault {
     this.reload();
   }
 
-  /** Every plaintext secret currently known, for redaction of logs and outbound text. */
+  /** Every plaintext secret currently known (API keys and OAuth tokens), for redaction. */
   knownSecrets(): string[] {
-    return this.list().map((r) => this.secret(r.name));
+    const out: string[] = [];
+    for (const r of this.list()) {
+      if (r.kind !== 'oauth') out.push(this.secret(r.name));
+      else {
+        const t = this.oauthTokens(r.name);
+        out.push(t.access_token, t.refresh_token);
+        if (t.id_token) out.push(t.id_token.slice(t.id_token.lastIndexOf('.') + 1));
+      }
+    }
+    return out;
   }
 }

@@ -13,8 +13,11 @@ const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 /** Matches a phantom core (marker + random part); the text before it is the provider prefix. */
 export const PHANTOM_CORE_RE = new RegExp(`${PHANTOM_MARKER}[A-Za-z0-9]{${CORE_LEN}}`, 'g');
 
-/** Matches a whole phantom-looking token: an optional prefix run of token characters plus the core. */
-export const PHANTOM_TOKEN_RE = new RegExp(`[A-Za-z0-9_-]*${PHANTOM_MARKER}[A-Za-z0-9]{${CORE_LEN}}`, 'g');
+/**
+ * Matches a whole phantom-looking token: an optional prefix run of token characters (dots included, so a
+ * JWT-shaped phantom `header.payload.SLUICE…` is one token) plus the core.
+ */
+export const PHANTOM_TOKEN_RE = new RegExp(`[A-Za-z0-9_.-]*${PHANTOM_MARKER}[A-Za-z0-9]{${CORE_LEN}}`, 'g');
 
 const HOST_PREFIXES: [RegExp, string][] = [
   [/anthropic\.com$/, 'sk-ant-api03-'],
@@ -48,6 +51,20 @@ export function newPhantom(prefix: string): string {
   let core = '';
   for (let i = 0; i < CORE_LEN; i++) core += ALPHABET[bytes[i]! % ALPHABET.length];
   return `${prefix}${PHANTOM_MARKER}${core}`;
+}
+
+/** Far-future expiry for phantom JWTs: the agent's copy never looks expired; sluice refreshes the real one. */
+const PHANTOM_JWT_EXP = 4102444800;
+
+/**
+ * A JWT-shaped phantom for an OAuth access token. It carries `claims` (copied from the real token, so an
+ * agent that reads claims such as an account id finds them) with a far-future `exp`, and its signature
+ * segment is a phantom core, so it is found and resolved like any phantom. It never verifies as a JWT.
+ */
+export function newJwtPhantom(claims: Record<string, unknown>): string {
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ ...claims, exp: PHANTOM_JWT_EXP })).toString('base64url');
+  return `${header}.${payload}.${newPhantom('')}`;
 }
 
 /** The core (marker + random part) of a phantom, which identifies it regardless of prefix. */

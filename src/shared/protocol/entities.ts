@@ -18,7 +18,12 @@ export interface CredentialInfo {
   format: string | null;
   max_concurrent: number;
   queue_timeout_ms: number;
+  /** The phantom the agent uses (for OAuth credentials: the access token's phantom, JWT-shaped). */
   phantom: string;
+  /** OAuth only: the phantom the agent uses as its refresh token. */
+  phantom_refresh: string | null;
+  /** OAuth only: where refreshes go. */
+  token_url: string | null;
   in_flight: number;
   queued: number;
   created_at: string;

@@ -19,6 +19,8 @@ import type {
 export interface PoolInfo {
   name: string;
   phantom: string;
+  /** OAuth pools: the stable phantom the agent uses as its refresh token. */
+  phantom_refresh: string | null;
   active: string | null;
   members: { name: string; healthy: boolean; cooldown_until: string | null; reason: string | null }[];
 }

@@ -40,6 +40,11 @@ const format = z
   .refine((f) => f.split('{}').length === 2, 'format must contain {} exactly once');
 const secret = z.string().min(1, 'the secret is empty').max(64 * 1024, 'the secret is too long');
 const empty = z.object({}).strict();
+const tokenUrl = z
+  .string()
+  .max(2048)
+  .url('token_url must be a URL')
+  .refine((u) => /^https?:\/\//i.test(u), 'token_url must be an http(s) URL');
 
 /** Params schema per RPC method. A method absent here does not exist. */
 export const PARAMS = {
@@ -56,9 +61,11 @@ export const PARAMS = {
       format: format.optional(),
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
+      token_url: tokenUrl.optional(),
       secret,
     })
-    .strict(),
+    .strict()
+    .refine((p) => p.kind !== 'oauth' || p.token_url !== undefined, 'an oauth credential needs token_url (--token-url)'),
   'cred.list': empty,
   'cred.update': z
     .object({
@@ -68,6 +75,7 @@ export const PARAMS = {
       format: format.nullable().optional(),
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
+      token_url: tokenUrl.optional(),
       secret: secret.optional(),
     })
     .strict(),

@@ -1,0 +1,125 @@
+/**
+ * Token-endpoint interception for OAuth credentials. A refresh request (`grant_type=refresh_token`, JSON or
+ * form) carries the agent's refresh phantom, which the credential stage swaps for the real refresh token
+ * of exactly one credential: that credential is the response's owner. A 2xx response is rewritten before
+ * the agent sees it (every real token becomes the phantom the agent already holds) and the new real tokens
+ * are saved to the owner. When the owner cannot be determined the response is still rewritten but nothing
+ * is saved: rotating refresh tokens are single-use, and saving to the wrong account would lose both.
+ */
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { PoolService } from '../pool/pool-service.js';
+import type { CredentialVault } from '../vault/credential-vault.js';
+import type { OAuthTokens } from '../vault/oauth-secret.js';
+
+/** Placeholder for a token that could not be attributed to any credential (never a real value). */
+export const UNATTRIBUTED_TOKEN = 'sluice-unattributed-token';
+
+/** The `grant_type` of a token request body, or null. */
+export function grantTypeOf(body: Buffer | null, contentType: string | undefined): string | null {
+  if (!body || body.length === 0 || body.length > 64 * 1024) return null;
+  const text = body.toString('utf8');
+  const ct = (contentType ?? '').toLowerCase();
+  if (ct.includes('json') || text.trimStart().startsWith('{')) {
+    try {
+      const v = (JSON.parse(text) as { grant_type?: unknown }).grant_type;
+      return typeof v === 'string' ? v : null;
+    } catch {
+      return null;
+    }
+  }
+  return new URLSearchParams(text).get('grant_type');
+}
+
+interface TokenFields {
+  access_token?: string;
+  refresh_token?: string;
+  id_token?: string;
+  expires_in?: number;
+}
+
+/** Whose tokens a response carries, and which phantoms the agent holds for them. */
+export interface TokenOwner {
+  /** The credential whose real refresh token was injected, or null when unknown. */
+  credential: string | null;
+  /** The pool the agent addressed, when it used a pool phantom. */
+  pool: string | null;
+}
+
+/** Rewrites token responses and saves the real tokens to their owner. */
+export class TokenExchange {
+  constructor(
+    private readonly vault: CredentialVault,
+    private readonly pools: PoolService,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Handles a 2xx token response body: saves real tokens to `owner.credential` (if known) and returns the
+   * body the agent may see. Bodies that are not token responses come back unchanged.
+   */
+  rewriteSuccess(body: Buffer, contentType: string | undefined, owner: TokenOwner): Buffer {
+    const ct = (contentType ?? '').toLowerCase();
+    const isForm = ct.includes('application/x-www-form-urlencoded');
+    let fields: TokenFields;
+    let json: Record<string, unknown> | null = null;
+    let form: URLSearchParams | null = null;
+    try {
+      if (isForm) {
+        form = new URLSearchParams(body.toString('utf8'));
+        fields = { access_token: form.get('access_token') ?? undefined, refresh_token: form.get('refresh_token') ?? undefined, id_token: form.get('id_token') ?? undefined, expires_in: Number(form.get('expires_in')) || undefined };
+      } else {
+        json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+        fields = json as TokenFields;
+      }
+    } catch {
+      return body;
+    }
+    if (typeof fields.access_token !== 'string' && typeof fields.refresh_token !== 'string') return body;
+    const phantoms = this.phantomsFor(owner);
+    if (owner.credential) this.save(owner.credential, fields);
+    else this.log.warn('token response could not be attributed to a credential; rewritten, nothing saved', { pool: owner.pool });
+    const replace: Record<string, string> = {};
+    if (typeof fields.access_token === 'string') replace.access_token = phantoms.access;
+    if (typeof fields.refresh_token === 'string') replace.refresh_token = phantoms.refresh;
+    if (typeof fields.id_token === 'string') replace.id_token = resign(fields.id_token);
+    if (json) return Buffer.from(JSON.stringify({ ...json, ...replace }));
+    for (const [k, v] of Object.entries(replace)) form!.set(k, v);
+    return Buffer.from(form!.toString());
+  }
+
+  private phantomsFor(owner: TokenOwner): { access: string; refresh: string } {
+    if (owner.pool && this.pools.has(owner.pool)) {
+      const p = this.pools.get(owner.pool);
+      return { access: p.phantom, refresh: p.phantom_refresh ?? UNATTRIBUTED_TOKEN };
+    }
+    const row = owner.credential ? this.vault.get(owner.credential) : undefined;
+    if (row) return { access: row.phantom, refresh: row.phantom_refresh ?? UNATTRIBUTED_TOKEN };
+    return { access: UNATTRIBUTED_TOKEN, refresh: UNATTRIBUTED_TOKEN };
+  }
+
+  /** Stores a token response's real tokens on `name`, keeping fields the response did not renew. */
+  save(name: string, f: TokenFields): void {
+    const old = this.vault.oauthTokens(name);
+    const next: OAuthTokens = {
+      ...old,
+      access_token: f.access_token ?? old.access_token,
+      refresh_token: f.refresh_token ?? old.refresh_token,
+      id_token: f.id_token ?? old.id_token,
+      expires_at: typeof f.expires_in === 'number' && f.expires_in > 0 ? this.clock.now() + f.expires_in * 1000 : old.expires_at,
+    };
+    this.vault.saveOAuthTokens(name, next);
+    this.log.info('saved refreshed oauth tokens', { credential: name, expires_at: next.expires_at ? new Date(next.expires_at).toISOString() : null });
+  }
+}
+
+/**
+ * An id_token handed to the agent keeps its header and claims (agents read claims such as the account id)
+ * but never its real signature.
+ */
+export function resign(jwt: string): string {
+  const parts = jwt.split('.');
+  if (parts.length !== 3) return UNATTRIBUTED_TOKEN;
+  return `${parts[0]}.${parts[1]}.${Buffer.from('sluice-phantom-signature').toString('base64url')}`;
+}

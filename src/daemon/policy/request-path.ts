@@ -1,0 +1,32 @@
+/**
+ * The canonical form of a request path for policy matching. Upstreams resolve `..` segments, merge
+ * repeated slashes and decode percent-escapes, so a rule must see the path the upstream will see:
+ * `/v1/../admin`, `//admin` and `/%61dmin` all match `/admin/**`.
+ */
+
+/** Resolves dot segments (also `%2e`), collapses slashes and decodes escapes; drops any query string. */
+export function normalizePath(raw: string): string {
+  const noQuery = raw.split('?')[0]!.split('#')[0]!;
+  let p: string;
+  try {
+    // The WHATWG URL parser resolves `.`/`..` and their percent-encoded spellings.
+    p = new URL(noQuery.replace(/\/{2,}/g, '/'), 'http://sluice.invalid').pathname;
+  } catch {
+    p = noQuery;
+  }
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    // Malformed escapes stay as they are; the upstream will reject them too.
+  }
+  p = p.replace(/\/{2,}/g, '/');
+  // Decoding can reveal new dot segments (`%2F..%2F`); resolve once more on the decoded form.
+  if (/(^|\/)\.\.?(\/|$)/.test(p)) {
+    try {
+      p = new URL(p, 'http://sluice.invalid').pathname;
+    } catch {
+      // keep p
+    }
+  }
+  return p.startsWith('/') ? p : `/${p}`;
+}

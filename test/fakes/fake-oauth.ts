@@ -1,0 +1,107 @@
+/**
+ * A fake OAuth token endpoint (HTTPS, test CA) standing in for auth.openai.com: accounts with rotating,
+ * single-use refresh tokens and real HMAC-signed JWT access tokens. `POST /oauth/token` with
+ * `grant_type=refresh_token` (JSON or form) rotates the account's tokens; a spent or unknown refresh token
+ * gets 400 `invalid_grant`; other grant types get a fixed device-code style answer. Every request is
+ * recorded so tests can see which real refresh token arrived.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import type net from 'node:net';
+import path from 'node:path';
+import { REPO_ROOT } from './repo-root.js';
+
+const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
+const SIGNING_KEY = 'fake-oauth-signing-key';
+
+/** One account's current tokens. */
+export interface FakeAccount {
+  id: string;
+  access_token: string;
+  refresh_token: string;
+  id_token: string;
+  refreshes: number;
+}
+
+/** A running fake token endpoint. */
+export interface FakeOAuth {
+  port: number;
+  accounts: Map<string, FakeAccount>;
+  seen: { grant_type: string | null; refresh_token: string | null; contentType: string; body: string }[];
+  /** Adds an account and returns its first tokens. */
+  addAccount(id: string): FakeAccount;
+  close(): Promise<void>;
+}
+
+/** An HS256 JWT with the claims an agent (Codex) reads. */
+export function signJwt(claims: Record<string, unknown>): string {
+  const h = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+  const p = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  const sig = crypto.createHmac('sha256', SIGNING_KEY).update(`${h}.${p}`).digest('base64url');
+  return `${h}.${p}.${sig}`;
+}
+
+function issue(id: string, n: number): Pick<FakeAccount, 'access_token' | 'refresh_token' | 'id_token'> {
+  const now = Math.floor(Date.now() / 1000);
+  const auth = { 'https://api.openai.com/auth': { chatgpt_account_id: id } };
+  return {
+    access_token: signJwt({ sub: id, n, iat: now, exp: now + 3600, ...auth }),
+    refresh_token: `rt_${id}_${n}_${crypto.randomBytes(8).toString('hex')}`,
+    id_token: signJwt({ sub: id, email: `${id}@example.test`, ...auth }),
+  };
+}
+
+/** Starts the fake token endpoint on 127.0.0.1. */
+export async function startFakeOAuth(): Promise<FakeOAuth> {
+  const accounts = new Map<string, FakeAccount>();
+  const seen: FakeOAuth['seen'] = [];
+  const sockets = new Set<net.Socket>();
+  const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const ct = String(req.headers['content-type'] ?? '');
+      let fields: Record<string, string> = {};
+      try {
+        fields = ct.includes('json') ? (JSON.parse(body) as Record<string, string>) : Object.fromEntries(new URLSearchParams(body));
+      } catch {
+        fields = {};
+      }
+      seen.push({ grant_type: fields.grant_type ?? null, refresh_token: fields.refresh_token ?? null, contentType: ct, body });
+      const send = (status: number, obj: unknown) => {
+        const text = JSON.stringify(obj);
+        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      };
+      if (req.url?.split('?')[0] !== '/oauth/token') return send(404, { error: 'not_found' });
+      if (fields.grant_type !== 'refresh_token') return send(200, { device_code: 'dev-123', user_code: 'ABCD-EFGH', echo_grant: fields.grant_type ?? null });
+      const acct = [...accounts.values()].find((a) => a.refresh_token === fields.refresh_token);
+      if (!acct) return send(400, { error: 'invalid_grant', error_description: 'refresh token is invalid or already used' });
+      acct.refreshes++;
+      Object.assign(acct, issue(acct.id, acct.refreshes));
+      send(200, { access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_in: 3600, token_type: 'Bearer' });
+    });
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accounts,
+    seen,
+    addAccount(id) {
+      const a: FakeAccount = { id, refreshes: 0, ...issue(id, 0) };
+      accounts.set(id, a);
+      return a;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
