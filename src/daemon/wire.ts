@@ -77,7 +77,17 @@ export class Daemon {
     if (await answers(cfg.socketPath)) throw new AlreadyRunningError(`another sluiced is already running (it answers on ${cfg.socketPath})`);
     ensurePrivateDir(cfg.home, log);
     ensurePrivateDir(path.dirname(cfg.socketPath), log);
-    const db = openDatabase(cfg.dbPath);
+    let db: Db;
+    try {
+      db = openDatabase(cfg.dbPath);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+        throw new Error(`the database ${cfg.dbPath} is locked by another process (another sluiced on this SLUICE_HOME, or a tool holding it open); nothing was changed`);
+      }
+      if (code === 'SQLITE_CANTOPEN' || code === 'EACCES') throw new Error(`cannot open the database ${cfg.dbPath} (${code}); check that ${cfg.home} is writable`);
+      throw err;
+    }
     try {
       const parts = buildParts(cfg, log, clock, db, await loadOrCreateRootCa(cfg.caDir));
       const daemon = new Daemon(cfg, log, clock, db, parts);
