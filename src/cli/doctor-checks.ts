@@ -23,24 +23,75 @@ export interface DoctorFacts {
   readText: (path: string) => string | null;
 }
 
-/** Runs every check against `env` (the environment an agent would have). */
-export function runDoctorChecks(env: NodeJS.ProcessEnv, facts: DoctorFacts): DoctorCheck[] {
+/**
+ * What kind of program a command is, as far as its network stack goes; decides which variables it needs
+ * beyond the common ones. `node` programs need the fetch bootstrap in NODE_OPTIONS (Node 20's fetch
+ * ignores HTTPS_PROXY); curl, git and Python's requests read their own CA variables, not SSL_CERT_FILE;
+ * Codex (Rust, rustls) reads CODEX_CA_CERTIFICATE, else SSL_CERT_FILE.
+ */
+export type CommandKind = 'node' | 'curl' | 'git' | 'python' | 'codex' | 'other';
+
+/** Runs every check against `env` (the environment an agent would have), plus those `command` needs. */
+export function runDoctorChecks(env: NodeJS.ProcessEnv, facts: DoctorFacts, command?: CommandKind): DoctorCheck[] {
   const caPem = facts.readText(facts.proxyEnv.ca_path);
-  return [
+  const checks = [
     proxyCheck('HTTPS_PROXY', env, facts),
     proxyCheck('HTTP_PROXY', env, facts),
+    // curl and Python read the lower-case spelling first: a stale one there wins over a good upper-case one.
+    ...(['https_proxy', 'http_proxy'] as const)
+      .filter((lower) => env[lower] !== undefined && env[lower] !== env[lower.toUpperCase()])
+      .map((lower) => proxyCheck(lower, env, facts, true)),
     caCheck('NODE_EXTRA_CA_CERTS', env, facts, caPem),
     caCheck('SSL_CERT_FILE', env, facts, caPem),
-    noProxyCheck(env, facts.boundHosts),
   ];
+  // Tool-specific CA variables: one that is set overrides SSL_CERT_FILE for its tool, so it must hold the
+  // sluice CA too; one that is unset only matters for the tool that needs it.
+  // (Codex falls back to SSL_CERT_FILE, so an unset CODEX_CA_CERTIFICATE is fine.)
+  const toolCa: [string, CommandKind | null][] = [
+    ['REQUESTS_CA_BUNDLE', 'python'],
+    ['CURL_CA_BUNDLE', 'curl'],
+    ['GIT_SSL_CAINFO', 'git'],
+    ['CODEX_CA_CERTIFICATE', null],
+  ];
+  for (const [name, neededBy] of toolCa) {
+    if (env[name] !== undefined || (neededBy !== null && command === neededBy)) checks.push(caCheck(name, env, facts, caPem));
+  }
+  if (env.NODE_OPTIONS !== undefined || command === 'node') checks.push(nodeOptionsCheck(env, facts));
+  checks.push(noProxyCheck(env, facts.boundHosts));
+  return checks;
+}
+
+/** Guesses a command's {@link CommandKind} from its name and, for scripts, its `#!` line. */
+export function commandKind(file: string, firstLine: string | null): CommandKind {
+  const base = file.split('/').pop()!.toLowerCase();
+  if (base === 'curl') return 'curl';
+  if (base === 'git') return 'git';
+  if (base === 'codex') return 'codex';
+  if (/^(python[0-9.]*|pip[0-9.]*|httpx|http)$/.test(base)) return 'python';
+  if (/^(node|nodejs|npm|npx|pnpm|yarn|tsx|ts-node)$/.test(base)) return 'node';
+  if (firstLine?.startsWith('#!')) {
+    if (/\bnode\b/.test(firstLine)) return 'node';
+    if (/\bpython[0-9.]*\b/.test(firstLine)) return 'python';
+  }
+  return 'other';
+}
+
+function nodeOptionsCheck(env: NodeJS.ProcessEnv, facts: DoctorFacts): DoctorCheck {
+  const name = 'NODE_OPTIONS';
+  const value = env.NODE_OPTIONS ?? '';
+  if (value.includes(facts.proxyEnv.bootstrap_path)) return { name, ok: true, detail: `${name} preloads the sluice fetch bootstrap` };
+  const why = "Node's built-in fetch ignores HTTPS_PROXY, so SDK scripts would bypass sluice";
+  return value.trim() === ''
+    ? { name, ok: false, detail: `${name} is not set: ${why}` }
+    : { name, ok: false, detail: `${name} does not preload the sluice fetch bootstrap: ${why}` };
 }
 
 function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return env[name] ?? env[name.toLowerCase()];
 }
 
-function proxyCheck(name: string, env: NodeJS.ProcessEnv, facts: DoctorFacts): DoctorCheck {
-  const value = envValue(env, name);
+function proxyCheck(name: string, env: NodeJS.ProcessEnv, facts: DoctorFacts, exact = false): DoctorCheck {
+  const value = exact ? env[name] : envValue(env, name);
   if (!value) return { name, ok: false, detail: `${name} is not set (eval "$(sluicectl env)")` };
   let url: URL;
   try {
@@ -71,9 +122,16 @@ function sameAddress(url: URL, listen: string): boolean {
   return loopback(url.hostname) === loopback(listen.slice(0, sep)) && port === listen.slice(sep + 1);
 }
 
+/** Why a CA variable matters, for the "is not set" line of a variable only some tools read. */
+const CA_WHY: Record<string, string> = {
+  REQUESTS_CA_BUNDLE: ': Python requests will not trust the sluice CA',
+  CURL_CA_BUNDLE: ': curl will not trust the sluice CA',
+  GIT_SSL_CAINFO: ': git will not trust the sluice CA',
+};
+
 function caCheck(name: string, env: NodeJS.ProcessEnv, facts: DoctorFacts, caPem: string | null): DoctorCheck {
   const file = env[name];
-  if (!file) return { name, ok: false, detail: `${name} is not set` };
+  if (!file) return { name, ok: false, detail: `${name} is not set${CA_WHY[name] ?? ''}` };
   const text = facts.readText(file);
   if (text !== null && caPem !== null) {
     return text.includes(caPem.trim())

@@ -180,6 +180,8 @@ export class Daemon {
     this.log.info('shutting down');
     p.broker.shutdown();
     p.refresher.stop();
+    // Let the 403s of the denied approval waiters reach their clients before anything closes.
+    await new Promise((r) => setTimeout(r, 100));
     p.mitm.close();
     const deadline = this.clock.now() + DRAIN_LIMIT_MS;
     while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));

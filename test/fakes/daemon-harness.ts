@@ -8,13 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent, ProxyAgent, request } from 'undici';
 import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js';
 import { UPSTREAM_CA } from './fake-upstream.js';
+import { REPO_ROOT } from './repo-root.js';
 
-/** Repo root. */
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Repo root (also right when this file runs compiled from `dist-bench/test/fakes/`). */
+export const ROOT = REPO_ROOT;
 /** Built entry points. */
 export const BIN = {
   daemon: path.join(ROOT, 'dist/daemon/main.js'),
@@ -51,6 +51,8 @@ export interface StartOptions {
   upstreamPort?: number;
   home?: string;
   env?: Record<string, string>;
+  /** Extra node flags placed before the daemon script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 /** Starts the daemon and waits until its socket answers. */
@@ -70,7 +72,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     ...opts.env,
   };
   delete env.SLUICE_SOCKET;
-  const proc = spawn(process.execPath, [BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));

@@ -2,16 +2,19 @@
  * `sluicectl doctor [-- CMD]`: checks that an environment really routes through sluice (proxy variables
  * point at this daemon with the current token, CA files include the sluice CA, NO_PROXY spares bound
  * hosts). Without CMD it checks the current shell; with CMD it checks the environment `sluicectl run`
- * would give CMD (it does not run CMD). Exits 1 when any check fails.
+ * would give CMD (it does not run CMD), plus what that kind of program needs (the fetch bootstrap for
+ * Node, CURL_CA_BUNDLE for curl, GIT_SSL_CAINFO for git, REQUESTS_CA_BUNDLE for Python). Exits 1 when any
+ * check fails.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import path from 'node:path';
 import type { Argv } from 'yargs';
 import { action } from '../command-action.js';
 import { withClient, type GlobalArgs } from '../daemon-call.js';
-import { runDoctorChecks } from '../doctor-checks.js';
+import { commandKind, runDoctorChecks } from '../doctor-checks.js';
 import { EXIT } from '../exit-codes.js';
 import { printResult } from '../print-result.js';
-import { commandWords } from './run.js';
+import { agentEnvFor, commandWords } from './run.js';
 
 /** Registers `doctor [-- CMD]`. */
 export function doctorCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -26,8 +29,9 @@ export function doctorCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         proxyEnv: await c.call('proxy.env', {}),
         boundHosts: (await c.call('cred.list', {})).credentials.flatMap((cred) => cred.hosts),
       }));
-      const env = words.length > 0 ? { ...process.env, ...facts.proxyEnv.vars } : process.env;
-      const checks = runDoctorChecks(env, { ...facts, readText });
+      const env = words.length > 0 ? agentEnvFor(process.env, facts.proxyEnv.vars) : process.env;
+      const kind = words[0] ? commandKind(words[0], firstLine(which(words[0], env.PATH))) : undefined;
+      const checks = runDoctorChecks(env, { ...facts, readText }, kind);
       const ok = checks.every((c) => c.ok);
       printResult(args, { ok, checks }, () => [
         ...(words.length > 0 ? [`environment sluicectl run would give ${words[0]}:`] : []),
@@ -38,10 +42,43 @@ export function doctorCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   );
 }
 
-function readText(path: string): string | null {
+function readText(file: string): string | null {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch {
     return null;
   }
+}
+
+/** The file `cmd` names, looked up on PATH when it has no slash; null when not found. */
+function which(cmd: string, pathVar: string | undefined): string | null {
+  if (cmd.includes('/')) return cmd;
+  for (const dir of (pathVar ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, cmd);
+    if (readFirstBytes(candidate) !== null) return candidate;
+  }
+  return null;
+}
+
+function readFirstBytes(file: string): Buffer | null {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(256);
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      return buf.subarray(0, n);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** The first line of a script (its `#!`), or null for a binary or an unreadable file. */
+function firstLine(file: string | null): string | null {
+  const head = file ? readFirstBytes(file) : null;
+  if (!head || head[0] !== 0x23 /* # */) return null;
+  return head.toString('utf8').split('\n')[0] ?? null;
 }

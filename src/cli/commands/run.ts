@@ -19,6 +19,19 @@ export function commandWords(args: { cmd?: unknown; '--'?: unknown }): string[] 
   return [...before, ...after];
 }
 
+/**
+ * The environment `run` gives a command: ours with the proxy variables on top. NODE_OPTIONS is the one
+ * variable merged rather than replaced: the user's own options (`--max-old-space-size=…`, another
+ * `--import`) are kept after the sluice bootstrap, which is not added twice.
+ */
+export function agentEnvFor(base: NodeJS.ProcessEnv, vars: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, ...vars };
+  const ours = vars.NODE_OPTIONS;
+  const theirs = base.NODE_OPTIONS?.trim();
+  if (ours && theirs) env.NODE_OPTIONS = theirs.includes(ours) ? theirs : `${ours} ${theirs}`;
+  return env;
+}
+
 /** Registers `run -- CMD [ARGS…]`. */
 export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command(
@@ -29,7 +42,7 @@ export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       const words = commandWords(args as { cmd?: unknown; '--'?: unknown });
       if (words.length === 0) throw new UsageError('run needs a command: sluicectl run -- CMD [ARGS…]');
       const env = await callDaemon(args, 'proxy.env');
-      process.exitCode = await runWithEnv(words, { ...process.env, ...env.vars });
+      process.exitCode = await runWithEnv(words, agentEnvFor(process.env, env.vars));
     }),
   );
 }

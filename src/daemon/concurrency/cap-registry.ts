@@ -10,6 +10,13 @@ import { Semaphore, type Release } from './semaphore.js';
 /** Why a request was refused a permit. */
 export type CapRefusal = { reason: 'global_cap' | 'per_credential_cap'; cap: number };
 
+/** Held permits: release them exactly once, or move the credential part to another credential. */
+export interface Permit {
+  release: Release;
+  /** Trades the credential slot for one of `credential`; false (nothing changed) when refused. */
+  switchTo(credential: string): Promise<boolean>;
+}
+
 /** Live counts for one credential. */
 export interface CapCounts {
   in_flight: number;
@@ -78,9 +85,9 @@ export class CapRegistry {
 
   /**
    * Takes the permits a request needs: global, then the credential's (when `credential` is set), waiting up
-   * to the credential's queue timeout for its slot. Returns one release for both, or the refusal.
+   * to the credential's queue timeout for its slot. Returns one permit for both, or the refusal.
    */
-  async acquire(credential: string | null, signal?: AbortSignal): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
+  async acquire(credential: string | null, signal?: AbortSignal): Promise<Permit | { refused: CapRefusal } | { aborted: true }> {
     let releaseGlobal: Release = () => {};
     if (this.global) {
       const g = this.global.tryAcquire();
@@ -93,15 +100,34 @@ export class CapRegistry {
       releaseGlobal();
       this.onChange();
     });
-    if (credential === null) {
-      this.onChange();
-      return { release: dropGlobal };
+    const cred = credential === null ? { release: () => {} } : await this.acquireCredential(credential, signal);
+    if (!('release' in cred)) {
+      dropGlobal();
+      return cred;
     }
+    this.onChange();
+    let releaseCred = cred.release;
+    return {
+      release: once(() => {
+        releaseCred();
+        dropGlobal();
+      }),
+      // Keeps the request's global slot and trades its credential slot for another credential's (a pool
+      // replay on the next member): the request never counts twice and never loses its global place.
+      switchTo: async (next: string) => {
+        const r = await this.acquireCredential(next, signal);
+        if (!('release' in r)) return false;
+        releaseCred();
+        releaseCred = r.release;
+        return true;
+      },
+    };
+  }
+
+  /** The per-credential part of {@link acquire}. */
+  private async acquireCredential(credential: string, signal?: AbortSignal): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
     const cfg = this.configOf(credential);
-    if (!cfg) {
-      this.onChange();
-      return { release: dropGlobal };
-    }
+    if (!cfg) return { release: () => {} };
     const sem = this.semaphoreFor(credential, cfg);
     let got = sem.tryAcquire();
     if (!got && cfg.queue_timeout_ms > 0) {
@@ -109,16 +135,10 @@ export class CapRegistry {
       this.onChange();
       const r = await sem.acquire(cfg.queue_timeout_ms, signal);
       this.bump(credential, 'queued', -1);
-      if (r === 'aborted') {
-        dropGlobal();
-        return { aborted: true };
-      }
+      if (r === 'aborted') return { aborted: true };
       got = typeof r === 'function' ? r : null;
     }
-    if (!got) {
-      dropGlobal();
-      return { refused: { reason: 'per_credential_cap', cap: sem.capacity } };
-    }
+    if (!got) return { refused: { reason: 'per_credential_cap', cap: sem.capacity } };
     const releaseCred = got;
     this.bump(credential, 'in_flight', 1);
     this.onChange();
@@ -126,7 +146,7 @@ export class CapRegistry {
       release: once(() => {
         this.bump(credential, 'in_flight', -1);
         releaseCred();
-        dropGlobal();
+        this.onChange();
       }),
     };
   }

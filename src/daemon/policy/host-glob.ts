@@ -36,7 +36,9 @@ export function pathMatches(glob: string, path: string): boolean {
 /** Throws `invalid_glob` when `glob` cannot be compiled. */
 export function assertValidGlob(glob: string, what: 'host' | 'path'): void {
   try {
-    picomatch.makeRe(glob, { nocase: what === 'host' });
+    // strictBrackets: an unbalanced `[` or `{` would otherwise compile to a pattern that silently matches
+    // nothing, and a deny rule written that way would never apply.
+    picomatch.makeRe(glob, { nocase: what === 'host', strictBrackets: true });
   } catch (err) {
     throw new SluiceError('invalid_glob', `invalid ${what} glob ${JSON.stringify(glob)}`, { cause: err });
   }

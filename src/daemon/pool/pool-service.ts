@@ -155,7 +155,12 @@ export class PoolService {
    */
   failover(poolName: string, member: string, reason: FailoverReason | 'manual rotate', until: number): FailoverResult {
     const pool = this.get(poolName);
+    const wasActive = pool.active_member === null || pool.active_member === member;
     this.health.cool(member, until, reason);
+    if (!wasActive && this.health.isHealthy(pool.active_member!)) {
+      // A late failure from a member the pool already left: extend its cooldown, nothing switched.
+      return { from: member, to: pool.active_member };
+    }
     const choice = chooseActive(pool.members, pool.active_member === member ? member : pool.active_member, this.health);
     const to = choice.allCooling ? null : choice.member;
     if (to && to !== pool.active_member) this.setActive(pool, to);

@@ -7,8 +7,7 @@
 import type http from 'node:http';
 import type { ApprovalBroker, ApprovalOutcome } from '../approval/approval-broker.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { CapRegistry } from '../concurrency/cap-registry.js';
-import type { Release } from '../concurrency/semaphore.js';
+import type { CapRegistry, Permit } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
 import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { CredentialResult, CredentialStage } from './credential-stage.js';
@@ -41,7 +40,7 @@ export interface Arrival {
 
 /** The outcome of admission. */
 export type AdmitResult =
-  | { kind: 'ok'; cred: CredentialResult; release: Release }
+  | { kind: 'ok'; cred: CredentialResult; permit: Permit }
   | { kind: 'refused'; refusal: Refusal; audited: boolean }
   | { kind: 'gone' };
 
@@ -107,7 +106,7 @@ export class Admission {
       const message = reason === 'global_cap' ? 'Server is at capacity. Retry shortly.' : `Too many concurrent requests against this credential (cap: ${cap}). Retry shortly.`;
       return refused({ status: 429, code: reason, message, retryAfterS: 1, extra: { cap } });
     }
-    return { kind: 'ok', cred, release: permit.release };
+    return { kind: 'ok', cred, permit };
   }
 
   private blockLeak(ex: RequestExchange, labels: string[]): AdmitResult {

@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { classify, needsBody } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import { refreshOwnerOf, type CredentialStage } from './credential-stage.js';
-import { FixedBodyFilter, readBody } from './request-body.js';
+import { PrefixFilter, peekBody, type BodyPeek } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
 
 /** The client's request as it arrived (phantoms intact), kept so it can be replayed on another member. */
@@ -38,7 +38,8 @@ export interface PoolFailoverDeps {
   beforeUse?: (member: string) => Promise<void>;
 }
 
-const MAX_FAILURE_BODY = 1024 * 1024;
+/** How much of a 403 body is read to look for a quota error before it streams on to the client. */
+const MAX_PEEK = 64 * 1024;
 
 /** Classifies pooled responses and replays failures once. */
 export class PoolFailover {
@@ -46,21 +47,23 @@ export class PoolFailover {
 
   /**
    * Inspects `ctx.serverToProxyResponse` for pooled exchange `ex`; may swap it for a replay's response.
-   * Calls `next` exactly once, when the (possibly new) response may be sent to the client.
+   * 429 and 401 are classified from the status line alone, so the member cools at header time even when
+   * the body streams or is huge; only a 403 needs a (bounded) look at its body. Calls `next` exactly once,
+   * when the (possibly new) response may be sent to the client.
    */
   async onResponse(ctx: IContext, ex: RequestExchange, original: OriginalRequest, next: () => void): Promise<void> {
     const up = ctx.serverToProxyResponse!;
     const status = up.statusCode ?? 0;
-    let body: Buffer | null = null;
-    if (status === 429 || status === 401 || needsBody(status, false)) {
-      const b = await readBody(up, MAX_FAILURE_BODY);
-      if (b === 'aborted' || b === 'too_large') {
-        this.d.onError(ctx, new Error(`failure response ${b}`), 'SERVER_TO_PROXY_RESPONSE_ERROR');
+    let peek: BodyPeek | null = null;
+    if (needsBody(status, false)) {
+      const p = await peekBody(up, MAX_PEEK);
+      if (p === 'aborted') {
+        this.d.onError(ctx, new Error('failure response aborted'), 'SERVER_TO_PROXY_RESPONSE_ERROR');
         return;
       }
-      body = b;
+      peek = p;
     }
-    const failure = classify(status, up.headers, body?.toString('utf8') ?? null, false, this.d.clock.now());
+    const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
     if (failure && ex.pool && ex.credential) {
       const r = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
       if (!ex.replayed && r.to && r.to !== ex.credential && !ex.finished && (await this.replay(ctx, ex, original))) {
@@ -71,7 +74,7 @@ export class PoolFailover {
         return this.onResponse(ctx, ex, original, next);
       }
     }
-    if (body) ctx.addResponseFilter(new FixedBodyFilter(body));
+    if (peek) ctx.addResponseFilter(new PrefixFilter(peek.head));
     next();
   }
 
@@ -81,15 +84,10 @@ export class PoolFailover {
     if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
     const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
     if (!cred.credential || cred.credential === ex.credential || cred.report.leaked.length > 0) return false;
-    const permit = await this.d.caps.acquire(cred.credential);
-    if (!('release' in permit)) return false;
-    if (ex.finished) {
-      permit.release();
-      return false;
-    }
+    // Trade the credential slot only: the request keeps its global slot, so a full global cap cannot
+    // refuse the replay of a request that is already counted.
+    if (!ex.permit || ex.finished || !(await ex.permit.switchTo(cred.credential))) return false;
     const previous = ex.credential;
-    ex.releasePermits();
-    ex.release = permit.release;
     ex.credential = cred.credential;
     ex.refreshOwner = refreshOwnerOf(cred);
     ex.replayed = true;

@@ -71,3 +71,71 @@ export class FixedBodyFilter extends Transform {
     cb(null, this.body);
   }
 }
+
+/** The start of a response body read to classify it; `complete` when that was all of it. */
+export interface BodyPeek {
+  head: Buffer;
+  complete: boolean;
+}
+
+/**
+ * Reads up to about `limit` bytes of a (paused) stream, then pauses it again with the rest unread. The
+ * caller must put `head` back in front of the rest (see {@link PrefixFilter}).
+ */
+export function peekBody(stream: import('node:stream').Readable, limit: number): Promise<BodyPeek | 'aborted'> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const done = (v: BodyPeek | 'aborted') => {
+      if (settled) return;
+      settled = true;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onErr);
+      stream.off('close', onClose);
+      resolve(v);
+    };
+    const onData = (c: Buffer) => {
+      parts.push(c);
+      size += c.length;
+      if (size >= limit) {
+        stream.pause();
+        done({ head: Buffer.concat(parts, size), complete: false });
+      }
+    };
+    const onEnd = () => done({ head: Buffer.concat(parts, size), complete: true });
+    const onErr = () => done('aborted');
+    const onClose = () => {
+      if (!stream.readableEnded) done('aborted');
+    };
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onErr);
+    stream.on('close', onClose);
+    stream.resume();
+  });
+}
+
+/** A response filter that emits `head` before whatever still flows through it (the unread rest). */
+export class PrefixFilter extends Transform {
+  private sent = false;
+
+  constructor(private readonly head: Buffer) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    if (!this.sent) {
+      this.sent = true;
+      this.push(this.head);
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: (err?: Error | null, data?: Buffer) => void): void {
+    if (this.sent) return cb();
+    this.sent = true;
+    cb(null, this.head);
+  }
+}

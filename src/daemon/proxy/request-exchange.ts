@@ -4,7 +4,7 @@
  * exactly one audit row and one `request.finished` event are produced.
  */
 import type { RecentRequest } from '../../shared/protocol/entities.js';
-import type { Release } from '../concurrency/semaphore.js';
+import type { Permit } from '../concurrency/cap-registry.js';
 
 /** How an exchange ended. */
 export type Outcome = 'completed' | 'refused' | 'client_aborted' | 'upstream_error';
@@ -37,7 +37,7 @@ export class RequestExchange {
   errorKind: string | null = null;
   upstreamEnded = false;
   finished = false;
-  release: Release | null = null;
+  permit: Permit | null = null;
 
   constructor(
     readonly id: string,
@@ -46,9 +46,9 @@ export class RequestExchange {
 
   /** Releases held permits exactly once. */
   releasePermits(): void {
-    const r = this.release;
-    this.release = null;
-    r?.();
+    const p = this.permit;
+    this.permit = null;
+    p?.release();
   }
 
   /** How the exchange ended, judged from what was recorded. */

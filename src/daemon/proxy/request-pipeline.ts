@@ -78,8 +78,8 @@ export class RequestPipeline {
     const r = await this.d.admission.admit(ex, req.headers, opts.path, body, ex.abort.signal, refreshGrant);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return this.refuse(ctx, ex, r.refusal, !r.audited);
-    if (ex.finished) return r.release();
-    ex.release = r.release;
+    if (ex.finished) return r.permit.release();
+    ex.permit = r.permit;
     ex.refreshOwner = refreshOwnerOf(r.cred);
     this.prepareForward(ctx, ex, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: opts.path, body, refreshGrant });
     cb();

@@ -16,6 +16,12 @@ export interface UpstreamAgents {
   https: https.Agent;
   /** The CA list used to verify upstreams (system roots + extra). */
   ca: string[];
+  /**
+   * One TLS context holding that CA list. Passing `ca` per connection makes Node parse ~150 root
+   * certificates for every new upstream connection (~20 ms of blocked event loop each); a shared context
+   * is parsed once.
+   */
+  secureContext: tls.SecureContext;
   destroy(): void;
 }
 
@@ -25,11 +31,13 @@ export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents
   if (extraCaPath) ca.push(fs.readFileSync(extraCaPath, 'utf8'));
   const common = { keepAlive: true, keepAliveMsecs: 15_000, maxFreeSockets: 256, scheduling: 'lifo' as const };
   const httpAgent = new http.Agent(common);
-  const httpsAgent = new https.Agent({ ...common, ca, rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+  const secureContext = tls.createSecureContext({ ca, minVersion: 'TLSv1.2' });
+  const httpsAgent = new https.Agent({ ...common, secureContext, rejectUnauthorized: true });
   return {
     http: httpAgent,
     https: httpsAgent,
     ca,
+    secureContext,
     destroy() {
       httpAgent.destroy();
       httpsAgent.destroy();

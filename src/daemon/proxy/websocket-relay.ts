@@ -87,7 +87,7 @@ export class WebSocketRelay {
     const r = await this.d.admission.admit(ex, req.headers, target.path, null, ex.abort.signal);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
-    ex.release = r.release;
+    ex.permit = r.permit;
     const up = await this.connectUpstream(ex, req, r.cred, isSSL, target.path);
     if (!up.ok) {
       ex.releasePermits();
@@ -112,7 +112,7 @@ export class WebSocketRelay {
     return new Promise((resolve) => {
       // ws passes TLS options through to tls.connect; `servername` keeps SNI and the certificate check on
       // the real host name when SLUICE_RESOLVE points the connection elsewhere.
-      const options = { headers, servername: t.servername, ca: this.d.agents.ca, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000 };
+      const options = { headers, servername: t.servername, secureContext: this.d.agents.secureContext, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000 };
       const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
       ws.once('open', () => resolve({ ok: true, ws }));
       ws.once('unexpected-response', (_r, res) => {
@@ -124,10 +124,15 @@ export class WebSocketRelay {
           const f = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
           if (!ex.replayed && f.to && f.to !== ex.credential) {
             const again = this.d.credentials.apply(ex.host, req.headers, originalPath, null);
-            if (again.credential && again.credential !== ex.credential && again.report.leaked.length === 0) {
+            const nextCred = again.credential;
+            if (nextCred && nextCred !== ex.credential && again.report.leaked.length === 0 && ex.permit) {
               ex.replayed = true;
-              ex.credential = again.credential;
-              return void this.connectUpstream(ex, req, again, isSSL, originalPath).then(resolve);
+              const refusal: Refusal = { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` };
+              return void ex.permit.switchTo(nextCred).then((ok) => {
+                if (!ok) return resolve({ ok: false, refusal });
+                ex.credential = nextCred;
+                void this.connectUpstream(ex, req, again, isSSL, originalPath).then(resolve);
+              });
             }
           }
         }

@@ -118,6 +118,14 @@ export class RpcServer {
       conn.send(createJSONRPCErrorResponse(null, -32600, 'Invalid Request: empty batch'));
       return;
     }
+    for (const m of Array.isArray(msg) ? msg : [msg]) {
+      // JSON-RPC 2.0 requires a string method; the library would answer "method not found" instead.
+      if (!m || typeof m !== 'object' || ('method' in m && typeof (m as { method: unknown }).method !== 'string')) {
+        const id = m && typeof m === 'object' && 'id' in m ? ((m as { id: unknown }).id as number | string | null) : null;
+        conn.send(createJSONRPCErrorResponse(id ?? null, -32600, 'Invalid Request: method must be a string'));
+        return;
+      }
+    }
     this.rpc.receive(msg as JSONRPCRequest, conn).then(
       (response) => {
         if (response !== null) conn.send(response);
