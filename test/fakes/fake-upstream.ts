@@ -3,22 +3,27 @@
  * the test CA in test/fixtures/tls). It records every request it sees (method, path, headers, body) so
  * tests can assert what reached the "provider". Behaviour is chosen by path:
  *   /v1/messages, anything else  200 JSON echo (`{ok, path, method}`)
- *   /sse?n=N&gap=MS             SSE stream of N events MS apart
+ *   /sse?n=N&gap=MS             SSE stream of N events MS apart (`&ts=1`: each event's data also carries
+ *                               `t`, the wall-clock send time in ms with sub-ms precision, for latency benches)
  *   /status/CODE                that status with a JSON body (`retry-after` via ?retry_after=S)
  *   /hang                       accepts and never answers
  *   /reset                      destroys the socket before any header
  *   /reset-mid                  sends headers and one chunk, then destroys the socket
  *   /redirect                   302 to https://evil.example/steal
  *   /slow?ms=MS                 answers 200 after MS
+ * WebSocket upgrades on any path: recorded in `seen` (method `WS`), each text message is echoed back as
+ * `echo:<text>`; the message `close-me` closes with code 4001; `keyStatus` refuses the upgrade too.
  */
 import fs from 'node:fs';
 import https from 'node:https';
 import type http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { WebSocketServer } from 'ws';
+import { REPO_ROOT } from './repo-root.js';
 
-const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
+const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
 
 /** Path of the test CA that signs the fake upstream's certificate. */
 export const UPSTREAM_CA = path.join(TLS_DIR, 'upstream-ca.pem');
@@ -45,8 +50,12 @@ export interface FakeUpstream {
   close(): Promise<void>;
 }
 
-/** Starts a fake upstream on 127.0.0.1 (`untrusted` = self-signed cert no CA vouches for). */
-export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Promise<FakeUpstream> {
+/**
+ * Starts a fake upstream on 127.0.0.1 (`untrusted` = self-signed cert no CA vouches for; `record: false`
+ * keeps `seen` empty, for benchmarks that send hundreds of thousands of requests).
+ */
+export async function startFakeUpstream(opts: { untrusted?: boolean; record?: boolean } = {}): Promise<FakeUpstream> {
+  const record = opts.record ?? true;
   const key = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-key.pem' : 'upstream-key.pem'));
   const cert = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-cert.pem' : 'upstream-cert.pem'));
   const seen: SeenRequest[] = [];
@@ -60,7 +69,7 @@ export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Pro
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'https://x');
-      seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      if (record) seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
       const key = String(req.headers['x-api-key'] ?? '') || String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
       const forced = keyStatus.get(key);
       if (forced) {
@@ -74,6 +83,24 @@ export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Pro
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
+  const wss = new WebSocketServer({
+    server,
+    verifyClient: (info, cb) => {
+      const h = info.req.headers;
+      const key = String(h['x-api-key'] ?? '') || String(h.authorization ?? '').replace(/^Bearer\s+/i, '');
+      seen.push({ method: 'WS', path: info.req.url ?? '', headers: h, body: '' });
+      const forced = keyStatus.get(key);
+      if (forced) cb(false, forced.status, 'refused', forced.headers);
+      else cb(true);
+    },
+  });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => {
+      const text = data.toString();
+      if (!isBinary && text === 'close-me') return void ws.close(4001, 'bye');
+      ws.send(isBinary ? data : `echo:${text}`, { binary: isBinary });
+    });
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   return {
@@ -83,7 +110,9 @@ export async function startFakeUpstream(opts: { untrusted?: boolean } = {}): Pro
     open: () => open,
     close: () =>
       new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
         for (const s of sockets) s.destroy();
+        wss.close();
         server.close(() => r());
       }),
   };
@@ -94,12 +123,14 @@ function route(url: URL, req: http.IncomingMessage, res: http.ServerResponse): v
   if (p === '/sse') {
     const n = Number(url.searchParams.get('n') ?? 5);
     const gap = Number(url.searchParams.get('gap') ?? 20);
+    const stamp = url.searchParams.get('ts') === '1';
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     let i = 0;
     const tick = () => {
       if (res.destroyed) return;
       if (i >= n) return void res.end('event: done\ndata: [DONE]\n\n');
-      res.write(`event: message\ndata: {"i":${i++}}\n\n`);
+      const t = stamp ? `,"t":${(performance.timeOrigin + performance.now()).toFixed(3)}` : '';
+      res.write(`event: message\ndata: {"i":${i++}${t}}\n\n`);
       setTimeout(tick, gap);
     };
     tick();

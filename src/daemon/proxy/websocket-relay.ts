@@ -119,6 +119,10 @@ export class WebSocketRelay {
         ex.status = res.statusCode ?? 502;
         const failure = classify(ex.status, res.headers, null, false, this.d.clock.now());
         res.resume();
+        // terminate() on a connecting socket emits 'error' on the next tick; that must not answer the client
+        // (a failover retry may be under way).
+        ws.removeAllListeners('error');
+        ws.on('error', () => {});
         ws.terminate();
         if (failure && ex.pool && ex.credential) {
           const f = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
