@@ -3,18 +3,11 @@
  * requests-per-second rate over the last few seconds (a hoopy ring of per-second buckets).
  */
 import Hoopy from 'hoopy';
+import type { CredentialStats } from '../../shared/protocol/entities.js';
 import type { Clock } from '../clock.js';
 
-/** Counters for one credential. */
-export interface Counters {
-  total: number;
-  status_2xx: number;
-  status_3xx: number;
-  status_4xx: number;
-  status_5xx: number;
-  errors: number;
-  rejected: number;
-}
+/** Counters for one credential: the cumulative part of {@link CredentialStats}. */
+export type Counters = Pick<CredentialStats, 'total' | 'status_2xx' | 'status_3xx' | 'status_4xx' | 'status_5xx' | 'errors' | 'rejected'>;
 
 const zero = (): Counters => ({ total: 0, status_2xx: 0, status_3xx: 0, status_4xx: 0, status_5xx: 0, errors: 0, rejected: 0 });
 const WINDOW_S = 5;

@@ -16,41 +16,12 @@ export function hasBody(req: http.IncomingMessage): boolean {
 }
 
 /** Reads the whole body; resolves with it, or with why it could not. Never rejects. */
-export function readBody(req: http.IncomingMessage, limit = MAX_INSPECTED_BODY_BYTES): Promise<Buffer | 'too_large' | 'aborted'> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve('too_large');
-  return new Promise((resolve) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const done = (v: Buffer | 'too_large' | 'aborted') => {
-      if (settled) return;
-      settled = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onErr);
-      req.off('close', onClose);
-      resolve(v);
-    };
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        done('too_large');
-        return;
-      }
-      parts.push(c);
-    };
-    const onEnd = () => done(Buffer.concat(parts, size));
-    const onErr = () => done('aborted');
-    const onClose = () => {
-      if (!req.complete) done('aborted');
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onErr);
-    req.on('close', onClose);
-    req.resume();
-  });
+export async function readBody(req: import('node:stream').Readable & { headers?: http.IncomingHttpHeaders }, limit = MAX_INSPECTED_BODY_BYTES): Promise<Buffer | 'too_large' | 'aborted'> {
+  const declared = Number(req.headers?.['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) return 'too_large';
+  const p = await peekBody(req, limit + 1);
+  if (p === 'aborted') return 'aborted';
+  return p.complete && p.head.length <= limit ? p.head : 'too_large';
 }
 
 /**

@@ -1,17 +1,9 @@
 /** Rows of the `rules` table (policy rules). */
-import type { RuleInfo, Verdict } from '../../shared/protocol/entities.js';
+import type { RuleInfo } from '../../shared/protocol/entities.js';
 import type { Db } from './database.js';
 
-/** What a new rule matches and decides. */
-export interface NewRule {
-  verdict: Verdict;
-  host: string;
-  port: number | null;
-  method: string | null;
-  path: string | null;
-  coalesce: boolean;
-  source: 'user' | 'approval';
-}
+/** What a new rule matches and decides: a rule before the store gives it an id and a time. */
+export type NewRule = Omit<RuleInfo, 'id' | 'created_at'>;
 
 interface RawRule extends Omit<RuleInfo, 'coalesce'> {
   coalesce: number;
