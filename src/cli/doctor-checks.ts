@@ -3,6 +3,7 @@
  * so they can be tested without a daemon. No check ever includes a proxy URL in its detail: the URL
  * carries the proxy access token.
  */
+import { pathToFileURL } from 'node:url';
 import type { DaemonStatus } from '../shared/protocol/entities.js';
 import type { ProxyEnv } from '../shared/protocol/results.js';
 
@@ -79,7 +80,8 @@ export function commandKind(file: string, firstLine: string | null): CommandKind
 function nodeOptionsCheck(env: NodeJS.ProcessEnv, facts: DoctorFacts): DoctorCheck {
   const name = 'NODE_OPTIONS';
   const value = env.NODE_OPTIONS ?? '';
-  if (value.includes(facts.proxyEnv.bootstrap_path)) return { name, ok: true, detail: `${name} preloads the sluice fetch bootstrap` };
+  const bootstrap = facts.proxyEnv.bootstrap_path;
+  if (value.includes(bootstrap) || value.includes(pathToFileURL(bootstrap).href)) return { name, ok: true, detail: `${name} preloads the sluice fetch bootstrap` };
   const why = "Node's built-in fetch ignores HTTPS_PROXY, so SDK scripts would bypass sluice";
   return value.trim() === ''
     ? { name, ok: false, detail: `${name} is not set: ${why}` }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ProxyEnv } from '../../shared/protocol/results.js';
 
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
@@ -35,12 +35,18 @@ export function agentEnv(o: { host: string; port: number; token: string | null; 
     https_proxy: proxyUrl,
     http_proxy: proxyUrl,
     NODE_EXTRA_CA_CERTS: o.caPath,
-    NODE_OPTIONS: `--import=${BOOTSTRAP_PATH}`,
+    // A file URL keeps NODE_OPTIONS intact when the install path has spaces.
+    NODE_OPTIONS: `--import=${pathToFileURL(BOOTSTRAP_PATH).href}`,
     NODE_USE_ENV_PROXY: '1',
     SSL_CERT_FILE: o.bundlePath,
     REQUESTS_CA_BUNDLE: o.bundlePath,
     CURL_CA_BUNDLE: o.bundlePath,
     GIT_SSL_CAINFO: o.bundlePath,
+    // git first tries CONNECT without credentials (anyauth) and only sends the token after a 407.
+    GIT_HTTP_PROXY_AUTHMETHOD: 'basic',
+    // Codex prefers this over SSL_CERT_FILE when set; point it at the sluice CA so a stale value elsewhere
+    // cannot break it.
+    CODEX_CA_CERTIFICATE: o.caPath,
   };
   return { proxy_url: proxyUrl, ca_path: o.caPath, ca_bundle_path: o.bundlePath, bootstrap_path: BOOTSTRAP_PATH, vars };
 }
