@@ -236,7 +236,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const onError = (ctx: IContext, err: Error, kind: string) => pipelineRef.p?.onError(ctx, err, kind);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, onError, beforeUse: (m) => refresher.ensureFresh(m) });
   const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, onError });
-  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [] });
+  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
   const pipeline = new RequestPipeline({
     clock,
     log,

@@ -65,16 +65,22 @@ export class TokenExchange {
     let fields: TokenFields;
     let json: Record<string, unknown> | null = null;
     let form: URLSearchParams | null = null;
-    try {
-      if (isForm) {
-        form = new URLSearchParams(body.toString('utf8'));
-        fields = { access_token: form.get('access_token') ?? undefined, refresh_token: form.get('refresh_token') ?? undefined, id_token: form.get('id_token') ?? undefined, expires_in: Number(form.get('expires_in')) || undefined };
-      } else {
-        json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    const text = body.toString('utf8');
+    const asForm = (): TokenFields => {
+      form = new URLSearchParams(text);
+      return { access_token: form.get('access_token') ?? undefined, refresh_token: form.get('refresh_token') ?? undefined, id_token: form.get('id_token') ?? undefined, expires_in: Number(form.get('expires_in')) || undefined };
+    };
+    if (isForm) fields = asForm();
+    else {
+      try {
+        const parsed = JSON.parse(text) as unknown;
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return body;
+        json = parsed as Record<string, unknown>;
         fields = json as TokenFields;
+      } catch {
+        // Mislabelled (text/plain, none) form answers still carry real tokens: fail closed and parse them.
+        fields = asForm();
       }
-    } catch {
-      return body;
     }
     if (typeof fields.access_token !== 'string' && typeof fields.refresh_token !== 'string') return body;
     const phantoms = this.phantomsFor(owner);

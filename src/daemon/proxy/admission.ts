@@ -28,6 +28,8 @@ export interface AdmissionDeps {
   observer: RequestObserver;
   /** The proxy's own listening ports (requests aimed at them are loops). */
   selfPorts: () => number[];
+  /** Refreshes an OAuth credential whose access token has expired (single-flight); absent = no OAuth. */
+  ensureFresh?: (credential: string) => Promise<void>;
 }
 
 /** How a request arrived, for the access check. */
@@ -83,6 +85,10 @@ export class Admission {
     this.d.observer.started(ex);
     if (decision.verdict === 'deny') {
       return refused({ status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
+    }
+    if (this.d.ensureFresh && !refreshGrant) {
+      const names = this.d.credentials.oauthCredentialsIn([...Object.values(headers).flat(), path, body]);
+      await Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {})));
     }
     const cred = this.d.credentials.apply(ex.host, headers, path, body, refreshGrant);
     if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));

@@ -8,6 +8,7 @@
 import type { CredentialRow } from '../store/credentials-repo.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialVault, SecretSlot } from '../vault/credential-vault.js';
+import { PHANTOM_CORE_RE, PHANTOM_MARKER } from '../vault/phantom.js';
 import { newReport, rewritePhantoms, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
 
 /** The rewritten request parts and what was found. */
@@ -94,7 +95,38 @@ export class CredentialStage {
     }
     if (report.used.size === 0 && report.leaked.length === 0) this.maybeInject(host, out, report);
     const first = report.used.values().next();
+    if (!first.done && first.value.pool && first.value.slot === 'access' && typeof out['chatgpt-account-id'] === 'string') {
+      // Codex names its account in a header too; behind a pool it must name the member actually serving.
+      const account = this.vault.oauthTokens(first.value.credential).account_id;
+      if (account) out['chatgpt-account-id'] = account;
+    }
     return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
+  }
+
+  /**
+   * The OAuth credentials whose access token the phantoms in `texts` would inject now (pool phantoms
+   * resolved to their active member). Admission refreshes any that expired before rewriting, so an expired
+   * token is never sent.
+   */
+  oauthCredentialsIn(texts: readonly (string | Buffer | null | undefined)[]): string[] {
+    const out = new Set<string>();
+    for (const t of texts) {
+      if (!t || !t.includes(PHANTOM_MARKER)) continue;
+      const text = typeof t === 'string' ? t : t.toString('latin1');
+      for (const m of text.matchAll(PHANTOM_CORE_RE)) {
+        const hit = this.vault.byCore(m[0]);
+        if (hit) {
+          if (hit.row.kind === 'oauth' && hit.slot === 'access') out.add(hit.row.name);
+          continue;
+        }
+        const p = this.pools?.byCore(m[0]);
+        if (p && p.slot === 'access' && p.pool.members.length > 0) {
+          const member = this.vault.get(this.pools!.activeMember(p.pool));
+          if (member?.kind === 'oauth') out.add(member.name);
+        }
+      }
+    }
+    return [...out];
   }
 
   /**

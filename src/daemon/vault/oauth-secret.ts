@@ -45,13 +45,17 @@ export function parseOAuthSecret(text: string): OAuthTokens {
   const refresh = str(inner.refresh_token) ?? str(inner.refreshToken);
   if (!access) throw new SluiceError('invalid_params', 'the oauth secret has no access_token');
   if (!refresh) throw new SluiceError('invalid_params', 'the oauth secret has no refresh_token');
+  const idToken = str(inner.id_token) ?? str(inner.idToken);
+  const idClaims = idToken ? jwtClaims(idToken) : null;
+  const aud = idClaims?.aud;
   return {
     access_token: access,
     refresh_token: refresh,
-    expires_at: expiry(inner.expires_at ?? inner.expiresAt),
-    id_token: str(inner.id_token) ?? str(inner.idToken),
-    client_id: str(inner.client_id) ?? str(root.client_id),
-    account_id: str(inner.account_id) ?? str(inner.accountId),
+    expires_at: expiry(inner.expires_at ?? inner.expiresAt) ?? expiry(jwtClaims(access)?.exp),
+    id_token: idToken,
+    // Codex's auth.json has no client_id, but its id_token's audience is the client the refresh needs.
+    client_id: str(inner.client_id) ?? str(root.client_id) ?? str(Array.isArray(aud) ? aud[0] : aud),
+    account_id: str(inner.account_id) ?? str(inner.accountId) ?? accountIdOf(idClaims) ?? accountIdOf(jwtClaims(access)),
   };
 }
 
@@ -70,4 +74,12 @@ export function jwtClaims(token: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/** The ChatGPT account id in a token's claims (where Codex reads it), if any. */
+export function accountIdOf(claims: Record<string, unknown> | null): string | null {
+  const auth = claims?.['https://api.openai.com/auth'];
+  if (!auth || typeof auth !== 'object') return null;
+  const id = (auth as Record<string, unknown>).chatgpt_account_id;
+  return typeof id === 'string' && id.length > 0 ? id : null;
 }
