@@ -92,6 +92,10 @@ export class Admission {
     }
     const cred = this.d.credentials.apply(ex.host, headers, path, body, refreshGrant);
     if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
+    if (!ex.tls && cred.report.used.size > 0) {
+      // A real secret never travels in cleartext, even to its own host.
+      return refused({ status: 403, code: 'cleartext_refused', message: `sluice: credentials are only injected into HTTPS requests; use https://${ex.host}` });
+    }
     if (decision.verdict === 'ask') {
       const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, signal);
       if (!outcome.allowed) {

@@ -13,6 +13,8 @@ export type Outcome = 'completed' | 'refused' | 'client_aborted' | 'upstream_err
 export class RequestExchange {
   readonly abort = new AbortController();
   host = '';
+  /** True when the request reached sluice inside TLS (and so goes upstream over TLS). */
+  tls = false;
   port = 0;
   method = '';
   /** Path without the query string (what logs and audit rows show). */

@@ -63,6 +63,7 @@ export class RequestPipeline {
     ex.port = Number(opts.port) || (ctx.isSSL ? 443 : 80);
     ex.path = (opts.path || '/').split('?')[0]!;
     ex.client = clientAddress(ctx);
+    ex.tls = ctx.isSSL;
     const denied = this.d.admission.checkAccess(ex, { isSSL: ctx.isSSL, connectRequest: ctx.connectRequest, headers: req.headers });
     if (denied) return this.refuse(ctx, ex, denied.refusal, !denied.audited);
     let body: Buffer | null = null;

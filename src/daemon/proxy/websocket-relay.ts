@@ -72,6 +72,7 @@ export class WebSocketRelay {
     ex.host = target.host;
     ex.port = target.port;
     ex.path = target.path.split('?')[0]!;
+    ex.tls = isSSL;
     const connectRequest = this.d.connectRequestOf(socket);
     ex.client = connectRequest ? `${connectRequest.socket.remoteAddress}:${connectRequest.socket.remotePort}` : null;
     socket.once('close', () => ex.abort.abort());
