@@ -37,10 +37,17 @@ export class CliError extends Error {
   }
 }
 
-/** The exit code for `err`: usage → 2, daemon unreachable → 3, anything else from the daemon or the CLI → 1. */
+/**
+ * Daemon error codes that mean "the arguments were invalid" (the daemon validated what the CLI could not,
+ * e.g. a glob). They exit 2 like any other usage error, so scripts see one code for bad input.
+ */
+const INVALID_INPUT_CODES = new Set(['invalid_params', 'invalid_glob', 'cap_out_of_range']);
+
+/** The exit code for `err`: usage (ours or the daemon's validation) → 2, daemon unreachable → 3, else 1. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage;
   if (err instanceof CliError) return err.exitCode;
   if (err instanceof RpcError && err.code === 'daemon_unreachable') return EXIT.unreachable;
+  if (err instanceof RpcError && INVALID_INPUT_CODES.has(err.code)) return EXIT.usage;
   return EXIT.daemonError;
 }

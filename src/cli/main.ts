@@ -62,7 +62,7 @@ function buildParser(argv: string[]): Argv<GlobalArgs> {
     // Repeated options stay arrays so --host/--member can repeat; scalar options take their last value
     // through `coerce: lastString` / `lastNumber`. Words after `--` are kept apart for `run` and `doctor`.
     .parserConfiguration({ 'populate--': true })
-    .option('socket', { type: 'string', global: true, coerce: lastString, describe: 'daemon socket (default: $SLUICE_SOCKET or $SLUICE_HOME/sluiced.sock)' })
+    .option('socket', { type: 'string', global: true, requiresArg: true, coerce: lastString, describe: 'daemon socket (default: $SLUICE_SOCKET or $SLUICE_HOME/sluiced.sock)' })
     .option('json', { type: 'boolean', global: true, describe: 'print raw JSON results (errors as JSON on stderr)' })
     .option('timeout', { type: 'number', global: true, coerce: lastNumber, describe: 'per-call timeout in ms (default 30000)' });
   for (const register of COMMANDS) parser = register(parser);
@@ -76,7 +76,8 @@ function buildParser(argv: string[]): Argv<GlobalArgs> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((message, err) => {
       // Usage problems become one line and exit 2 instead of yargs' full help dump.
-      if (err) throw err;
+      // yargs' own validation errors (YError, e.g. a missing option value) are usage errors too.
+      if (err && err.name !== 'YError') throw err;
       throw new UsageError(/^Did you mean/.test(message) ? `unknown command. ${message}` : message);
     });
 }

@@ -36,7 +36,7 @@ import { CredentialService } from './services/credential-service.js';
 import { LimitsService } from './services/limits-service.js';
 import { RuleService } from './services/rule-service.js';
 import { CredentialsRepo } from './store/credentials-repo.js';
-import { openDatabase, type Db } from './store/database.js';
+import { isBusyError, openDatabase, type Db } from './store/database.js';
 import { RulesRepo } from './store/rules-repo.js';
 import { PoolsRepo } from './store/pools-repo.js';
 import { MemberHealth } from './pool/member-health.js';
@@ -82,7 +82,7 @@ export class Daemon {
       db = openDatabase(cfg.dbPath);
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      if (isBusyError(err)) {
         throw new Error(`the database ${cfg.dbPath} is locked by another process (another sluiced on this SLUICE_HOME, or a tool holding it open); nothing was changed`);
       }
       if (code === 'SQLITE_CANTOPEN' || code === 'EACCES') throw new Error(`cannot open the database ${cfg.dbPath} (${code}); check that ${cfg.home} is writable`);
@@ -204,6 +204,10 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const vault = unlockVault(cfg, credRepo, settings, clock, (name) => poolsRef.svc?.has(name) ?? false);
   const bus = new EventBus();
   const audit = new AuditLog(db, clock);
+  audit.onTrouble = (err) => {
+    if (err) log.error('cannot write the audit log (database locked by another process?); keeping rows in memory and retrying', { err, unwritten: audit.unwritten });
+    else log.info('audit log writable again; queued rows written');
+  };
   const markStatsDirty = { fn: () => {} };
   const caps = new CapRegistry(clock, (name) => vault.get(name), () => markStatsDirty.fn());
   const stats = new RequestStats(clock);

@@ -44,6 +44,7 @@ function answerCommand(answer: Answer) {
         .option('always', { type: 'boolean', default: false, describe: `also save an ${answer} rule for this host:port` }),
     handler: action(async (args: GlobalArgs & { id?: string | undefined; next: boolean; always: boolean }) => {
       if (args.next === (args.id !== undefined)) throw new UsageError(`give either an approval id or --next`);
+      if (args.id !== undefined && args.id.trim() === '') throw new UsageError('the approval id is empty (see sluicectl approval list)');
       const decision = decisionFor(answer, args.always);
       const outcome = await withClient(args, async (client) => {
         const pending = oldestFirst((await client.call('approval.list', {})).approvals);

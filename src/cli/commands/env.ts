@@ -18,6 +18,7 @@ export function envCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       c.option('shell', {
         describe: 'shell syntax of the lines',
         choices: SHELL_KINDS,
+        requiresArg: true,
         default: 'sh' as ShellKind,
       }),
     action(async (args) => {

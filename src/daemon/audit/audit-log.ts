@@ -13,6 +13,7 @@ import type { Db } from '../store/database.js';
 export type AuditEntry = Partial<Omit<AuditRow, 'id' | 'ts' | 'prev_hash' | 'hash'>> & { event: string };
 
 const GENESIS = '0'.repeat(64);
+const RETRY_MS = 1000;
 const FIELDS = ['ts', 'event', 'client', 'host', 'port', 'method', 'path', 'verdict', 'rule_id', 'credential', 'status', 'bytes', 'duration_ms', 'detail'] as const;
 
 /** Computes a row's hash from its fields and the previous hash. */
@@ -28,6 +29,9 @@ export class AuditLog {
   private lastHash: string;
   private pending: Omit<AuditRow, 'id'>[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private failing = false;
+  /** Called with the error when writes start failing, and with null when they recover. */
+  onTrouble: ((err: unknown) => void) | null = null;
   private readonly insert;
 
   constructor(
@@ -71,36 +75,59 @@ export class AuditLog {
     }
   }
 
-  /** Writes queued rows now, in one transaction. */
-  flush(): void {
+  /**
+   * Writes queued rows now, in one transaction. When the database cannot be written (locked by another
+   * process) the rows stay queued, in order, and are retried: the chain in memory is never ahead of rows
+   * that will not be written. Throws only when `strict` (RPC reads that must see every row).
+   */
+  flush(strict = false): void {
     if (this.flushTimer) {
       clearTimeout(this.flushTimer);
       this.flushTimer = null;
     }
     if (this.pending.length === 0) return;
     const rows = this.pending;
-    this.pending = [];
-    this.db.transaction(() => {
-      for (const r of rows) this.insert.run(r);
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const r of rows) this.insert.run(r);
+      })();
+      this.pending = this.pending.slice(rows.length);
+      if (this.failing) {
+        this.failing = false;
+        this.onTrouble?.(null);
+      }
+    } catch (err) {
+      if (!this.failing) {
+        this.failing = true;
+        this.onTrouble?.(err);
+      }
+      this.flushTimer = setTimeout(() => this.flush(), RETRY_MS);
+      this.flushTimer.unref?.();
+      if (strict) throw err;
+    }
+  }
+
+  /** Rows chained but not yet written. */
+  get unwritten(): number {
+    return this.pending.length;
   }
 
   /** The last `n` rows, oldest first. */
   tail(n: number): AuditRow[] {
-    this.flush();
+    this.flush(true);
     const rows = this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(n) as AuditRow[];
     return rows.reverse();
   }
 
   /** Number of stored rows. */
   count(): number {
-    this.flush();
+    this.flush(true);
     return (this.db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;
   }
 
   /** Walks the whole chain; reports the first row whose link or hash does not match. */
   verify(): { ok: boolean; rows: number; first_bad_id: number | null; reason: string | null } {
-    this.flush();
+    this.flush(true);
     let prev = GENESIS;
     let n = 0;
     for (const r of this.db.prepare('SELECT * FROM audit_log ORDER BY id').iterate() as Iterable<AuditRow>) {

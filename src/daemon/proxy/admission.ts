@@ -15,6 +15,7 @@ import type { ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { RequestObserver } from './request-observer.js';
+import { isValidHost } from './target-syntax.js';
 
 /** What admission needs. */
 export interface AdmissionDeps {
@@ -64,6 +65,7 @@ export class Admission {
    * authenticated CONNECT; a TLS request without one reached the internal server directly.
    */
   checkAccess(ex: RequestExchange, a: Arrival): { refusal: Refusal; audited: boolean } | null {
+    if (!isValidHost(ex.host)) return { refusal: { status: 400, code: 'invalid_host', message: 'sluice: the request has no valid target host' }, audited: false };
     if (!a.connectRequest) {
       if (a.isSSL) return { refusal: { status: 403, code: 'not_via_proxy', message: 'connect through the sluice proxy' }, audited: false };
       if (!this.d.auth.check(a.headers['proxy-authorization'])) {

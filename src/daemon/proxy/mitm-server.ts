@@ -5,7 +5,7 @@
  * library's own error handling and console output are replaced.
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Proxy as MitmProxy, type IContext } from 'http-mitm-proxy';
@@ -16,6 +16,7 @@ import type { ProxyAuth } from './proxy-auth.js';
 import type { RequestPipeline } from './request-pipeline.js';
 import type { UpstreamAgents } from './upstream-agents.js';
 import type { WebSocketRelay } from './websocket-relay.js';
+import { validConnectTarget } from './target-syntax.js';
 
 /** What the proxy server needs. */
 export interface MitmServerDeps {
@@ -29,20 +30,6 @@ export interface MitmServerDeps {
   internalDir: string;
   /** Handles WebSocket upgrades (replaces the library's accept-everything handling). */
   relay: WebSocketRelay;
-}
-
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-
-/** True when `target` is a syntactically valid CONNECT target `host:port`. */
-export function validConnectTarget(target: string | undefined): boolean {
-  if (!target) return false;
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(target);
-  if (!m) return false;
-  const host = m[1]!;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return false;
-  if (host.startsWith('[')) return net.isIPv6(host.slice(1, -1));
-  return net.isIPv4(host) || (host.length <= 253 && HOST_RE.test(host));
 }
 
 /** Owns the http-mitm-proxy instance. */
@@ -73,7 +60,7 @@ export class MitmServer {
     const lib = proxy as unknown as {
       onCertificateRequired: (host: string, cb: (err: Error | null, files: unknown) => void) => void;
       onCertificateMissing: (ctx: { hostname: string }, files: unknown, cb: (err: Error | null, files?: unknown) => void) => void;
-      _onError: (kind: string, ctx: IContext | null, err: Error) => void;
+      _onError: (kind: string, ctx: IContext | null, err: Error, socket?: Duplex) => void;
       _createHttpsServer: (options: unknown, cb: (port: number, server: import('node:http').Server, wss: unknown) => void) => void;
     };
     const nowhere = path.join(this.d.internalDir, 'never-written');
@@ -86,7 +73,17 @@ export class MitmServer {
         (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
       );
     };
-    lib._onError = (kind, ctx, err) => this.d.pipeline.onError(ctx, err, kind);
+    lib._onError = (kind, ctx, err, socket) => {
+      // A request Node could not even parse (oversized headers, garbage) inside a TLS tunnel reaches only
+      // the server's clientError: answer it and close, or the client hangs.
+      if (!ctx && kind.endsWith('CLIENT_ERROR') && socket && !socket.destroyed) {
+        const tooLarge = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
+        socket.end(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        socket.once('finish', () => socket.destroy());
+        return;
+      }
+      this.d.pipeline.onError(ctx, err, kind);
+    };
     // Every internal TLS server (the SNI one and any per-IP one) gets the relay's upgrade handling.
     const createHttpsServer = lib._createHttpsServer.bind(proxy);
     lib._createHttpsServer = (options, cb) =>

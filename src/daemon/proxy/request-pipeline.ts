@@ -161,7 +161,8 @@ export class RequestPipeline {
     const message = tlsFail
       ? `sluice: upstream ${ex.host} presented a certificate that does not verify (${code})`
       : `sluice: upstream ${ex.host}:${ex.port} failed (${code || kind})`;
-    writeRefusal(ctx.clientToProxyRequest, res, { status: timeout ? 504 : 502, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
+    ex.status = timeout ? 504 : 502;
+    writeRefusal(ctx.clientToProxyRequest, res, { status: ex.status, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
   }
 
   private finish(ctx: IContext, ex: RequestExchange): void {

@@ -9,6 +9,7 @@ import { ERRORS, SluiceError } from '../../shared/protocol/error-codes.js';
 import { PARAMS, type MethodName, type ParamsOut } from '../../shared/protocol/params.js';
 import type { ResultOf } from '../../shared/protocol/results.js';
 import type { Logger } from '../log.js';
+import { isBusyError } from '../store/database.js';
 import type { RpcConnection } from './rpc-server.js';
 
 /** A handler per RPC method. */
@@ -29,6 +30,7 @@ export function createDispatcher(handlers: Handlers, log: Logger): JSONRPCServer
   const server = new JSONRPCServer<RpcConnection>({ errorListener: () => {} });
   server.mapErrorToJSONRPCErrorResponse = (id, error: unknown) => {
     if (error instanceof SluiceError) return createJSONRPCErrorResponse(id, error.rpcCode, error.message, { code: error.code, ...error.details });
+    if (isBusyError(error)) return createJSONRPCErrorResponse(id, ERRORS.store_busy.rpc, ERRORS.store_busy.message, { code: 'store_busy' });
     if (error instanceof ZodError) return createJSONRPCErrorResponse(id, ERRORS.invalid_params.rpc, `invalid params: ${describeZodError(error)}`, { code: 'invalid_params' });
     log.error('rpc handler failed', { err: error });
     return createJSONRPCErrorResponse(id, ERRORS.internal.rpc, 'Internal error', { code: 'internal' });

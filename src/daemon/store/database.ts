@@ -10,6 +10,15 @@ import Database from 'better-sqlite3';
 /** The daemon's database handle. */
 export type Db = Database.Database;
 
+/** How long a write waits for a lock held by another process. */
+export const BUSY_TIMEOUT_MS = 1000;
+
+/** True when `err` is SQLite saying another connection holds the lock. */
+export function isBusyError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
 /** Default location of the numbered migration files shipped with the package. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
 
@@ -57,13 +66,17 @@ export function migrate(db: Db, migrations: Migration[] = loadMigrations()): num
 
 /** Opens (creating if needed) the database at `file` with the daemon's pragmas and runs migrations. */
 export function openDatabase(file: string, migrations?: Migration[]): Db {
-  const db = new Database(file, { timeout: 5000 });
+  // A short busy timeout: better-sqlite3 is synchronous, so every wait on a lock held by another process
+  // blocks the proxy; writes that fail are retried (audit) or reported (RPC) instead.
+  const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     migrate(db, migrations);
+    // Opening a WAL database only reads; prove we can write now rather than fail on the first request.
+    db.exec('BEGIN IMMEDIATE; ROLLBACK');
   } catch (err) {
     db.close();
     throw err;

@@ -15,6 +15,7 @@ export const ERRORS = {
   unknown_approval: { rpc: -32011, message: 'Unknown approval' },
   shutting_down: { rpc: -32020, message: 'Daemon is shutting down' },
   not_implemented: { rpc: -32021, message: 'Not available in this version' },
+  store_busy: { rpc: -32022, message: 'The database is locked by another process; try again' },
   line_too_long: { rpc: -32600, message: 'Request line too long' },
   daemon_unreachable: { rpc: -32099, message: 'Daemon not running' },
   timeout: { rpc: -32098, message: 'Request timed out' },
