@@ -87,7 +87,7 @@ export class CapRegistry {
    * Takes the permits a request needs: global, then the credential's (when `credential` is set), waiting up
    * to the credential's queue timeout for its slot. Returns one permit for both, or the refusal.
    */
-  async acquire(credential: string | null, signal?: AbortSignal): Promise<Permit | { refused: CapRefusal } | { aborted: true }> {
+  async acquire(credential: string | null, signal?: AbortSignal | (() => AbortSignal)): Promise<Permit | { refused: CapRefusal } | { aborted: true }> {
     let releaseGlobal: Release = () => {};
     if (this.global) {
       const g = this.global.tryAcquire();
@@ -125,7 +125,7 @@ export class CapRegistry {
   }
 
   /** The per-credential part of {@link acquire}. */
-  private async acquireCredential(credential: string, signal?: AbortSignal): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
+  private async acquireCredential(credential: string, signal?: AbortSignal | (() => AbortSignal)): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
     const cfg = this.configOf(credential);
     if (!cfg) return { release: () => {} };
     const sem = this.semaphoreFor(credential, cfg);
@@ -133,7 +133,8 @@ export class CapRegistry {
     if (!got && cfg.queue_timeout_ms > 0) {
       this.bump(credential, 'queued', 1);
       this.onChange();
-      const r = await sem.acquire(cfg.queue_timeout_ms, signal);
+      // The signal is asked for only when the request really has to wait.
+      const r = await sem.acquire(cfg.queue_timeout_ms, typeof signal === 'function' ? signal() : signal);
       this.bump(credential, 'queued', -1);
       if (r === 'aborted') return { aborted: true };
       got = typeof r === 'function' ? r : null;

@@ -80,7 +80,7 @@ export class Admission {
   }
 
   /** Policy → credentials → approval → permits for `ex`. `signal` aborts waiting when the client leaves. */
-  async admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, signal: AbortSignal, refreshGrant = false): Promise<AdmitResult> {
+  async admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, refreshGrant = false): Promise<AdmitResult> {
     const decision = this.d.policy.evaluate({ host: ex.host, port: ex.port, method: ex.method, path: ex.path });
     ex.verdict = decision.verdict;
     ex.ruleId = decision.rule_id;
@@ -88,7 +88,7 @@ export class Admission {
     if (decision.verdict === 'deny') {
       return refused({ status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
     }
-    if (this.d.ensureFresh && !refreshGrant) {
+    if (this.d.ensureFresh && !refreshGrant && this.d.credentials.hasOAuth()) {
       const names = this.d.credentials.oauthCredentialsIn([...Object.values(headers).flat(), path, body]);
       await Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {})));
     }
@@ -99,7 +99,7 @@ export class Admission {
       return refused({ status: 403, code: 'cleartext_refused', message: `sluice: credentials are only injected into HTTPS requests; use https://${ex.host}` });
     }
     if (decision.verdict === 'ask') {
-      const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, signal);
+      const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.signal);
       if (!outcome.allowed) {
         if (outcome.reason === 'aborted') return { kind: 'gone' };
         ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
@@ -109,7 +109,7 @@ export class Admission {
     }
     ex.credential = cred.credential;
     ex.pool = cred.pool;
-    const permit = await this.d.caps.acquire(cred.credential, signal);
+    const permit = await this.d.caps.acquire(cred.credential, () => ex.signal);
     if ('aborted' in permit) return { kind: 'gone' };
     if ('refused' in permit) {
       const { reason, cap } = permit.refused;

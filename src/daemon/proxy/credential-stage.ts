@@ -103,6 +103,11 @@ export class CredentialStage {
     return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
   }
 
+  /** True when any OAuth credential exists (lets callers skip OAuth-only work). */
+  hasOAuth(): boolean {
+    return this.vault.hasOAuth();
+  }
+
   /**
    * The OAuth credentials whose access token the phantoms in `texts` would inject now (pool phantoms
    * resolved to their active member). Admission refreshes any that expired before rewriting, so an expired

@@ -5,7 +5,7 @@
  * library's own error handling and console output are replaced.
  */
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Proxy as MitmProxy, type IContext } from 'http-mitm-proxy';
@@ -36,6 +36,7 @@ export interface MitmServerDeps {
 export class MitmServer {
   private readonly proxy = new MitmProxy();
   private started = false;
+  private readonly contexts = new Map<string, Promise<void>>();
 
   constructor(private readonly d: MitmServerDeps) {}
 
@@ -55,7 +56,7 @@ export class MitmServer {
   start(host: string, port: number): Promise<{ host: string; port: number }> {
     fs.mkdirSync(this.d.internalDir, { recursive: true, mode: 0o700 });
     const proxy = this.proxy;
-    proxy.onConnect((req, socket, _head, cb) => this.onConnect(req, socket, cb));
+    proxy.onConnect((req, socket, head, cb) => this.onConnect(req, socket, head as Buffer, cb));
     proxy.onRequest((ctx, cb) => this.d.pipeline.handle(ctx, cb));
     const lib = proxy as unknown as {
       onCertificateRequired: (host: string, cb: (err: Error | null, files: unknown) => void) => void;
@@ -117,7 +118,7 @@ export class MitmServer {
     });
   }
 
-  private onConnect(req: import('node:http').IncomingMessage, socket: Duplex, cb: (err?: Error | null) => void): void {
+  private onConnect(req: import('node:http').IncomingMessage, socket: Duplex, head: Buffer, cb: (err?: Error | null) => void): void {
     const client = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     if (!this.d.auth.check(req.headers['proxy-authorization'])) {
       this.d.audit.append({ event: 'proxy_auth_failed', client, host: req.url ?? null, method: 'CONNECT', status: 407 });
@@ -128,7 +129,63 @@ export class MitmServer {
       socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }
-    cb();
+    const host = req.url!.slice(0, req.url!.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
+    // IP literals carry no SNI: leave them to the library, which gives each its own TLS server.
+    if (net.isIP(host)) return cb();
+    this.tunnel(req, socket as net.Socket, head, host);
+  }
+
+  /**
+   * Terminates the tunnel in-process. http-mitm-proxy would open a second loopback TCP connection per
+   * CONNECT to its internal TLS server and copy every byte through it; handing the client socket straight
+   * to that server removes the extra connection and both copies. The CONNECT request is registered under
+   * the same key the library uses, so requests on this connection still find it.
+   */
+  private tunnel(req: import('node:http').IncomingMessage, socket: net.Socket, head: Buffer, host: string): void {
+    const lib = this.proxy as unknown as { connectRequests: Record<string, import('node:http').IncomingMessage>; httpsServer?: net.Server; httpPort: number };
+    const key = `${socket.remotePort}:${socket.localPort}`;
+    lib.connectRequests[key] = req;
+    socket.once('close', () => {
+      if (lib.connectRequests[key] === req) delete lib.connectRequests[key];
+    });
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    const onFirst = (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk[0] === 0x16 && lib.httpsServer) {
+        this.ensureContext(host).then(
+          // Node's TLS server reads what is already buffered on the socket before its own handle.
+          () => lib.httpsServer!.emit('connection', socket),
+          () => socket.destroy(),
+        );
+        return;
+      }
+      // Plain text inside a tunnel (ws://, http://): hand it to the HTTP server over loopback like the library.
+      const conn = net.connect({ port: lib.httpPort, host: '127.0.0.1' }, () => {
+        const innerKey = `${conn.localPort}:${conn.remotePort}`;
+        lib.connectRequests[innerKey] = req;
+        conn.once('close', () => delete lib.connectRequests[innerKey]);
+        socket.pipe(conn).pipe(socket);
+        socket.resume();
+      });
+      conn.on('error', () => socket.destroy());
+      socket.on('close', () => conn.destroy());
+    };
+    socket.on('error', () => socket.destroy());
+    if (head && head.length > 0) onFirst(head);
+    else socket.once('data', onFirst);
+  }
+
+  /** Adds `host`'s leaf certificate to the SNI server once (minted asynchronously, cached). */
+  private async ensureContext(host: string): Promise<void> {
+    if (this.contexts.has(host)) return this.contexts.get(host)!;
+    const p = this.d.leafs.get(host).then((c) => {
+      const lib = this.proxy as unknown as { httpsServer: import('node:tls').Server };
+      lib.httpsServer.addContext(host, { key: c.keyPem, cert: c.certPem });
+    });
+    this.contexts.set(host, p);
+    p.catch(() => this.contexts.delete(host));
+    return p;
   }
 
   /** Stops accepting connections. */

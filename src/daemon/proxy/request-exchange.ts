@@ -11,7 +11,8 @@ export type Outcome = 'completed' | 'refused' | 'client_aborted' | 'upstream_err
 
 /** Mutable per-request state. */
 export class RequestExchange {
-  readonly abort = new AbortController();
+  private controller: AbortController | null = null;
+  private gone = false;
   host = '';
   /** True when the request reached sluice inside TLS (and so goes upstream over TLS). */
   tls = false;
@@ -45,6 +46,29 @@ export class RequestExchange {
     readonly id: string,
     readonly startedAt: number,
   ) {}
+
+  /**
+   * Aborted when the client goes away. Created only when something waits on it (approval, queue): an
+   * AbortController per request, and the DOMException its abort() builds, were measurable on the hot path.
+   */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.gone) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  /** True once the client went away. */
+  get clientGone(): boolean {
+    return this.gone;
+  }
+
+  /** Marks the client gone and wakes anything waiting for it. */
+  clientLeft(): void {
+    this.gone = true;
+    this.controller?.abort();
+  }
 
   /** Releases held permits exactly once. */
   releasePermits(): void {

@@ -76,7 +76,7 @@ export class RequestPipeline {
     // OAuth refreshes: refresh phantoms resolve only inside a refresh grant to a known token URL.
     ex.tokenEndpoint = ex.method === 'POST' && this.d.isTokenUrl(ex.host, ex.path);
     const refreshGrant = ex.tokenEndpoint && grantTypeOf(body, req.headers['content-type']) === 'refresh_token';
-    const r = await this.d.admission.admit(ex, req.headers, opts.path, body, ex.abort.signal, refreshGrant);
+    const r = await this.d.admission.admit(ex, req.headers, opts.path, body, refreshGrant);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return this.refuse(ctx, ex, r.refusal, !r.audited);
     if (ex.finished) return r.permit.release();
@@ -168,7 +168,7 @@ export class RequestPipeline {
   private finish(ctx: IContext, ex: RequestExchange): void {
     if (ex.finished) return;
     ex.finished = true;
-    ex.abort.abort();
+    ex.clientLeft();
     ex.releasePermits();
     if (!ex.upstreamEnded) ctx.proxyToServerRequest?.destroy();
     if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });

@@ -75,7 +75,7 @@ export class WebSocketRelay {
     ex.tls = isSSL;
     const connectRequest = this.d.connectRequestOf(socket);
     ex.client = connectRequest ? `${connectRequest.socket.remoteAddress}:${connectRequest.socket.remotePort}` : null;
-    socket.once('close', () => ex.abort.abort());
+    socket.once('close', () => ex.clientLeft());
     const refuse = (r: Refusal, audited: boolean) => {
       ex.refusal = r.code;
       ex.status = r.status;
@@ -85,7 +85,7 @@ export class WebSocketRelay {
     };
     const denied = this.d.admission.checkAccess(ex, { isSSL, connectRequest, headers: req.headers });
     if (denied) return refuse(denied.refusal, denied.audited);
-    const r = await this.d.admission.admit(ex, req.headers, target.path, null, ex.abort.signal);
+    const r = await this.d.admission.admit(ex, req.headers, target.path, null);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
@@ -94,7 +94,7 @@ export class WebSocketRelay {
       ex.releasePermits();
       return refuse(up.refusal, false);
     }
-    if (ex.abort.signal.aborted) {
+    if (ex.clientGone) {
       up.ws.terminate();
       ex.releasePermits();
       return;

@@ -52,6 +52,7 @@ export class CredentialVault {
   private rows = new Map<string, CredentialRow>();
   private byCoreIndex = new Map<string, CoreMatch>();
   private secrets = new Map<string, string>();
+  private oauthCount = 0;
 
   constructor(
     private readonly repo: CredentialsRepo,
@@ -64,6 +65,7 @@ export class CredentialVault {
 
   private reload(): void {
     this.rows = new Map(this.repo.list().map((r) => [r.name, r]));
+    this.oauthCount = [...this.rows.values()].filter((r) => r.kind === 'oauth').length;
     this.byCoreIndex = new Map();
     for (const r of this.rows.values()) {
       this.byCoreIndex.set(phantomCore(r.phantom), { row: r, slot: r.kind === 'oauth' ? 'access' : 'secret' });
@@ -75,6 +77,11 @@ export class CredentialVault {
   /** Decrypts every stored secret once; throws when the master key does not open them. */
   verifyKey(): void {
     for (const r of this.rows.values()) this.secret(r.name);
+  }
+
+  /** True when at least one OAuth credential is stored. */
+  hasOAuth(): boolean {
+    return this.oauthCount > 0;
   }
 
   /** All credentials by name. */
