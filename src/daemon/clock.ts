@@ -10,10 +10,20 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): () => void;
 }
 
-/** The real clock. */
+let lastMs = 0;
+let lastIso = new Date(0).toISOString();
+
+/** The real clock. `iso()` reuses the string for the same millisecond (it is called several times per request). */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  iso: () => new Date().toISOString(),
+  iso: () => {
+    const ms = Date.now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  },
   setTimer(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();

@@ -18,10 +18,10 @@ const FIELDS = ['ts', 'event', 'client', 'host', 'port', 'method', 'path', 'verd
 
 /** Computes a row's hash from its fields and the previous hash. */
 export function rowHash(prevHash: string, row: Omit<AuditRow, 'id' | 'prev_hash' | 'hash'>): string {
-  const h = crypto.createHash('sha256');
-  h.update(prevHash);
-  for (const f of FIELDS) h.update('\x1f' + (row[f] === null || row[f] === undefined ? '\x00' : String(row[f])));
-  return h.digest('hex');
+  // One string, one update: the same bytes as feeding the fields one by one, at a fraction of the calls.
+  let text = prevHash;
+  for (const f of FIELDS) text += '\x1f' + (row[f] === null || row[f] === undefined ? '\x00' : String(row[f]));
+  return crypto.createHash('sha256').update(text).digest('hex');
 }
 
 /** Appends, tails and verifies the audit chain. */
