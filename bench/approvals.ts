@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import type { SluiceTarget } from './targets.js';
-import { round, sleep } from './util.js';
+import { procStats, round, sleep } from './util.js';
 
 export interface ApprovalResult {
   requests: number;
@@ -20,10 +20,13 @@ export interface ApprovalResult {
   statuses: Record<string, number>;
   errors: number;
   settle_ms: number;
+  /** Daemon RSS growth while the waiters waited, per waiter (connection and TLS state included). */
+  rss_per_waiter_kb: number | null;
 }
 
 export async function approvalFanOut(s: SluiceTarget, n: number, host = 'other.example'): Promise<ApprovalResult> {
   const dispatcher = s.fresh();
+  const rssBefore = procStats(s.daemon.proc.pid!)?.rss_mb ?? null;
   const statuses: Record<string, number> = {};
   let answered = 0;
   let errors = 0;
@@ -53,6 +56,7 @@ export async function approvalFanOut(s: SluiceTarget, n: number, host = 'other.e
   const settle = performance.now() - t0;
   const refusedBefore = answered;
   const waiters = prompts.reduce((x, p) => x + p.waiters, 0);
+  const rssWaiting = procStats(s.daemon.proc.pid!)?.rss_mb ?? null;
   const tr = performance.now();
   // Resolving lets every waiter go upstream at once; give the call room on a slow daemon.
   const r = await s.daemon.client.call('approval.resolve', { id: prompts[0]!.id, decision: 'allow_once' }, { timeoutMs: 120_000 });
@@ -72,5 +76,6 @@ export async function approvalFanOut(s: SluiceTarget, n: number, host = 'other.e
     statuses,
     errors,
     settle_ms: round(settle, 1),
+    rss_per_waiter_kb: rssBefore !== null && rssWaiting !== null && waiters > 0 ? round(((rssWaiting - rssBefore) * 1024) / waiters, 1) : null,
   };
 }

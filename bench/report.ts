@@ -236,14 +236,14 @@ export function markdown(r: BenchResults): string {
     L.push('');
     L.push('### Approval fan-out');
     L.push('');
-    L.push('| concurrent asks | prompts | waiting at resolve | refused before (waiter limit) | resolve RPC ms | resolve → all answered ms | statuses |');
-    L.push('|---:|---:|---:|---:|---:|---:|---|');
+    L.push('| concurrent asks | prompts | waiting at resolve | refused before (waiter limit) | resolve RPC ms | resolve → all answered ms | RSS per waiter KB | statuses |');
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const a of r.approvals) {
       if ('error' in a) {
-        L.push(`| ${a.requests} | failed: ${a.error} | | | | | |`);
+        L.push(`| ${a.requests} | failed: ${a.error} | | | | | | |`);
         continue;
       }
-      L.push(`| ${a.requests} | ${a.prompts} | ${a.waiters_at_resolve} | ${a.refused_before_resolve} | ${fmt(a.resolve_rpc_ms)} | ${fmt(a.all_answered_ms)} | ${JSON.stringify(a.statuses)}${a.errors ? `, ${a.errors} errors` : ''} |`);
+      L.push(`| ${a.requests} | ${a.prompts} | ${a.waiters_at_resolve} | ${a.refused_before_resolve} | ${fmt(a.resolve_rpc_ms)} | ${fmt(a.all_answered_ms)} | ${fmt(a.rss_per_waiter_kb, 1)} | ${JSON.stringify(a.statuses)}${a.errors ? `, ${a.errors} errors` : ''} |`);
     }
   }
   L.push('');

@@ -74,7 +74,12 @@ async function main(): Promise<void> {
   if (args.includes('--detach')) return detach(cfg);
 
   const detached = process.env.SLUICE_DETACHED === '1';
-  fs.mkdirSync(cfg.home, { recursive: true, mode: 0o700 });
+  try {
+    fs.mkdirSync(cfg.home, { recursive: true, mode: 0o700 });
+    fs.accessSync(cfg.home, fs.constants.W_OK);
+  } catch (err) {
+    fail(`cannot use the state directory ${cfg.home} (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must be a writable directory you own; set SLUICE_HOME to another one`);
+  }
   const log = new JsonLogger(cfg.logPath, undefined, !detached);
   // http-mitm-proxy and its dependencies print to the console on their own; route that into the
   // (redacting) logger at debug level so stdout stays clean and nothing escapes redaction.
