@@ -5,6 +5,8 @@
  * never goes upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event that fires on end,
  * abort and error), which releases permits exactly once and tears down a still-open upstream.
  */
+import http from 'node:http';
+import https from 'node:https';
 import type { IContext } from 'http-mitm-proxy';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -89,6 +91,7 @@ export class RequestPipeline {
   private prepareForward(ctx: IContext, ex: RequestExchange, headers: Record<string, string | string[]>, path: string, body: Buffer | null, original: OriginalRequest): void {
     const opts = ctx.proxyToServerRequestOptions!;
     const target = connectTarget(this.d.overrides, ex.host, ex.port);
+    ex.upstreamBody = body;
     if (body) {
       headers['content-length'] = String(body.length);
       ctx.addRequestFilter(new FixedBodyFilter(body));
@@ -150,6 +153,7 @@ export class RequestPipeline {
       res.destroy();
       return;
     }
+    if (kind === 'PROXY_TO_SERVER_REQUEST_ERROR' && this.retryStaleConnection(ctx, ex, code)) return;
     ex.errorKind = `${kind}${code ? ':' + code : ''}`;
     this.d.log.warn('upstream error', { id: ex.id, host: ex.host, kind, code });
     if (res.headersSent) {
@@ -163,6 +167,27 @@ export class RequestPipeline {
       : `sluice: upstream ${ex.host}:${ex.port} failed (${code || kind})`;
     ex.status = timeout ? 504 : 502;
     writeRefusal(ctx.clientToProxyRequest, res, { status: ex.status, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
+  }
+
+  /**
+   * A kept-alive upstream connection can be closed by the server just as a request is written to it. When
+   * the request failed on a reused connection before any response, it is sent once more on a fresh one
+   * (sluice holds the whole body), through the library's own response handler.
+   */
+  private retryStaleConnection(ctx: IContext, ex: RequestExchange, code: string): boolean {
+    const old = ctx.proxyToServerRequest;
+    if (!old || !old.reusedSocket || ex.staleRetried || ctx.serverToProxyResponse || ctx.proxyToClientResponse.headersSent) return false;
+    if (code !== 'ECONNRESET' && code !== 'EPIPE' && code !== 'ECONNABORTED') return false;
+    const onResponse = old.listeners('response')[0] as ((res: import('node:http').IncomingMessage) => void) | undefined;
+    if (!onResponse) return false;
+    ex.staleRetried = true;
+    this.d.log.debug('retrying on a fresh upstream connection', { id: ex.id, host: ex.host, code });
+    const opts = ctx.proxyToServerRequestOptions!;
+    const req = (ctx.isSSL ? https : http).request(opts as https.RequestOptions, onResponse);
+    req.on('error', (err) => this.onError(ctx, err, 'PROXY_TO_SERVER_REQUEST_ERROR'));
+    ctx.proxyToServerRequest = req;
+    req.end(ex.upstreamBody ?? undefined);
+    return true;
   }
 
   private finish(ctx: IContext, ex: RequestExchange): void {

@@ -1,0 +1,55 @@
+/**
+ * A kept-alive upstream connection that the server drops just as the next request is written to it: sluice
+ * re-sends that request once on a fresh connection instead of answering 502.
+ */
+import fs from 'node:fs';
+import https from 'node:https';
+import type net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
+import { REPO_ROOT } from '../fakes/repo-root.js';
+
+const TLS = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
+let server: https.Server;
+let d: TestDaemon;
+const served: { path: string; nth: number; body: string }[] = [];
+
+beforeAll(async () => {
+  server = https.createServer({ key: fs.readFileSync(path.join(TLS, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS, 'upstream-cert.pem')) }, (req, res) => {
+    const sock = req.socket as net.Socket & { served?: number };
+    sock.served = (sock.served ?? 0) + 1;
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      served.push({ path: req.url ?? '', nth: sock.served!, body });
+      // A server that has just decided to close an idle connection: any later request on it is dropped unanswered.
+      if (req.url === '/stale' && sock.served! > 1) return void sock.destroy();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, nth: sock.served }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  d = await startDaemon({ env: { SLUICE_RESOLVE: `api.anthropic.com:443:127.0.0.1:${port}` } });
+  await d.client.call('rule.add', { verdict: 'allow', host: 'api.anthropic.com' });
+});
+
+afterAll(async () => {
+  await d?.stop();
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+});
+
+test('a request that hits a connection the server just dropped is re-sent once on a fresh one (body intact)', async () => {
+  const warm = await d.fetch('https://api.anthropic.com/warm', { method: 'POST', body: 'first' });
+  expect(warm.status).toBe(200);
+  const r = await d.fetch('https://api.anthropic.com/stale', { method: 'POST', body: 'second' });
+  expect(r.status).toBe(200);
+  expect(JSON.parse(r.text).nth).toBe(1);
+  const stale = served.filter((s) => s.path === '/stale');
+  expect(stale.map((s) => s.nth)).toEqual([2, 1]);
+  expect(stale.every((s) => s.body === 'second')).toBe(true);
+  const rows = (await d.client.call('audit.tail', { n: 5 })).rows.filter((row) => row.path === '/stale');
+  expect(rows.map((row) => row.status)).toEqual([200]);
+});
