@@ -10,8 +10,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import type net from 'node:net';
 import path from 'node:path';
+import { listenOnLoopback } from './loopback-server.js';
 import { REPO_ROOT } from './repo-root.js';
 
 const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
@@ -74,7 +74,6 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
   };
   // Mutable options shared with the returned object (see `delayMs`).
   const opts = { delayMs: 0 };
-  const sockets = new Set<net.Socket>();
   const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -111,13 +110,9 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
       send(200, { access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_in: 3600, token_type: 'Bearer' });
     });
   });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const listening = await listenOnLoopback(server);
   return {
-    port: (server.address() as net.AddressInfo).port,
+    port: listening.port,
     accounts,
     seen,
     issued,
@@ -140,10 +135,6 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
       issued.push(a.refresh_token);
       return spent;
     },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
+    close: listening.close,
   };
 }

@@ -17,10 +17,10 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import type http from 'node:http';
-import type net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
+import { listenOnLoopback } from './loopback-server.js';
 import { REPO_ROOT } from './repo-root.js';
 
 const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
@@ -60,7 +60,6 @@ export async function startFakeUpstream(opts: { untrusted?: boolean; record?: bo
   const cert = fs.readFileSync(path.join(TLS_DIR, opts.untrusted ? 'untrusted-cert.pem' : 'upstream-cert.pem'));
   const seen: SeenRequest[] = [];
   const keyStatus: FakeUpstream['keyStatus'] = new Map();
-  const sockets = new Set<net.Socket>();
   let open = 0;
   const server = https.createServer({ key, cert }, (req, res) => {
     open++;
@@ -78,10 +77,6 @@ export async function startFakeUpstream(opts: { untrusted?: boolean; record?: bo
       }
       route(url, req, res);
     });
-  });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
   });
   const wss = new WebSocketServer({
     server,
@@ -101,20 +96,16 @@ export async function startFakeUpstream(opts: { untrusted?: boolean; record?: bo
       ws.send(isBinary ? data : `echo:${text}`, { binary: isBinary });
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
+  const listening = await listenOnLoopback(server, () => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+  });
   return {
-    port,
+    port: listening.port,
     seen,
     keyStatus,
     open: () => open,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const c of wss.clients) c.terminate();
-        for (const s of sockets) s.destroy();
-        wss.close();
-        server.close(() => r());
-      }),
+    close: listening.close,
   };
 }
 

@@ -30,6 +30,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { REPO_ROOT } from './repo-root.js';
+import { listenOnLoopback } from './loopback-server.js';
 
 const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
 
@@ -78,14 +79,9 @@ export async function startProviderApi(opts: ProviderOptions = {}): Promise<Prov
   const answer = opts.answer ?? DEFAULT_ANSWER;
   const gap = opts.gapMs ?? 5;
   const seen: ProviderRequest[] = [];
-  const sockets = new Set<net.Socket>();
   const server = https.createServer({
     key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')),
     cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')),
-  });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
   });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -140,20 +136,16 @@ export async function startProviderApi(opts: ProviderOptions = {}): Promise<Prov
     });
   });
 
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
+  const listening = await listenOnLoopback(server, () => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+  });
   return {
-    port,
+    port: listening.port,
     seen,
     answer,
     dump: () => JSON.stringify(seen),
-    close: () =>
-      new Promise<void>((r) => {
-        for (const c of wss.clients) c.terminate();
-        for (const s of sockets) s.destroy();
-        wss.close();
-        server.close(() => r());
-      }),
+    close: listening.close,
   };
 }
 

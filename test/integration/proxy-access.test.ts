@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BIN, shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, UPSTREAM_CA, type FakeUpstream } from '../fakes/fake-upstream.js';
 import { basicAuth, defaultResolvePairs, rawConnect, rawProxy, resolveSpec, sleep, stateFiles, tokenOf, waitFor } from './helpers.js';
+import { listenOnLoopback } from '../fakes/loopback-server.js';
 
 const HOST = 'api.anthropic.com';
 
@@ -24,27 +25,14 @@ interface PlainUpstream {
 
 async function startPlainUpstream(): Promise<PlainUpstream> {
   const seen: PlainUpstream['seen'] = [];
-  const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     seen.push({ url: req.url ?? '', headers: req.headers });
     req.resume();
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 5 });
     res.end('plain');
   });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  const listening = await listenOnLoopback(server);
+  return { port: listening.port, seen, close: listening.close };
 }
 
 /** Runs the built daemon directly (not through the harness) and waits for it to exit. */

@@ -24,6 +24,7 @@ import { startFakeUpstream, UPSTREAM_CA, type FakeUpstream } from '../fakes/fake
 import { openWebSocket } from '../fakes/ws-through-proxy.js';
 import { daemonEnv, listeningTcp, runCli, runDaemonOnce, scanFor, secretForms, type ProcResult } from '../fakes/reliability-helpers.js';
 import { basicAuth, defaultResolvePairs, fakeSecret, openStream, rawProxy, resolveSpec, sleep, tokenOf, waitFor } from './helpers.js';
+import { listenOnLoopback } from '../fakes/loopback-server.js';
 
 const ANT = 'api.anthropic.com';
 const OAI = 'api.openai.com';
@@ -33,27 +34,14 @@ const TOKEN_URL = `https://${AUTH}/oauth/token`;
 /** A plain-HTTP upstream that records what reached it (for the "TLS cannot be skipped" check). */
 async function startPlainRecorder(): Promise<{ port: number; seen: { url: string; headers: http.IncomingHttpHeaders }[]; close(): Promise<void> }> {
   const seen: { url: string; headers: http.IncomingHttpHeaders }[] = [];
-  const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     seen.push({ url: req.url ?? '', headers: req.headers });
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': 11 });
     res.end('{"ok":true}');
   });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  const listening = await listenOnLoopback(server);
+  return { port: listening.port, seen, close: listening.close };
 }
 
 /** An HTTPS upstream with a trusted certificate that only speaks TLS 1.0/1.1. */
