@@ -27,7 +27,6 @@ import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { TokenResponseStage } from './proxy/token-response.js';
 import { TokenExchange } from './oauth/token-exchange.js';
 import { TokenRefresher } from './oauth/token-refresher.js';
-import type { IContext } from 'http-mitm-proxy';
 import { createHandlers } from './rpc/handlers.js';
 import { createDispatcher } from './rpc/rpc-dispatch.js';
 import { AlreadyRunningError, RpcServer, answers } from './rpc/rpc-server.js';
@@ -234,12 +233,10 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const leafs = new LeafCertCache(ca);
   let mitmRef: MitmServer | null = null;
   const credentials = new CredentialStage(vault, pools);
-  const pipelineRef: { p: RequestPipeline | null } = { p: null };
   const exchange = new TokenExchange(vault, pools, clock, log);
   const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log });
-  const onError = (ctx: IContext, err: Error, kind: string) => pipelineRef.p?.onError(ctx, err, kind);
-  const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, onError, beforeUse: (m) => refresher.ensureFresh(m) });
-  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, onError });
+  const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
+  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock });
   const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
   const pipeline = new RequestPipeline({
     clock,
@@ -252,8 +249,8 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     poolFailover,
     tokenResponses,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
+    connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
   });
-  pipelineRef.p = pipeline;
   const relay = new WebSocketRelay({
     admission,
     credentials,

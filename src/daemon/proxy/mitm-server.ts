@@ -1,8 +1,8 @@
 /**
  * The intercepting proxy: http-mitm-proxy configured for sluice. CONNECT requests are checked for the proxy
  * access token before any TLS happens; every HTTPS host gets a leaf certificate from our own CA (minted
- * asynchronously, never by the library's blocking RSA path); all requests run through the pipeline; the
- * library's own error handling and console output are replaced.
+ * asynchronously, never by the library's blocking RSA path); all requests run through sluice's pipeline
+ * (not the library's forwarding); the library's own error handling and console output are replaced.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -57,13 +57,16 @@ export class MitmServer {
     fs.mkdirSync(this.d.internalDir, { recursive: true, mode: 0o700 });
     const proxy = this.proxy;
     proxy.onConnect((req, socket, head, cb) => this.onConnect(req, socket, head as Buffer, cb));
-    proxy.onRequest((ctx, cb) => this.d.pipeline.handle(ctx, cb));
     const lib = proxy as unknown as {
       onCertificateRequired: (host: string, cb: (err: Error | null, files: unknown) => void) => void;
       onCertificateMissing: (ctx: { hostname: string }, files: unknown, cb: (err: Error | null, files?: unknown) => void) => void;
       _onError: (kind: string, ctx: IContext | null, err: Error, socket?: Duplex) => void;
       _createHttpsServer: (options: unknown, cb: (port: number, server: import('node:http').Server, wss: unknown) => void) => void;
+      _onHttpServerRequest: (isSSL: boolean, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
     };
+    // Every request (plain or from a tunnel) goes to sluice's pipeline, which forwards it itself; the
+    // library's per-request context and filter chain are never built (see upstream-leg.ts for why).
+    lib._onHttpServerRequest = (isSSL, req, res) => this.d.pipeline.handle(isSSL, req, res);
     const nowhere = path.join(this.d.internalDir, 'never-written');
     // Point the library at files that never exist so it always asks onCertificateMissing, which mints from
     // our CA in memory; nothing per-host is ever written to disk.
@@ -83,7 +86,7 @@ export class MitmServer {
         socket.once('finish', () => socket.destroy());
         return;
       }
-      this.d.pipeline.onError(ctx, err, kind);
+      this.d.log.debug('proxy connection error', { kind, err });
     };
     // Every internal TLS server (the SNI one and any per-IP one) gets the relay's upgrade handling.
     const createHttpsServer = lib._createHttpsServer.bind(proxy);

@@ -4,17 +4,16 @@
  * yet, the request is replayed once on the new member (sluice buffers request bodies, so it always can),
  * and the agent only ever sees the replay's response.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { IContext } from 'http-mitm-proxy';
+import type https from 'node:https';
 import type { Clock } from '../clock.js';
 import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
 import { classify, needsBody } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import { refreshOwnerOf, type CredentialStage } from './credential-stage.js';
-import { PrefixFilter, peekBody, type BodyPeek } from './request-body.js';
+import { peekBody, type BodyPeek } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
+import type { Reply, UpstreamLeg } from './upstream-leg.js';
 
 /** The client's request as it arrived (phantoms intact), kept so it can be replayed on another member. */
 export interface OriginalRequest {
@@ -32,8 +31,6 @@ export interface PoolFailoverDeps {
   caps: CapRegistry;
   clock: Clock;
   log: Logger;
-  /** Where upstream stream errors go (the pipeline's error handler). */
-  onError: (ctx: IContext, err: Error, kind: string) => void;
   /** Makes sure a member is ready to serve (e.g. refreshes an expired OAuth token) before a replay. */
   beforeUse?: (member: string) => Promise<void>;
 }
@@ -46,40 +43,33 @@ export class PoolFailover {
   constructor(private readonly d: PoolFailoverDeps) {}
 
   /**
-   * Inspects `ctx.serverToProxyResponse` for pooled exchange `ex`; may swap it for a replay's response.
-   * 429 and 401 are classified from the status line alone, so the member cools at header time even when
-   * the body streams or is huge; only a 403 needs a (bounded) look at its body. Calls `next` exactly once,
-   * when the (possibly new) response may be sent to the client.
+   * Inspects `leg.response` for pooled exchange `ex`; may replace it with a replay's response. 429 and
+   * 401 are classified from the status line alone, so the member cools at header time even when the body
+   * streams or is huge; only a 403 needs a (bounded) look at its body. Resolves with what the client gets;
+   * rejects when the response broke off while being looked at.
    */
-  async onResponse(ctx: IContext, ex: RequestExchange, original: OriginalRequest, next: () => void): Promise<void> {
-    const up = ctx.serverToProxyResponse!;
+  async onResponse(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<Reply> {
+    const up = leg.response!;
     const status = up.statusCode ?? 0;
     let peek: BodyPeek | null = null;
     if (needsBody(status, false)) {
       const p = await peekBody(up, MAX_PEEK);
-      if (p === 'aborted') {
-        this.d.onError(ctx, new Error('failure response aborted'), 'SERVER_TO_PROXY_RESPONSE_ERROR');
-        return;
-      }
+      if (p === 'aborted') throw Object.assign(new Error('failure response aborted'), { code: 'ECONNRESET' });
       peek = p;
     }
     const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
     if (failure && ex.pool && ex.credential) {
       const r = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
-      if (!ex.replayed && r.to && r.to !== ex.credential && !ex.finished && (await this.replay(ctx, ex, original))) {
-        up.removeAllListeners('error');
-        up.on('error', () => {});
-        up.destroy();
-        ex.status = ctx.serverToProxyResponse!.statusCode ?? null;
-        return this.onResponse(ctx, ex, original, next);
+      if (!ex.replayed && r.to && r.to !== ex.credential && !ex.finished && (await this.replay(ex, leg, original))) {
+        discard(up);
+        return this.onResponse(ex, leg, original);
       }
     }
-    if (peek) ctx.addResponseFilter(new PrefixFilter(peek.head));
-    next();
+    return { response: up, head: peek ? peek.head : null, replacement: null };
   }
 
-  /** Sends the original request again with the pool's new member; true when a response arrived. */
-  async replay(ctx: IContext, ex: RequestExchange, original: OriginalRequest): Promise<boolean> {
+  /** Sends the original request again with the pool's new member; true when a response arrived (now `leg.response`). */
+  async replay(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<boolean> {
     const next = ex.pool ? this.d.pools.activeMember(this.d.pools.get(ex.pool)) : null;
     if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
     const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
@@ -93,21 +83,24 @@ export class PoolFailover {
     ex.replayed = true;
     const headers = { ...cred.headers };
     if (cred.body) headers['content-length'] = String(cred.body.length);
-    const opts = { ...ctx.proxyToServerRequestOptions!, headers, path: cred.path } as https.RequestOptions;
+    const opts: https.RequestOptions = { ...leg.options, headers, path: cred.path };
     this.d.log.info('replaying a failed pooled request on the next member', { pool: ex.pool, from: previous, to: cred.credential, host: ex.host, path: ex.path });
-    return new Promise<boolean>((resolve) => {
-      const req = (ctx.isSSL ? https : http).request(opts, (res) => {
-        res.pause();
-        res.on('error', (err) => this.d.onError(ctx, err, 'SERVER_TO_PROXY_RESPONSE_ERROR'));
-        ctx.serverToProxyResponse = res;
-        resolve(true);
-      });
-      req.on('error', (err) => {
-        this.d.log.warn('replay on the next pool member failed', { pool: ex.pool, host: ex.host, code: (err as NodeJS.ErrnoException).code });
-        resolve(false);
-      });
-      ctx.proxyToServerRequest = req;
-      req.end(cred.body ?? undefined);
-    });
+    const failed = leg.response;
+    try {
+      await leg.send(opts, cred.body);
+      return true;
+    } catch (err) {
+      this.d.log.warn('replay on the next pool member failed', { pool: ex.pool, host: ex.host, code: (err as NodeJS.ErrnoException).code });
+      // The failure response is still unread: the client gets that one.
+      leg.response = failed;
+      return false;
+    }
   }
+}
+
+/** Drops a response nobody will read (its socket is not reused: it may be mid-body). */
+export function discard(res: import('node:http').IncomingMessage): void {
+  res.removeAllListeners('error');
+  res.on('error', () => {});
+  res.destroy();
 }

@@ -1,9 +1,8 @@
 /**
  * Request bodies the proxy must inspect for phantoms. The body is read whole (bounded) before anything
- * goes upstream, rewritten, and then replayed to the upstream request with an exact content-length.
+ * goes upstream, rewritten, and then sent upstream whole with an exact content-length.
  */
 import type http from 'node:http';
-import { Transform } from 'node:stream';
 
 /** Largest body sluice inspects; larger requests are refused (fail closed) rather than passed unscanned. */
 export const MAX_INSPECTED_BODY_BYTES = 32 * 1024 * 1024;
@@ -22,25 +21,6 @@ export async function readBody(req: import('node:stream').Readable & { headers?:
   const p = await peekBody(req, limit + 1);
   if (p === 'aborted') return 'aborted';
   return p.complete && p.head.length <= limit ? p.head : 'too_large';
-}
-
-/**
- * A request filter that ignores what flows in (the already-consumed client stream) and emits `body` once
- * at the end. http-mitm-proxy pipes the client request through its filters; piping an ended stream still
- * ends the filter, which then flushes the rewritten body upstream.
- */
-export class FixedBodyFilter extends Transform {
-  constructor(private readonly body: Buffer) {
-    super();
-  }
-
-  override _transform(_chunk: unknown, _enc: BufferEncoding, cb: () => void): void {
-    cb();
-  }
-
-  override _flush(cb: (err?: Error | null, data?: Buffer) => void): void {
-    cb(null, this.body);
-  }
 }
 
 /** The start of a response body read to classify it; `complete` when that was all of it. */
@@ -86,27 +66,4 @@ export function peekBody(stream: import('node:stream').Readable, limit: number):
     stream.on('close', onClose);
     stream.resume();
   });
-}
-
-/** A response filter that emits `head` before whatever still flows through it (the unread rest). */
-export class PrefixFilter extends Transform {
-  private sent = false;
-
-  constructor(private readonly head: Buffer) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
-    if (!this.sent) {
-      this.sent = true;
-      this.push(this.head);
-    }
-    cb(null, chunk);
-  }
-
-  override _flush(cb: (err?: Error | null, data?: Buffer) => void): void {
-    if (this.sent) return cb();
-    this.sent = true;
-    cb(null, this.head);
-  }
 }

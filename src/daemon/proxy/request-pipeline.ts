@@ -1,13 +1,14 @@
 /**
- * The HTTP request pipeline of DESIGN §4, run as ONE http-mitm-proxy `onRequest` handler (the library runs
- * handlers of a stage in parallel, so ordering only holds inside one): admission (access, policy,
- * credentials, approval, permits; see admission.ts) then forward. Anything refused is answered here and
- * never goes upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event that fires on end,
- * abort and error), which releases permits exactly once and tears down a still-open upstream.
+ * The HTTP request pipeline of DESIGN §4, for every request that reaches the proxy (plain or inside a
+ * TLS tunnel): admission (access, policy, credentials, approval, permits; see admission.ts), then
+ * forward (upstream-leg.ts), classify and relay. Anything refused is answered here and never goes
+ * upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
+ * that fires on end, abort and error), which releases permits exactly once and tears down a still-open
+ * upstream.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { IContext } from 'http-mitm-proxy';
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type https from 'node:https';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { ResolveOverride } from '../config.js';
@@ -19,9 +20,11 @@ import { refreshOwnerOf } from './credential-stage.js';
 import { grantTypeOf } from '../oauth/token-exchange.js';
 import type { TokenResponseStage } from './token-response.js';
 import { writeRefusal, type Refusal } from './refusals.js';
-import { FixedBodyFilter, hasBody, readBody } from './request-body.js';
+import { hasBody, readBody } from './request-body.js';
 import { RequestExchange } from './request-exchange.js';
+import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
+import { relayResponse, UpstreamLeg, type Reply } from './upstream-leg.js';
 
 /** Everything the pipeline needs, injected by wire.ts. */
 export interface PipelineDeps {
@@ -38,124 +41,128 @@ export interface PipelineDeps {
   tokenResponses: TokenResponseStage | null;
   /** True when `host` + `path` is some OAuth credential's token URL. */
   isTokenUrl: (host: string, path: string) => boolean;
+  /** The CONNECT request a tunnelled connection came through (undefined for plain proxy requests). */
+  connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
+}
+
+/** One client request and the upstream leg serving it. */
+interface Exchange {
+  ex: RequestExchange;
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  leg: UpstreamLeg | null;
 }
 
 /** Runs requests through the pipeline; see the module comment. */
 export class RequestPipeline {
-  private readonly exchanges = new WeakMap<IContext, RequestExchange>();
-
   constructor(private readonly d: PipelineDeps) {}
 
-  /** The `onRequest` handler. Calls `cb` only when the request may go upstream. */
-  handle(ctx: IContext, cb: (err?: Error | null) => void): void {
-    const ex = new RequestExchange(ctx.uuid, this.d.clock.now());
-    this.exchanges.set(ctx, ex);
-    ctx.proxyToClientResponse.once('close', () => this.finish(ctx, ex));
-    this.run(ctx, ex, cb).catch((err: unknown) => {
-      this.d.log.error('pipeline failure', { id: ex.id, err });
-      this.refuse(ctx, ex, { status: 500, code: 'internal', message: 'sluice could not process this request' });
+  /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
+  handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const x: Exchange = { ex: new RequestExchange(crypto.randomUUID(), this.d.clock.now()), req, res, leg: null };
+    res.once('close', () => this.finish(x));
+    // A broken client connection surfaces as 'close' on the response; these only keep errors from throwing.
+    req.on('error', ignore);
+    res.on('error', ignore);
+    this.run(x, secure).catch((err: unknown) => {
+      this.d.log.error('pipeline failure', { id: x.ex.id, err });
+      this.refuse(x, { status: 500, code: 'internal', message: 'sluice could not process this request' });
     });
   }
 
-  private async run(ctx: IContext, ex: RequestExchange, cb: (err?: Error | null) => void): Promise<void> {
-    const req = ctx.clientToProxyRequest;
-    const opts = ctx.proxyToServerRequestOptions!;
+  private async run(x: Exchange, secure: boolean): Promise<void> {
+    const { ex, req } = x;
+    const target = requestTarget(req.url, req.headers.host, secure);
+    const connectRequest = this.d.connectRequestOf(req.socket);
     ex.method = (req.method ?? 'GET').toUpperCase();
-    ex.host = String(opts.host).toLowerCase();
-    ex.port = Number(opts.port) || (ctx.isSSL ? 443 : 80);
-    ex.path = (opts.path || '/').split('?')[0]!;
-    ex.client = clientAddress(ctx);
-    ex.tls = ctx.isSSL;
-    const denied = this.d.admission.checkAccess(ex, { isSSL: ctx.isSSL, connectRequest: ctx.connectRequest, headers: req.headers });
-    if (denied) return this.refuse(ctx, ex, denied.refusal, !denied.audited);
+    ex.host = target.host;
+    ex.port = target.port;
+    ex.path = target.path.split('?')[0]!;
+    ex.client = clientAddress(connectRequest?.socket ?? req.socket);
+    ex.tls = secure;
+    const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers });
+    if (denied) return this.refuse(x, denied.refusal, !denied.audited);
     let body: Buffer | null = null;
     if (hasBody(req)) {
       const b = await readBody(req);
       if (b === 'aborted') return;
-      if (b === 'too_large') return this.refuse(ctx, ex, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
+      if (b === 'too_large') return this.refuse(x, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
       body = b;
+    } else {
+      req.resume();
     }
     // OAuth refreshes: refresh phantoms resolve only inside a refresh grant to a known token URL.
     ex.tokenEndpoint = ex.method === 'POST' && this.d.isTokenUrl(ex.host, ex.path);
     const refreshGrant = ex.tokenEndpoint && grantTypeOf(body, req.headers['content-type']) === 'refresh_token';
-    const r = await this.d.admission.admit(ex, req.headers, opts.path, body, refreshGrant);
+    const r = await this.d.admission.admit(ex, req.headers, target.path, body, refreshGrant);
     if (r.kind === 'gone') return;
-    if (r.kind === 'refused') return this.refuse(ctx, ex, r.refusal, !r.audited);
+    if (r.kind === 'refused') return this.refuse(x, r.refusal, !r.audited);
     if (ex.finished) return r.permit.release();
     ex.permit = r.permit;
     ex.refreshOwner = refreshOwnerOf(r.cred);
-    this.prepareForward(ctx, ex, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: opts.path, body, refreshGrant });
-    cb();
+    await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: target.path, body, refreshGrant });
   }
 
-  private prepareForward(ctx: IContext, ex: RequestExchange, headers: Record<string, string | string[]>, path: string, body: Buffer | null, original: OriginalRequest): void {
-    const opts = ctx.proxyToServerRequestOptions!;
-    const target = connectTarget(this.d.overrides, ex.host, ex.port);
-    ex.upstreamBody = body;
-    if (body) {
-      headers['content-length'] = String(body.length);
-      ctx.addRequestFilter(new FixedBodyFilter(body));
-    } else {
-      const te = ctx.clientToProxyRequest.headers['transfer-encoding'];
-      if (te) headers['transfer-encoding'] = te;
-    }
-    Object.assign(opts, {
-      headers,
+  /** Sends the admitted request upstream, lets failover/token stages look at the answer, relays it. */
+  private async forward(x: Exchange, headers: Record<string, string | string[]>, path: string, body: Buffer | null, original: OriginalRequest): Promise<void> {
+    const { ex } = x;
+    const to = connectTarget(this.d.overrides, ex.host, ex.port);
+    if (body) headers['content-length'] = String(body.length);
+    const options: https.RequestOptions = {
+      method: ex.method,
+      host: to.host,
+      port: to.port,
+      servername: to.servername,
       path,
-      host: target.host,
-      port: target.port,
-      servername: target.servername,
-      agent: ctx.isSSL ? this.d.agents.https : this.d.agents.http,
-    });
-    ctx.onResponse((c, next) => {
-      ex.status = c.serverToProxyResponse!.statusCode ?? null;
-      const proceed = () => {
-        c.serverToProxyResponse!.on('data', (chunk: Buffer) => {
-          ex.bytes += chunk.length;
-        });
-        next();
-      };
-      if (ex.tokenEndpoint && this.d.tokenResponses) {
-        this.d.tokenResponses.onResponse(c, ex, original, proceed).catch((err: unknown) => this.onError(c, err instanceof Error ? err : new Error(String(err)), 'ON_RESPONSE_ERROR'));
-      } else if (ex.pool && this.d.poolFailover) {
-        this.d.poolFailover.onResponse(c, ex, original, proceed).catch((err: unknown) => this.onError(c, err instanceof Error ? err : new Error(String(err)), 'ON_RESPONSE_ERROR'));
-      } else proceed();
-    });
-    ctx.onResponseEnd((_c, next) => {
-      ex.upstreamEnded = true;
-      next();
+      headers,
+      agent: ex.tls ? this.d.agents.https : this.d.agents.http,
+    };
+    const leg = new UpstreamLeg(ex.tls, options);
+    x.leg = leg;
+    let reply: Reply;
+    try {
+      const response = await leg.send(options, body);
+      if (ex.finished) return leg.destroy();
+      ex.status = response.statusCode ?? null;
+      reply = { response, head: null, replacement: null };
+      if (ex.tokenEndpoint && this.d.tokenResponses) reply = await this.d.tokenResponses.onResponse(ex, leg, original);
+      else if (ex.pool && this.d.poolFailover) reply = await this.d.poolFailover.onResponse(ex, leg, original);
+    } catch (err) {
+      return this.upstreamFailed(x, err, leg.response ? 'response' : 'request');
+    }
+    if (ex.finished) return leg.destroy();
+    ex.status = reply.response.statusCode ?? null;
+    relayResponse(reply, x.res, {
+      bytes: (n) => {
+        ex.bytes += n;
+      },
+      ended: () => {
+        ex.upstreamEnded = true;
+      },
+      broken: (err) => this.upstreamFailed(x, err, 'response'),
     });
   }
 
   /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
-  private refuse(ctx: IContext, ex: RequestExchange, r: Refusal, audit = true): void {
-    ex.refusal = r.code;
-    ex.skipAudit = !audit;
-    ex.status = r.status;
-    writeRefusal(ctx.clientToProxyRequest, ctx.proxyToClientResponse, r, ex.host || 'unknown');
+  private refuse(x: Exchange, r: Refusal, audit = true): void {
+    x.ex.refusal = r.code;
+    x.ex.skipAudit = !audit;
+    x.ex.status = r.status;
+    writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
   }
 
   /**
-   * Replaces http-mitm-proxy's error handling, which would write error text into a half-sent body and end
-   * it cleanly (a client would read a truncated stream as success). Before headers: a 502/504 JSON answer.
-   * After: the client connection is destroyed so the client sees a reset.
+   * The upstream failed (`phase`: before or after its response began). Before headers reached the
+   * client: a 502/504 JSON answer naming the cause. After: the client connection is destroyed so the
+   * client sees a reset, never a truncated body that looks complete.
    */
-  onError(ctx: IContext | null, err: Error | null | undefined, kind: string): void {
-    if (!ctx) {
-      this.d.log.debug('proxy connection error', { kind, err: err ?? undefined });
-      return;
-    }
-    const ex = this.exchanges.get(ctx);
-    const res = ctx.proxyToClientResponse;
-    if (!ex || ex.finished || res.destroyed || (res.writableEnded && ex.upstreamEnded)) return;
+  private upstreamFailed(x: Exchange, err: unknown, phase: 'request' | 'response'): void {
+    const { ex, res } = x;
+    if (ex.finished) return;
     const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-    if (kind.startsWith('CLIENT_TO_PROXY') || kind.startsWith('PROXY_TO_CLIENT')) {
-      res.destroy();
-      return;
-    }
-    if (kind === 'PROXY_TO_SERVER_REQUEST_ERROR' && this.retryStaleConnection(ctx, ex, code)) return;
-    ex.errorKind = `${kind}${code ? ':' + code : ''}`;
-    this.d.log.warn('upstream error', { id: ex.id, host: ex.host, kind, code });
+    x.leg?.destroy();
+    ex.errorKind = `upstream_${phase}_error${code ? ':' + code : ''}`;
+    this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: code || undefined });
     if (res.headersSent) {
       res.destroy();
       return;
@@ -164,44 +171,25 @@ export class RequestPipeline {
     const tlsFail = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(code);
     const message = tlsFail
       ? `sluice: upstream ${ex.host} presented a certificate that does not verify (${code})`
-      : `sluice: upstream ${ex.host}:${ex.port} failed (${code || kind})`;
+      : `sluice: upstream ${ex.host}:${ex.port} failed (${code || 'error'})`;
     ex.status = timeout ? 504 : 502;
-    writeRefusal(ctx.clientToProxyRequest, res, { status: ex.status, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
+    writeRefusal(x.req, res, { status: ex.status, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
   }
 
-  /**
-   * A kept-alive upstream connection can be closed by the server just as a request is written to it. When
-   * the request failed on a reused connection before any response, it is sent once more on a fresh one
-   * (sluice holds the whole body), through the library's own response handler.
-   */
-  private retryStaleConnection(ctx: IContext, ex: RequestExchange, code: string): boolean {
-    const old = ctx.proxyToServerRequest;
-    if (!old || !old.reusedSocket || ex.staleRetried || ctx.serverToProxyResponse || ctx.proxyToClientResponse.headersSent) return false;
-    if (code !== 'ECONNRESET' && code !== 'EPIPE' && code !== 'ECONNABORTED') return false;
-    const onResponse = old.listeners('response')[0] as ((res: import('node:http').IncomingMessage) => void) | undefined;
-    if (!onResponse) return false;
-    ex.staleRetried = true;
-    this.d.log.debug('retrying on a fresh upstream connection', { id: ex.id, host: ex.host, code });
-    const opts = ctx.proxyToServerRequestOptions!;
-    const req = (ctx.isSSL ? https : http).request(opts as https.RequestOptions, onResponse);
-    req.on('error', (err) => this.onError(ctx, err, 'PROXY_TO_SERVER_REQUEST_ERROR'));
-    ctx.proxyToServerRequest = req;
-    req.end(ex.upstreamBody ?? undefined);
-    return true;
-  }
-
-  private finish(ctx: IContext, ex: RequestExchange): void {
+  private finish(x: Exchange): void {
+    const { ex } = x;
     if (ex.finished) return;
     ex.finished = true;
     ex.clientLeft();
     ex.releasePermits();
-    if (!ex.upstreamEnded) ctx.proxyToServerRequest?.destroy();
+    if (!ex.upstreamEnded) x.leg?.destroy();
     if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
     this.d.observer.finished(ex);
   }
 }
 
-function clientAddress(ctx: IContext): string | null {
-  const s = ctx.connectRequest?.socket ?? ctx.clientToProxyRequest.socket;
+function clientAddress(s: import('node:net').Socket | undefined): string | null {
   return s?.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : null;
 }
+
+function ignore(): void {}

@@ -23,3 +23,32 @@ export function validConnectTarget(target: string | undefined): boolean {
   const port = Number(m[2]);
   return port >= 1 && port <= 65535 && isValidHost(m[1]!);
 }
+
+/** Where a request inside the proxy is going: host (lower case, IPv6 bracketed), port and raw path. */
+export interface RequestTarget {
+  host: string;
+  port: number;
+  /** The path and query exactly as the client sent them (never normalised: that is the upstream's job). */
+  path: string;
+}
+
+const ABSOLUTE_RE = /^(https?|wss?):\/\/([^/?#]*)(.*)$/i;
+const AUTHORITY_RE = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/;
+
+/**
+ * The target of a request that reached the proxy: from an absolute-form URL (plain HTTP proxying) or else
+ * the Host header. The default port follows the scheme of the URL, or of the connection (`secure`).
+ * An unusable authority gives host '' (which {@link isValidHost} refuses).
+ */
+export function requestTarget(url: string | undefined, hostHeader: string | undefined, secure: boolean): RequestTarget {
+  const raw = url || '/';
+  const abs = ABSOLUTE_RE.exec(raw);
+  const authority = abs ? abs[2]! : (hostHeader ?? '');
+  const tlsScheme = abs ? /^(https|wss)$/i.test(abs[1]!) : secure;
+  const m = AUTHORITY_RE.exec(authority);
+  const rest = abs ? abs[3]! : raw;
+  const path = abs && !rest.startsWith('/') ? '/' + rest : rest;
+  const port = m?.[2] ? Number(m[2]) : tlsScheme ? 443 : 80;
+  if (!m || port < 1 || port > 65535) return { host: '', port: 0, path };
+  return { host: m[1]!.toLowerCase(), port, path };
+}

@@ -4,15 +4,15 @@
  * refresh token was actually injected, never just the first one with that token URL — and the request is
  * replayed once on the next member; a 2xx response is rewritten so the agent only ever sees phantoms.
  */
-import type { IContext } from 'http-mitm-proxy';
 import type { Clock } from '../clock.js';
 import type { TokenExchange } from '../oauth/token-exchange.js';
 import { classify } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialStage } from './credential-stage.js';
-import type { OriginalRequest, PoolFailover } from './pool-failover.js';
-import { FixedBodyFilter, readBody } from './request-body.js';
+import { discard, type OriginalRequest, type PoolFailover } from './pool-failover.js';
+import { readBody } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
+import type { Reply, UpstreamLeg } from './upstream-leg.js';
 
 const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
@@ -23,38 +23,30 @@ export interface TokenResponseDeps {
   poolFailover: PoolFailover;
   credentials: CredentialStage;
   clock: Clock;
-  onError: (ctx: IContext, err: Error, kind: string) => void;
 }
 
 /** Handles responses to token-endpoint requests. */
 export class TokenResponseStage {
   constructor(private readonly d: TokenResponseDeps) {}
 
-  /** Reads, classifies, possibly replays, rewrites; then calls `next` once. */
-  async onResponse(ctx: IContext, ex: RequestExchange, original: OriginalRequest, next: () => void): Promise<void> {
-    const up = ctx.serverToProxyResponse!;
+  /** Reads, classifies, possibly replays, rewrites; resolves with the body the client gets. */
+  async onResponse(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<Reply> {
+    const up = leg.response!;
     const status = up.statusCode ?? 0;
     const body = await readBody(up, MAX_TOKEN_RESPONSE);
-    if (!Buffer.isBuffer(body)) {
-      this.d.onError(ctx, new Error(`token response ${body}`), 'SERVER_TO_PROXY_RESPONSE_ERROR');
-      return;
-    }
+    if (!Buffer.isBuffer(body)) throw Object.assign(new Error(`token response ${body}`), { code: body === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
     const failure = ex.refreshOwner ? classify(status, up.headers, body.toString('utf8'), true, this.d.clock.now()) : null;
     if (failure && ex.pool && ex.refreshOwner) {
       const r = this.d.pools.failover(ex.pool, ex.refreshOwner, failure.reason, failure.until);
-      if (!ex.replayed && r.to && r.to !== ex.refreshOwner && !ex.finished && (await this.d.poolFailover.replay(ctx, ex, original))) {
-        up.removeAllListeners('error');
-        up.on('error', () => {});
-        up.destroy();
-        ex.status = ctx.serverToProxyResponse!.statusCode ?? null;
-        return this.onResponse(ctx, ex, original, next);
+      if (!ex.replayed && r.to && r.to !== ex.refreshOwner && !ex.finished && (await this.d.poolFailover.replay(ex, leg, original))) {
+        discard(up);
+        return this.onResponse(ex, leg, original);
       }
     }
     let out = body;
     if (status >= 200 && status < 300) out = this.d.exchange.rewriteSuccess(body, String(up.headers['content-type'] ?? ''), { credential: ex.refreshOwner, pool: ex.pool });
     // Defence in depth: no real token of ours leaves in any token-endpoint answer, whatever its shape.
     out = Buffer.from(this.d.credentials.maskSecrets(out.toString('utf8')));
-    ctx.addResponseFilter(new FixedBodyFilter(out));
-    next();
+    return { response: up, head: null, replacement: out };
   }
 }

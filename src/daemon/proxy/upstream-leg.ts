@@ -1,0 +1,148 @@
+/**
+ * The upstream half of an exchange: the request sluice sends on the client's behalf and the response that
+ * comes back, and how that response is relayed to the client.
+ *
+ * sluice forwards requests itself rather than through http-mitm-proxy's filter chain, which ignores
+ * backpressure (a slow client made the daemon buffer a fast upstream's whole response), writes headers,
+ * body and end separately (one TLS record and syscall each) and builds ~25 closures per request.
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+/** Errors on a kept-alive socket the server closed just as the request was written. */
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * Response headers that describe one hop (RFC 9110 §7.6.1) and so never pass a proxy; Node frames the
+ * client's response itself. `public-key-pins*` would pin the client to the upstream's key, which it never sees.
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+/** What the client gets back. */
+export interface Reply {
+  response: http.IncomingMessage;
+  /** Body bytes already read from `response` (a peek), sent before the rest of it. */
+  head: Buffer | null;
+  /** When set, the whole body the client gets instead of `response`'s (which was read to the end). */
+  replacement: Buffer | null;
+}
+
+/**
+ * One request sent upstream (possibly re-sent: a stale connection, a pool replay). Holds whatever is
+ * current so the exchange can tear it down when the client leaves.
+ */
+export class UpstreamLeg {
+  request: http.ClientRequest | null = null;
+  response: http.IncomingMessage | null = null;
+  /** Set by destroy(): nothing is (re)sent after that. */
+  private closed = false;
+
+  constructor(
+    /** TLS to the upstream (the client's request arrived inside TLS). */
+    readonly secure: boolean,
+    /** Options of the first request; replays start from these. */
+    readonly options: https.RequestOptions,
+  ) {}
+
+  /**
+   * Sends `body` (the whole of it: sluice has buffered every body it forwards) with `options` and
+   * resolves with the response once its headers arrive; rejects with the request's error. A request that
+   * failed on a reused kept-alive socket before any response is sent once more on a new one. Headers and
+   * body leave in one write.
+   */
+  send(options: https.RequestOptions, body: Buffer | null): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      let retried = false;
+      const attempt = (): void => {
+        if (this.closed) return reject(Object.assign(new Error('upstream request cancelled'), { code: 'ECANCELED' }));
+        const req = (this.secure ? https : http).request(options);
+        this.request = req;
+        req.once('response', (res) => {
+          answered = true;
+          this.response = res;
+          resolve(res);
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          // After the response began, its own 'close' reports the failure.
+          if (answered || req !== this.request) return;
+          if (!retried && !this.closed && req.reusedSocket && STALE_SOCKET.has(err.code ?? '')) {
+            retried = true;
+            attempt();
+            return;
+          }
+          reject(err);
+        });
+        req.end(body ?? undefined);
+      };
+      attempt();
+    });
+  }
+
+  /** Tears down the current request and response (the client left, or the exchange failed). */
+  destroy(): void {
+    this.closed = true;
+    this.request?.destroy();
+    this.response?.destroy();
+  }
+}
+
+/** The upstream's response headers minus hop-by-hop ones (and any the `Connection` header names). */
+export function forwardableHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const named = headers.connection ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : null;
+  const out: http.OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || name.startsWith('public-key-pins') || named?.includes(name)) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Callbacks of {@link relayResponse}. */
+export interface RelayEvents {
+  /** Each body chunk's size as it goes to the client. */
+  bytes: (n: number) => void;
+  /** The upstream's body ended and all of it went to the client. */
+  ended: () => void;
+  /** The upstream response broke off before its end. */
+  broken: (err: Error) => void;
+}
+
+/**
+ * Sends `reply` to `res`: status and headers, then the body, streamed with backpressure (a slow client
+ * pauses the upstream socket instead of growing the daemon's memory) and never buffered (each SSE event
+ * is written as it arrives). Headers go out at once when no body is waiting, so a client sees a slow
+ * stream start. An upstream that breaks off mid-body is reported through `broken`, never as a clean end.
+ */
+export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayEvents): void {
+  const up = reply.response;
+  const headers = forwardableHeaders(up.headers);
+  if (reply.replacement) {
+    delete headers['content-length'];
+    headers['content-length'] = reply.replacement.length;
+    res.writeHead(up.statusCode ?? 502, headers);
+    on.bytes(reply.replacement.length);
+    res.end(reply.replacement);
+    on.ended();
+    return;
+  }
+  res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+  let done = false;
+  up.on('data', (c: Buffer) => on.bytes(c.length));
+  up.once('end', () => {
+    done = true;
+    on.ended();
+  });
+  up.once('close', () => {
+    if (!done) on.broken(Object.assign(new Error('upstream response ended early'), { code: 'ECONNRESET' }));
+  });
+  up.on('error', () => {});
+  if (reply.head) {
+    on.bytes(reply.head.length);
+    res.write(reply.head);
+  } else if (up.readableLength === 0 && !up.complete) {
+    res.flushHeaders();
+  }
+  up.pipe(res);
+  up.resume();
+}

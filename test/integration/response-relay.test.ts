@@ -1,0 +1,117 @@
+/**
+ * How sluice relays an upstream response to the client (upstream-leg.ts): backpressure from a slow client
+ * reaches the upstream instead of piling up in the daemon, hop-by-hop headers stay on their hop, and a
+ * response's headers reach the client before a slow body does.
+ */
+import fs from 'node:fs';
+import https from 'node:https';
+import type net from 'node:net';
+import path from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
+import { REPO_ROOT } from '../fakes/repo-root.js';
+
+const TLS = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
+const BIG = 48 * 1024 * 1024;
+const CHUNK = Buffer.alloc(64 * 1024, 'x');
+let server: https.Server;
+let d: TestDaemon;
+/** Bytes the upstream has handed to its socket for /big (it waits for 'drain' like any well-behaved server). */
+let bigWritten = 0;
+let releaseLate: () => void = () => {};
+
+beforeAll(async () => {
+  server = https.createServer({ key: fs.readFileSync(path.join(TLS, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS, 'upstream-cert.pem')) }, (req, res) => {
+    req.resume();
+    if (req.url === '/big') {
+      bigWritten = 0;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG });
+      const pump = (): void => {
+        while (bigWritten < BIG) {
+          bigWritten += CHUNK.length;
+          if (!res.write(CHUNK)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    if (req.url === '/hop') {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        connection: 'keep-alive, x-hop-private',
+        'keep-alive': 'timeout=77',
+        'x-hop-private': 'for sluice only',
+        'public-key-pins': 'pin-sha256="AAAA"; max-age=10',
+        'x-end-to-end': 'kept',
+      });
+      return void res.end('{"ok":true}');
+    }
+    if (req.url === '/late') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      releaseLate = () => res.end('data: late\n\n');
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  d = await startDaemon({ env: { SLUICE_RESOLVE: `api.anthropic.com:443:127.0.0.1:${port}` } });
+  await d.client.call('rule.add', { verdict: 'allow', host: 'api.anthropic.com' });
+});
+
+afterAll(async () => {
+  releaseLate();
+  await d?.stop();
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+});
+
+test('a client that stops reading stalls the upstream (no buffering of the whole body in the daemon); every byte arrives once it reads again', async () => {
+  const disp = d.dispatcher();
+  try {
+    const res = await request('https://api.anthropic.com/big', { dispatcher: disp, highWaterMark: 64 * 1024 });
+    expect(res.statusCode).toBe(200);
+    // Read nothing for a while: with backpressure the upstream soon waits for 'drain'.
+    await new Promise((r) => setTimeout(r, 1500));
+    const stalledAt = bigWritten;
+    // Socket buffers on three hops and the daemon's stream buffers hold a few MB at most; without
+    // backpressure the daemon would have read all 48 MB by now.
+    expect(stalledAt).toBeLessThan(BIG / 3);
+    let got = 0;
+    for await (const c of res.body) got += (c as Buffer).length;
+    expect(got).toBe(BIG);
+    expect(bigWritten).toBe(BIG);
+  } finally {
+    await disp.close().catch(() => {});
+  }
+});
+
+test('hop-by-hop response headers (and those Connection names) stay on the upstream hop; end-to-end ones pass', async () => {
+  const r = await d.fetch('https://api.anthropic.com/hop');
+  expect(r.status).toBe(200);
+  expect(r.headers['x-end-to-end']).toBe('kept');
+  expect(r.headers['x-hop-private']).toBeUndefined();
+  expect(r.headers['keep-alive']).not.toBe('timeout=77'); // Node adds its own for the client's hop
+  expect(r.headers['public-key-pins']).toBeUndefined();
+  expect(JSON.parse(r.text)).toEqual({ ok: true });
+});
+
+test('response headers reach the client while the upstream still withholds the body', async () => {
+  const disp = d.dispatcher();
+  try {
+    const headers = request('https://api.anthropic.com/late', { dispatcher: disp });
+    // The body is only released after the client has seen the headers; a proxy that waits for the first
+    // body chunk before sending headers never gets there.
+    const first = await Promise.race([headers.then((res) => res), new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+    expect(first, 'headers did not arrive while the body was withheld').not.toBeNull();
+    expect(first!.statusCode).toBe(200);
+    releaseLate();
+    expect(await first!.body.text()).toBe('data: late\n\n');
+  } finally {
+    await disp.close().catch(() => {});
+  }
+});
