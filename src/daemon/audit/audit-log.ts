@@ -21,7 +21,7 @@ export function rowHash(prevHash: string, row: Omit<AuditRow, 'id' | 'prev_hash'
   // One string, one update: the same bytes as feeding the fields one by one, at a fraction of the calls.
   let text = prevHash;
   for (const f of FIELDS) text += '\x1f' + (row[f] === null || row[f] === undefined ? '\x00' : String(row[f]));
-  return crypto.createHash('sha256').update(text).digest('hex');
+  return crypto.hash('sha256', text, 'hex');
 }
 
 /** Appends, tails and verifies the audit chain. */
@@ -41,15 +41,16 @@ export class AuditLog {
   ) {
     const last = db.prepare('SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
     this.lastHash = last?.hash ?? GENESIS;
+    // Positional parameters: binding by name costs a property lookup per column per row.
     this.insert = db.prepare(
       `INSERT INTO audit_log (ts, event, client, host, port, method, path, verdict, rule_id, credential, status, bytes, duration_ms, detail, prev_hash, hash)
-       VALUES (@ts, @event, @client, @host, @port, @method, @path, @verdict, @rule_id, @credential, @status, @bytes, @duration_ms, @detail, @prev_hash, @hash)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
   /** Chains `entry` and queues it for writing. */
   append(entry: AuditEntry): void {
-    const base = {
+    const row: Omit<AuditRow, 'id'> = {
       ts: this.clock.iso(),
       event: entry.event,
       client: entry.client ?? null,
@@ -64,10 +65,12 @@ export class AuditLog {
       bytes: entry.bytes ?? null,
       duration_ms: entry.duration_ms === undefined || entry.duration_ms === null ? null : Math.round(entry.duration_ms * 1000) / 1000,
       detail: entry.detail ?? null,
+      prev_hash: this.lastHash,
+      hash: '',
     };
-    const hash = rowHash(this.lastHash, base);
-    this.pending.push({ ...base, prev_hash: this.lastHash, hash });
-    this.lastHash = hash;
+    row.hash = rowHash(this.lastHash, row);
+    this.pending.push(row);
+    this.lastHash = row.hash;
     if (this.pending.length >= 256) this.flush();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => this.flush(), this.flushDelayMs);
@@ -89,7 +92,7 @@ export class AuditLog {
     const rows = this.pending;
     try {
       this.db.transaction(() => {
-        for (const r of rows) this.insert.run(r);
+        for (const r of rows) this.insert.run(r.ts, r.event, r.client, r.host, r.port, r.method, r.path, r.verdict, r.rule_id, r.credential, r.status, r.bytes, r.duration_ms, r.detail, r.prev_hash, r.hash);
       })();
       this.pending = this.pending.slice(rows.length);
       if (this.failing) {

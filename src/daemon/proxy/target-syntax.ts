@@ -8,8 +8,20 @@ import net from 'node:net';
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?';
 const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*\\.?$`);
 
+/** Verdicts for hosts seen recently: an agent talks to a handful of hosts, thousands of times each. */
+const verdicts = new Map<string, boolean>();
+
 /** True when `host` is a DNS name, an IPv4 literal or a bracketed/bare IPv6 literal. */
 export function isValidHost(host: string): boolean {
+  const known = verdicts.get(host);
+  if (known !== undefined) return known;
+  const ok = checkHost(host);
+  if (verdicts.size >= 4096) verdicts.clear();
+  verdicts.set(host, ok);
+  return ok;
+}
+
+function checkHost(host: string): boolean {
   if (!host || host.length > 253) return false;
   if (host.startsWith('[') && host.endsWith(']')) return net.isIPv6(host.slice(1, -1));
   return net.isIP(host) !== 0 || HOST_RE.test(host);

@@ -49,6 +49,7 @@ export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents
 export function connectTarget(overrides: readonly ResolveOverride[], host: string, port: number): { host: string; port: number; servername: string | undefined } {
   const h = host.toLowerCase();
   const o = overrides.find((x) => x.host === h && x.port === port);
-  const servername = net.isIP(host) ? undefined : host;
+  // A name starting with a letter and without ':' is never an IP literal (and skips net.isIP's regexes).
+  const servername = /^[a-z][^:]*$/i.test(host) || net.isIP(host) === 0 ? host : undefined;
   return o ? { host: o.addr, port: o.addrPort, servername } : { host, port, servername };
 }

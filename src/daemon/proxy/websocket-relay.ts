@@ -21,6 +21,7 @@ import type { CredentialResult, CredentialStage } from './credential-stage.js';
 import { newReport, rewritePhantoms } from './phantom-rewriter.js';
 import { flavourOf, refusalBody, type Refusal } from './refusals.js';
 import { RequestExchange } from './request-exchange.js';
+import { requestTarget } from './target-syntax.js';
 import type { RequestObserver } from './request-observer.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 
@@ -67,7 +68,7 @@ export class WebSocketRelay {
 
   private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, isSSL: boolean): Promise<void> {
     const ex = new RequestExchange(crypto.randomUUID(), this.d.clock.now());
-    const target = parseTarget(req, isSSL);
+    const target = requestTarget(req.url, req.headers.host, isSSL);
     ex.method = 'GET';
     ex.host = target.host;
     ex.port = target.port;
@@ -226,15 +227,4 @@ function rejectUpgrade(socket: Duplex, r: Refusal, flavour: ReturnType<typeof fl
   const reason = r.status === 403 ? 'Forbidden' : r.status === 429 ? 'Too Many Requests' : r.status === 407 ? 'Proxy Authentication Required' : 'Error';
   const extra = (r.retryAfterS !== undefined ? `Retry-After: ${r.retryAfterS}\r\n` : '') + (r.status === 407 ? 'Proxy-Authenticate: Basic realm="sluice"\r\n' : '');
   socket.end(`HTTP/1.1 ${r.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Sluice-Reason: ${r.code}\r\n${extra}Connection: close\r\n\r\n${body}`);
-}
-
-function parseTarget(req: http.IncomingMessage, isSSL: boolean): { host: string; port: number; path: string } {
-  const url = req.url ?? '/';
-  if (/^(ws|http)s?:\/\//i.test(url)) {
-    const u = new URL(url);
-    return { host: u.hostname.toLowerCase(), port: Number(u.port) || (/^(wss|https)/i.test(u.protocol) ? 443 : 80), path: u.pathname + u.search };
-  }
-  const host = String(req.headers.host ?? '');
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
-  return { host: (m?.[1] ?? '').toLowerCase(), port: m?.[2] ? Number(m[2]) : isSSL ? 443 : 80, path: url };
 }

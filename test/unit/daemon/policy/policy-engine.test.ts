@@ -126,3 +126,20 @@ describe('PolicyEngine path spellings', () => {
     expect(engine.evaluate(request({ path: '//admin/keys' })).verdict).toBe('deny');
   });
 });
+
+describe('normalizePath fast path', () => {
+  it('paths it returns unchanged are exactly what the full canonicalisation gives', async () => {
+    const { normalizePath, canonicalPath } = await import('../../../../src/daemon/policy/request-path.js');
+    const alphabet = ['/', '/', 'a', 'b', '.', '..', '%2e', '%2F', '%61', '//', '\\', ' ', '\t', '-', '_', '~', ':', '@', '!', '$', '&', "'", '(', '*', '+', ',', ';', '=', 'v1', 'x.json'];
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 20_000; i++) {
+      let p = '/';
+      for (let j = rnd(8); j > 0; j--) p += alphabet[rnd(alphabet.length)];
+      expect(normalizePath(p), p).toBe(canonicalPath(p));
+    }
+    expect(normalizePath('/v1/messages?beta=true')).toBe('/v1/messages');
+    expect(normalizePath('/v1/../admin')).toBe('/admin');
+    expect(normalizePath('/%61dmin#x')).toBe('/admin');
+  });
+});
