@@ -230,6 +230,11 @@ export function markdown(r: BenchResults): string {
     L.push(`| daemon file descriptors | ${st.before?.fds ?? '–'} | ${st.with_streams?.fds ?? '–'} | ${st.after?.fds ?? '–'} |`);
     L.push(`| in flight (global) | 0 | ${st.with_streams?.in_flight ?? '–'} | ${st.after?.in_flight ?? '–'} |`);
     L.push('');
+    if (st.fd_kinds) {
+      const kinds = (k: Record<string, number>) => Object.entries(k).sort().map(([n, v]) => `${n} ${v}`).join(', ');
+      L.push(`Descriptors by kind before: ${kinds(st.fd_kinds.before)}; after: ${kinds(st.fd_kinds.after)}.`);
+      L.push('');
+    }
     L.push(`Opened ${st.opened}/${st.streams} in ${fmt(st.open_wall_ms, 0)} ms${st.open_failures ? ` (${st.open_failures} failed: ${st.first_open_error})` : ''}; in flight back to 0 ${st.drained_ms === null ? 'NOT within 15 s' : `${fmt(st.drained_ms, 0)} ms after the last abort`}.`);
   }
   if (r.approvals.length) {

@@ -279,7 +279,7 @@ async function main(): Promise<number> {
 
     // ---- many open streams --------------------------------------------------------------------------
     await phase(`streams: ${plan.streams.n} open SSE streams, then random aborts`, async () => {
-      r.streams = await soakStreams(sluice, plan.streams.n, plan.streams.batch);
+      r.streams = await soakStreams(sluice, plan.streams.n, plan.streams.batch, up.port);
     });
 
     // ---- approval fan-out ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import type { SluiceTarget } from './targets.js';
-import { procStats, round, sleep } from './util.js';
+import { fdKinds, procStats, round, sleep } from './util.js';
 
 export interface StreamsResult {
   streams: number;
@@ -20,6 +20,8 @@ export interface StreamsResult {
   /** Time from the last abort until the daemon reported 0 in flight (null: never within the limit). */
   drained_ms: number | null;
   fd_delta: number | null;
+  /** Descriptors by kind before and after (see fdKinds). */
+  fd_kinds: { before: Record<string, number>; after: Record<string, number> } | null;
 }
 
 const CREDS = 4;
@@ -31,7 +33,7 @@ async function inFlight(s: SluiceTarget): Promise<{ global: number; per: Record<
   return { global: snap.global.in_flight, per };
 }
 
-export async function soakStreams(s: SluiceTarget, n: number, batch: number): Promise<StreamsResult> {
+export async function soakStreams(s: SluiceTarget, n: number, batch: number, upstreamPort: number): Promise<StreamsResult> {
   const pid = s.daemon.proc.pid!;
   const phantoms: string[] = [];
   for (let i = 0; i < CREDS; i++) {
@@ -40,6 +42,7 @@ export async function soakStreams(s: SluiceTarget, n: number, batch: number): Pr
   }
   await sleep(300);
   const before = procStats(pid);
+  const kindsBefore = fdKinds(pid, upstreamPort);
   const dispatcher: Dispatcher = s.fresh();
   const controllers: AbortController[] = [];
   const ended: Promise<void>[] = [];
@@ -108,5 +111,6 @@ export async function soakStreams(s: SluiceTarget, n: number, batch: number): Pr
     after: afterStats ? { ...afterStats, in_flight: after.global, per_credential_in_flight: after.per } : null,
     drained_ms: drained,
     fd_delta: before && afterStats ? afterStats.fds - before.fds : null,
+    fd_kinds: { before: kindsBefore, after: fdKinds(pid, upstreamPort) },
   };
 }

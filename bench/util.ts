@@ -89,6 +89,53 @@ export function procStats(pid: number): { rss_mb: number; fds: number } | null {
   }
 }
 
+/**
+ * A process's descriptors by kind: TCP sockets split into listening / to `upstreamPort` / other
+ * (looked up by inode in /proc/<pid>/net/tcp*), Unix sockets, and everything else. Tells a leak apart
+ * from kept-alive connections.
+ */
+export function fdKinds(pid: number, upstreamPort: number): Record<string, number> {
+  const tcp = new Map<string, { remotePort: number; listening: boolean }>();
+  for (const f of ['tcp', 'tcp6']) {
+    let text = '';
+    try {
+      text = fs.readFileSync(`/proc/${pid}/net/${f}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const p = line.trim().split(/\s+/);
+      if (p.length > 9) tcp.set(p[9]!, { remotePort: parseInt(p[2]!.split(':')[1]!, 16), listening: p[3] === '0A' });
+    }
+  }
+  const out: Record<string, number> = {};
+  const add = (k: string) => (out[k] = (out[k] ?? 0) + 1);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of names) {
+    let link = '';
+    try {
+      link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (!m) add('other');
+    else {
+      const t = tcp.get(m[1]!);
+      if (!t) add('unix_socket');
+      else if (t.listening) add('tcp_listening');
+      else if (t.remotePort === upstreamPort) add('tcp_to_upstream');
+      else add('tcp_other');
+    }
+  }
+  return out;
+}
+
 /** CPU time (user + system, ms, all threads) a process has used so far; null when it is gone. */
 export function procCpuMs(pid: number): number | null {
   try {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * `sluiced`: the daemon entry point. Foreground by default (JSON-line logs on stderr and in
  * `$SLUICE_HOME/sluiced.log`); `--detach` starts a background daemon, waits until its socket answers,
@@ -13,6 +13,7 @@ import { ConfigError, loadConfig, type DaemonConfig } from './config.js';
 import { JsonLogger } from './log.js';
 import { answers } from './rpc/rpc-server.js';
 import { Daemon, VERSION } from './wire.js';
+import { DAEMON_NODE_FLAGS } from './runtime-flags.js';
 
 const USAGE = `usage: sluiced [--detach] [--version] [--help]
 
@@ -32,7 +33,7 @@ async function detach(cfg: DaemonConfig): Promise<void> {
     process.stdout.write(`sluiced is already running (socket ${cfg.socketPath})\n`);
     return;
   }
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, fileURLToPath(import.meta.url)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, SLUICE_DETACHED: '1' },

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectDaemon } from '../../src/shared/rpc/client.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/runtime-flags.js';
 import { BIN, shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
 import {
@@ -337,7 +338,11 @@ describe('sluice dashboard in tmux', () => {
     expect(markedRow(screen, 'Approvals')).toBeUndefined();
     const client = await connectDaemon({ socketPath: path.join(home, 'sluiced.sock'), timeoutMs: 5_000, connectTimeoutMs: 2_000 });
     try {
-      expect((await client.call('daemon.status')).proxy.listen).toMatch(/^127\.0\.0\.1:\d+$/);
+      const status = await client.call('daemon.status');
+      expect(status.proxy.listen).toMatch(/^127\.0\.0\.1:\d+$/);
+      // The background daemon runs with the daemon's Node flags (heap sizing; see runtime-flags.ts).
+      const cmdline = fs.readFileSync(`/proc/${status.pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of DAEMON_NODE_FLAGS) expect(cmdline).toContain(flag);
     } finally {
       client.close();
     }

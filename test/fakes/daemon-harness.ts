@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent, ProxyAgent, request } from 'undici';
 import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/runtime-flags.js';
 import { UPSTREAM_CA } from './fake-upstream.js';
 import { REPO_ROOT } from './repo-root.js';
 
@@ -72,7 +73,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     ...opts.env,
   };
   delete env.SLUICE_SOCKET;
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(opts.nodeArgs ?? []), BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
