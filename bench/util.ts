@@ -89,13 +89,15 @@ export function procStats(pid: number): { rss_mb: number; fds: number } | null {
   }
 }
 
+const TCP_STATES: Record<string, string> = { '01': 'established', '02': 'syn_sent', '03': 'syn_recv', '04': 'fin_wait1', '05': 'fin_wait2', '06': 'time_wait', '07': 'close', '08': 'close_wait', '09': 'last_ack', '0A': 'listen', '0B': 'closing' };
+
 /**
- * A process's descriptors by kind: TCP sockets split into listening / to `upstreamPort` / other
- * (looked up by inode in /proc/<pid>/net/tcp*), Unix sockets, and everything else. Tells a leak apart
+ * A process's descriptors by kind: TCP sockets split into listening / to `upstreamPort` / other, with
+ * their state (looked up by inode in /proc/<pid>/net/tcp*), Unix sockets, and everything else. Tells a leak apart
  * from kept-alive connections.
  */
 export function fdKinds(pid: number, upstreamPort: number): Record<string, number> {
-  const tcp = new Map<string, { remotePort: number; listening: boolean }>();
+  const tcp = new Map<string, { remotePort: number; state: string }>();
   for (const f of ['tcp', 'tcp6']) {
     let text = '';
     try {
@@ -105,7 +107,7 @@ export function fdKinds(pid: number, upstreamPort: number): Record<string, numbe
     }
     for (const line of text.split('\n').slice(1)) {
       const p = line.trim().split(/\s+/);
-      if (p.length > 9) tcp.set(p[9]!, { remotePort: parseInt(p[2]!.split(':')[1]!, 16), listening: p[3] === '0A' });
+      if (p.length > 9) tcp.set(p[9]!, { remotePort: parseInt(p[2]!.split(':')[1]!, 16), state: TCP_STATES[p[3]!] ?? p[3]! });
     }
   }
   const out: Record<string, number> = {};
@@ -128,9 +130,8 @@ export function fdKinds(pid: number, upstreamPort: number): Record<string, numbe
     else {
       const t = tcp.get(m[1]!);
       if (!t) add('unix_socket');
-      else if (t.listening) add('tcp_listening');
-      else if (t.remotePort === upstreamPort) add('tcp_to_upstream');
-      else add('tcp_other');
+      else if (t.state === 'listen') add('tcp_listening');
+      else add(`${t.remotePort === upstreamPort ? 'tcp_to_upstream' : 'tcp_other'}_${t.state}`);
     }
   }
   return out;

@@ -18,6 +18,9 @@ import type { UpstreamAgents } from './upstream-agents.js';
 import type { WebSocketRelay } from './websocket-relay.js';
 import { validConnectTarget } from './target-syntax.js';
 
+/** How long a new tunnel may stay silent before its first byte (clients send a TLS hello at once). */
+const TUNNEL_FIRST_BYTE_MS = 30_000;
+
 /** What the proxy server needs. */
 export interface MitmServerDeps {
   pipeline: RequestPipeline;
@@ -132,10 +135,11 @@ export class MitmServer {
       socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }
+    const firstByte = guardTunnel(socket as net.Socket, head);
     const host = req.url!.slice(0, req.url!.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
     // IP literals carry no SNI: leave them to the library, which gives each its own TLS server.
     if (net.isIP(host)) return cb();
-    this.tunnel(req, socket as net.Socket, head, host);
+    this.tunnel(req, socket as net.Socket, head, host, firstByte);
   }
 
   /**
@@ -144,7 +148,7 @@ export class MitmServer {
    * to that server removes the extra connection and both copies. The CONNECT request is registered under
    * the same key the library uses, so requests on this connection still find it.
    */
-  private tunnel(req: import('node:http').IncomingMessage, socket: net.Socket, head: Buffer, host: string): void {
+  private tunnel(req: import('node:http').IncomingMessage, socket: net.Socket, head: Buffer, host: string, firstByte: () => void): void {
     const lib = this.proxy as unknown as { connectRequests: Record<string, import('node:http').IncomingMessage>; httpsServer?: net.Server; httpPort: number };
     const key = `${socket.remotePort}:${socket.localPort}`;
     lib.connectRequests[key] = req;
@@ -153,6 +157,7 @@ export class MitmServer {
     });
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     const onFirst = (chunk: Buffer) => {
+      firstByte();
       socket.pause();
       socket.unshift(chunk);
       if (chunk[0] === 0x16 && lib.httpsServer) {
@@ -196,4 +201,25 @@ export class MitmServer {
     if (this.started) this.proxy.close();
     this.started = false;
   }
+}
+
+/**
+ * Makes an accepted tunnel close when its client does. The HTTP server accepted the socket half-open
+ * capable, and a TLS socket built on it inherits that: a client closing a tunnel before or during the
+ * handshake, or without ever sending a request, would leave the descriptor in CLOSE_WAIT for good. Until
+ * its first byte a tunnel belongs to no server, so nothing else times it out either: one that stays
+ * silent for TUNNEL_FIRST_BYTE_MS is closed. Returns a function to call once the first byte arrived.
+ */
+function guardTunnel(socket: net.Socket, head: Buffer): () => void {
+  socket.allowHalfOpen = false;
+  if ((head?.length ?? 0) > 0) return () => {};
+  const readAtConnect = socket.bytesRead;
+  const timer = setTimeout(() => {
+    // bytesRead covers the library's path, which pipes the socket and never tells us of its first byte.
+    if (socket.bytesRead === readAtConnect) socket.destroy();
+  }, TUNNEL_FIRST_BYTE_MS);
+  timer.unref();
+  const clear = () => clearTimeout(timer);
+  socket.once('close', clear);
+  return clear;
 }
