@@ -139,10 +139,17 @@ function refused(refusal: Refusal): AdmitResult {
   return { kind: 'refused', refusal, audited: false };
 }
 
+/** CONNECT targets parsed once: every request on a tunnel is checked against the same one. */
+const connectTargets = new Map<string, { host: string; port: number }>();
+
 function sameTarget(connectUrl: string | undefined, host: string, port: number): boolean {
   if (!connectUrl) return false;
-  const i = connectUrl.lastIndexOf(':');
-  const h = (i === -1 ? connectUrl : connectUrl.slice(0, i)).replace(/^\[|\]$/g, '').toLowerCase();
-  const p = i === -1 ? 443 : Number(connectUrl.slice(i + 1));
-  return h === host.replace(/^\[|\]$/g, '') && p === port;
+  let t = connectTargets.get(connectUrl);
+  if (!t) {
+    const i = connectUrl.lastIndexOf(':');
+    t = { host: (i === -1 ? connectUrl : connectUrl.slice(0, i)).replace(/^\[|\]$/g, '').toLowerCase(), port: i === -1 ? 443 : Number(connectUrl.slice(i + 1)) };
+    if (connectTargets.size >= 4096) connectTargets.clear();
+    connectTargets.set(connectUrl, t);
+  }
+  return t.port === port && (t.host === host || t.host === host.replace(/^\[|\]$/g, ''));
 }

@@ -61,8 +61,8 @@ export class RequestPipeline {
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
     const x: Exchange = { ex: new RequestExchange(crypto.randomUUID(), this.d.clock.now()), req, res, leg: null };
     res.once('close', () => this.finish(x));
-    // A broken client connection surfaces as 'close' on the response; these only keep errors from throwing.
-    req.on('error', ignore);
+    // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead
+    // response from throwing. (Node emits a request's 'error' only when someone listens.)
     res.on('error', ignore);
     this.run(x, secure).catch((err: unknown) => {
       this.d.log.error('pipeline failure', { id: x.ex.id, err });

@@ -127,10 +127,23 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
     return;
   }
   res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+  // A hand-written relay rather than pipe(): pipe adds and removes some ten listeners per response,
+  // measurable at thousands of small responses a second. Same contract: pause on a full client buffer,
+  // resume on its drain.
   let done = false;
-  up.on('data', (c: Buffer) => on.bytes(c.length));
+  const onDrain = (): void => {
+    up.resume();
+  };
+  up.on('data', (c: Buffer) => {
+    on.bytes(c.length);
+    if (!res.write(c)) {
+      up.pause();
+      res.once('drain', onDrain);
+    }
+  });
   up.once('end', () => {
     done = true;
+    res.end();
     on.ended();
   });
   up.once('close', () => {
@@ -143,6 +156,5 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
   } else if (up.readableLength === 0 && !up.complete) {
     res.flushHeaders();
   }
-  up.pipe(res);
   up.resume();
 }
