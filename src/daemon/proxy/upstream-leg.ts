@@ -127,6 +127,13 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
     return;
   }
   res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+  if (up.readableEnded) {
+    // A peek already read the whole body (it is all in `head`).
+    if (reply.head) on.bytes(reply.head.length);
+    res.end(reply.head ?? undefined);
+    on.ended();
+    return;
+  }
   // A hand-written relay rather than pipe(): pipe adds and removes some ten listeners per response,
   // measurable at thousands of small responses a second. Same contract: pause on a full client buffer,
   // resume on its drain.
