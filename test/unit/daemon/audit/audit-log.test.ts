@@ -132,4 +132,33 @@ describe('AuditLog', () => {
     expect(rows[3]!.prev_hash).toBe(lastHash);
     expect(log2.verify()).toEqual({ ok: true, rows: 4, first_bad_id: null, reason: null });
   });
+
+  it('a batch that could not be written (database locked) is retried with the same hashes; rows appended meanwhile chain after it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-audit-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'sluice.db');
+    const clock = new FakeClock();
+    const db = openDatabase(file);
+    open.push(db);
+    const log = new AuditLog(db, clock);
+    const troubles: unknown[] = [];
+    log.onTrouble = (err) => troubles.push(err);
+    appendRequests(log, clock, 3);
+    const locker = openDatabase(file);
+    open.push(locker);
+    locker.exec('BEGIN EXCLUSIVE');
+    log.flush();
+    expect(troubles).toHaveLength(1);
+    expect(log.unwritten).toBe(3);
+    appendRequests(log, clock, 2);
+    locker.exec('COMMIT');
+    log.flush();
+    expect(troubles.at(-1)).toBeNull();
+    expect(log.unwritten).toBe(0);
+    const rows = log.tail(10);
+    expect(rows).toHaveLength(5);
+    expect(rows.map((r) => r.path)).toEqual(['/v1/messages/0', '/v1/messages/1', '/v1/messages/2', '/v1/messages/0', '/v1/messages/1']);
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
+    expect(log.verify()).toEqual({ ok: true, rows: 5, first_bad_id: null, reason: null });
+  });
 });
