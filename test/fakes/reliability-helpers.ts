@@ -96,8 +96,8 @@ export function rssMb(pid: number): number {
   return Number(m[1]) / 1024;
 }
 
-/** Every TCP socket `pid` listens on, as `{address, port}` (from /proc/<pid>/fd and /proc/net/tcp{,6}). */
-export function listeningTcp(pid: number): { address: string; port: number }[] {
+/** The inodes of the sockets `pid` holds open (from /proc/<pid>/fd). */
+function socketInodes(pid: number): Set<string> {
   const inodes = new Set<string>();
   for (const f of fs.readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -107,6 +107,26 @@ export function listeningTcp(pid: number): { address: string; port: number }[] {
       // fd closed meanwhile
     }
   }
+  return inodes;
+}
+
+/** How many of `pid`'s TCP sockets are in CLOSE_WAIT: the peer closed, `pid` still holds the descriptor. */
+export function closeWaitTcp(pid: number): number {
+  const inodes = socketInodes(pid);
+  let n = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(file)) continue;
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const x = line.trim().split(/\s+/);
+      if (x.length >= 10 && x[3] === '08' && inodes.has(x[9]!)) n++;
+    }
+  }
+  return n;
+}
+
+/** Every TCP socket `pid` listens on, as `{address, port}` (from /proc/<pid>/fd and /proc/net/tcp{,6}). */
+export function listeningTcp(pid: number): { address: string; port: number }[] {
+  const inodes = socketInodes(pid);
   const out: { address: string; port: number }[] = [];
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     if (!fs.existsSync(file)) continue;

@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
+import { closeWaitTcp } from '../fakes/reliability-helpers.js';
 import { waitFor } from './helpers.js';
 
 let d: TestDaemon;
@@ -25,27 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await d?.stop();
 });
-
-/** The daemon's TCP sockets whose peer has closed but which the daemon still holds open. */
-function closeWaitSockets(pid: number): number {
-  const inodes = new Set<string>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {
-      // closed while we looked
-    }
-  }
-  let n = 0;
-  for (const f of ['tcp', 'tcp6']) {
-    for (const line of fs.readFileSync(`/proc/${pid}/net/${f}`, 'utf8').split('\n').slice(1)) {
-      const p = line.trim().split(/\s+/);
-      if (p[3] === '08' && inodes.has(p[9]!)) n++;
-    }
-  }
-  return n;
-}
 
 /** Opens a tunnel to `target` and resolves with the socket once the 200 arrived. */
 function openTunnel(target: string): Promise<net.Socket> {
@@ -69,6 +49,6 @@ test('tunnels closed before any byte (named host and IP literal) and after a bar
     });
     t.end();
   }
-  await waitFor(() => closeWaitSockets(pid) === 0, 'no daemon socket left in CLOSE_WAIT');
-  expect(closeWaitSockets(pid)).toBe(0);
+  await waitFor(() => closeWaitTcp(pid) === 0, 'no daemon socket left in CLOSE_WAIT');
+  expect(closeWaitTcp(pid)).toBe(0);
 });
