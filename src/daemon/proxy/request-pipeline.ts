@@ -114,7 +114,9 @@ export class RequestPipeline {
       port: to.port,
       servername: to.servername,
       path,
-      headers,
+      // A flat [name, value, …] list goes to the wire as is (still validated by Node), skipping a setHeader
+      // call per header; the Host header is always the client's own.
+      headers: flatHeaders(headers) as unknown as http.OutgoingHttpHeaders,
       agent: ex.tls ? this.d.agents.https : this.d.agents.http,
     };
     const leg = new UpstreamLeg(ex.tls, options);
@@ -193,3 +195,14 @@ function clientAddress(s: import('node:net').Socket | undefined): string | null 
 }
 
 function ignore(): void {}
+
+/** `headers` as a flat [name, value, name, value, …] list (repeated headers repeat their name). */
+function flatHeaders(headers: Record<string, string | string[]>): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    const v = headers[name]!;
+    if (typeof v === 'string') out.push(name, v);
+    else for (const x of v) out.push(name, x);
+  }
+  return out;
+}
