@@ -28,10 +28,6 @@ export class RequestExchange {
   pool: string | null = null;
   /** True once the request was replayed on another pool member (at most once). */
   replayed = false;
-  /** The exact body sent upstream (for a retry on a fresh connection). */
-  upstreamBody: Buffer | null = null;
-  /** True once the request was re-sent after a stale kept-alive connection failed. */
-  staleRetried = false;
   /** True for a POST to a known OAuth token URL. */
   tokenEndpoint = false;
   /** For a refresh request: the credential whose real refresh token was injected (the response's owner). */
