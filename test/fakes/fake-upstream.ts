@@ -20,7 +20,7 @@ import type http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
-import { listenOnLoopback } from './loopback-server.js';
+import { listenOnLoopback, type LoopbackServer } from './loopback-server.js';
 import { REPO_ROOT } from './repo-root.js';
 
 const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
@@ -48,6 +48,15 @@ export interface FakeUpstream {
    */
   keyStatus: Map<string, { status: number; headers?: Record<string, string>; body?: string }>;
   close(): Promise<void>;
+}
+
+/**
+ * A bare HTTPS server with the upstream certificate (api.anthropic.com, … and 127.0.0.1) answering with
+ * `handler`, for tests that need an upstream behaving in one specific way.
+ */
+export async function startHttpsUpstream(handler: http.RequestListener): Promise<LoopbackServer> {
+  const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, handler);
+  return listenOnLoopback(server);
 }
 
 /**

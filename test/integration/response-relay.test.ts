@@ -3,26 +3,22 @@
  * reaches the upstream instead of piling up in the daemon, hop-by-hop headers stay on their hop, and a
  * response's headers reach the client before a slow body does.
  */
-import fs from 'node:fs';
-import https from 'node:https';
-import type net from 'node:net';
-import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
-import { REPO_ROOT } from '../fakes/repo-root.js';
+import { startHttpsUpstream } from '../fakes/fake-upstream.js';
+import type { LoopbackServer } from '../fakes/loopback-server.js';
 
-const TLS = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
 const BIG = 48 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
-let server: https.Server;
+let upstream: LoopbackServer;
 let d: TestDaemon;
 /** Bytes the upstream has handed to its socket for /big (it waits for 'drain' like any well-behaved server). */
 let bigWritten = 0;
 let releaseLate: () => void = () => {};
 
 beforeAll(async () => {
-  server = https.createServer({ key: fs.readFileSync(path.join(TLS, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS, 'upstream-cert.pem')) }, (req, res) => {
+  upstream = await startHttpsUpstream((req, res) => {
     req.resume();
     if (req.url === '/big') {
       bigWritten = 0;
@@ -57,17 +53,14 @@ beforeAll(async () => {
     res.writeHead(404);
     res.end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  d = await startDaemon({ env: { SLUICE_RESOLVE: `api.anthropic.com:443:127.0.0.1:${port}` } });
+  d = await startDaemon({ env: { SLUICE_RESOLVE: `api.anthropic.com:443:127.0.0.1:${upstream.port}` } });
   await d.client.call('rule.add', { verdict: 'allow', host: 'api.anthropic.com' });
 });
 
 afterAll(async () => {
   releaseLate();
   await d?.stop();
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r));
+  await upstream?.close();
 });
 
 test('a client that stops reading stalls the upstream (no buffering of the whole body in the daemon); every byte arrives once it reads again', async () => {

@@ -2,21 +2,18 @@
  * A kept-alive upstream connection that the server drops just as the next request is written to it: sluice
  * re-sends that request once on a fresh connection instead of answering 502.
  */
-import fs from 'node:fs';
-import https from 'node:https';
 import type net from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
-import { REPO_ROOT } from '../fakes/repo-root.js';
+import { startHttpsUpstream } from '../fakes/fake-upstream.js';
+import type { LoopbackServer } from '../fakes/loopback-server.js';
 
-const TLS = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
-let server: https.Server;
+let upstream: LoopbackServer;
 let d: TestDaemon;
 const served: { path: string; nth: number; body: string }[] = [];
 
 beforeAll(async () => {
-  server = https.createServer({ key: fs.readFileSync(path.join(TLS, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS, 'upstream-cert.pem')) }, (req, res) => {
+  upstream = await startHttpsUpstream((req, res) => {
     const sock = req.socket as net.Socket & { served?: number };
     sock.served = (sock.served ?? 0) + 1;
     let body = '';
@@ -29,16 +26,13 @@ beforeAll(async () => {
       res.end(JSON.stringify({ ok: true, nth: sock.served }));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  d = await startDaemon({ env: { SLUICE_RESOLVE: `api.anthropic.com:443:127.0.0.1:${port}` } });
+  d = await startDaemon({ env: { SLUICE_RESOLVE: `api.anthropic.com:443:127.0.0.1:${upstream.port}` } });
   await d.client.call('rule.add', { verdict: 'allow', host: 'api.anthropic.com' });
 });
 
 afterAll(async () => {
   await d?.stop();
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r));
+  await upstream?.close();
 });
 
 test('a request that hits a connection the server just dropped is re-sent once on a fresh one (body intact)', async () => {
