@@ -88,25 +88,68 @@ export class CapRegistry {
    * to the credential's queue timeout for its slot. Returns one permit for both, or the refusal.
    */
   async acquire(credential: string | null, signal?: AbortSignal | (() => AbortSignal)): Promise<Permit | { refused: CapRefusal } | { aborted: true }> {
-    let releaseGlobal: Release = () => {};
+    const now = this.tryAcquire(credential, signal);
+    if (now) return now;
+    // The credential's slots are all taken and it has a queue: take the global slot, then wait in line.
+    const global = this.takeGlobal();
+    if ('refused' in global) return global;
+    const cred = await this.acquireCredential(credential!, signal);
+    if (!('release' in cred)) {
+      global.drop();
+      return cred;
+    }
+    return this.permit(cred.release, global.drop, signal);
+  }
+
+  /**
+   * {@link acquire} without waiting: the permit or the refusal at once, or null when the credential's
+   * slots are all taken and it has a queue (call `acquire` to wait). The proxy's common path: no promise,
+   * no microtask per request.
+   */
+  tryAcquire(credential: string | null, signal?: AbortSignal | (() => AbortSignal)): Permit | { refused: CapRefusal } | null {
+    let sem: Semaphore | null = null;
+    if (credential !== null) {
+      const cfg = this.configOf(credential);
+      if (cfg) {
+        sem = this.semaphoreFor(credential, cfg);
+        if (sem.inFlight >= sem.capacity && cfg.queue_timeout_ms > 0) return null;
+      }
+    }
+    const global = this.takeGlobal();
+    if ('refused' in global) return global;
+    if (credential === null || sem === null) {
+      this.onChange();
+      return this.permit(noop, global.drop, signal);
+    }
+    const got = sem.tryAcquire();
+    if (!got) {
+      global.drop();
+      return { refused: { reason: 'per_credential_cap', cap: sem.capacity } };
+    }
+    return this.permit(this.holdCredential(credential, got), global.drop, signal);
+  }
+
+  /** Takes a global slot (counted even without a global cap); `drop` gives it back exactly once. */
+  private takeGlobal(): { drop: Release } | { refused: CapRefusal } {
+    let releaseGlobal: Release = noop;
     if (this.global) {
       const g = this.global.tryAcquire();
       if (!g) return { refused: { reason: 'global_cap', cap: this.global.capacity } };
       releaseGlobal = g;
     }
     this.globalInFlight++;
-    const dropGlobal = once(() => {
-      this.globalInFlight--;
-      releaseGlobal();
-      this.onChange();
-    });
-    const cred = credential === null ? { release: () => {} } : await this.acquireCredential(credential, signal);
-    if (!('release' in cred)) {
-      dropGlobal();
-      return cred;
-    }
-    this.onChange();
-    let releaseCred = cred.release;
+    return {
+      drop: once(() => {
+        this.globalInFlight--;
+        releaseGlobal();
+        this.onChange();
+      }),
+    };
+  }
+
+  /** One permit over a credential slot and a global one. */
+  private permit(releaseCredential: Release, dropGlobal: Release, signal?: AbortSignal | (() => AbortSignal)): Permit {
+    let releaseCred = releaseCredential;
     return {
       release: once(() => {
         releaseCred();
@@ -124,10 +167,21 @@ export class CapRegistry {
     };
   }
 
+  /** Counts a held credential slot; the returned release uncounts and frees it exactly once. */
+  private holdCredential(credential: string, release: Release): Release {
+    this.bump(credential, 'in_flight', 1);
+    this.onChange();
+    return once(() => {
+      this.bump(credential, 'in_flight', -1);
+      release();
+      this.onChange();
+    });
+  }
+
   /** The per-credential part of {@link acquire}. */
   private async acquireCredential(credential: string, signal?: AbortSignal | (() => AbortSignal)): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
     const cfg = this.configOf(credential);
-    if (!cfg) return { release: () => {} };
+    if (!cfg) return { release: noop };
     const sem = this.semaphoreFor(credential, cfg);
     let got = sem.tryAcquire();
     if (!got && cfg.queue_timeout_ms > 0) {
@@ -140,18 +194,11 @@ export class CapRegistry {
       got = typeof r === 'function' ? r : null;
     }
     if (!got) return { refused: { reason: 'per_credential_cap', cap: sem.capacity } };
-    const releaseCred = got;
-    this.bump(credential, 'in_flight', 1);
-    this.onChange();
-    return {
-      release: once(() => {
-        this.bump(credential, 'in_flight', -1);
-        releaseCred();
-        this.onChange();
-      }),
-    };
+    return { release: this.holdCredential(credential, got) };
   }
 }
+
+function noop(): void {}
 
 function once(fn: () => void): () => void {
   let done = false;

@@ -53,7 +53,7 @@ export class PolicyEngine {
 
   /** The verdict for `req` (its path is matched in canonical form, see request-path.ts). */
   evaluate(raw: PolicyRequest): PolicyDecision {
-    const req = { ...raw, path: normalizePath(raw.path) };
+    const req: PolicyRequest = { host: raw.host, port: raw.port, method: raw.method, path: normalizePath(raw.path) };
     let best: RuleInfo | undefined;
     let coalesce = true;
     for (const r of this.rules) {
@@ -64,8 +64,17 @@ export class PolicyEngine {
     if (!best) {
       return { verdict: this.defaultVerdict, rule_id: null, coalesce, reason: `no rule matches ${req.host}:${req.port}; default verdict is ${this.defaultVerdict}` };
     }
-    return { verdict: best.verdict, rule_id: best.id, coalesce, reason: `rule ${best.id} (${best.verdict} ${describe(best)})` };
+    return { verdict: best.verdict, rule_id: best.id, coalesce, reason: ruleReason(best) };
   }
+}
+
+/** Rules are immutable snapshots, so each one's reason text is built once, not per request. */
+const reasons = new WeakMap<RuleInfo, string>();
+
+function ruleReason(r: RuleInfo): string {
+  let s = reasons.get(r);
+  if (s === undefined) reasons.set(r, (s = `rule ${r.id} (${r.verdict} ${describe(r)})`));
+  return s;
 }
 
 /** A one-line human description of a rule's matcher. */

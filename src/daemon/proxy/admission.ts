@@ -7,9 +7,9 @@
 import type http from 'node:http';
 import type { ApprovalBroker, ApprovalOutcome } from '../approval/approval-broker.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { CapRegistry, Permit } from '../concurrency/cap-registry.js';
+import type { CapRefusal, CapRegistry, Permit } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
-import type { PolicyEngine } from '../policy/policy-engine.js';
+import type { PolicyDecision, PolicyEngine } from '../policy/policy-engine.js';
 import type { CredentialResult, CredentialStage } from './credential-stage.js';
 import type { ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
@@ -79,8 +79,12 @@ export class Admission {
     return null;
   }
 
-  /** Policy → credentials → approval → permits for `ex`. `signal` aborts waiting when the client leaves. */
-  async admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, refreshGrant = false): Promise<AdmitResult> {
+  /**
+   * Policy → credentials → approval → permits for `ex`. `signal` aborts waiting when the client leaves.
+   * Answers synchronously when nothing has to wait (no token refresh, no approval, a free slot): the
+   * common case, and then the request costs no promise or microtask here.
+   */
+  admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, refreshGrant = false): AdmitResult | Promise<AdmitResult> {
     const decision = this.d.policy.evaluate({ host: ex.host, port: ex.port, method: ex.method, path: ex.path });
     ex.verdict = decision.verdict;
     ex.ruleId = decision.rule_id;
@@ -90,27 +94,45 @@ export class Admission {
     }
     if (this.d.ensureFresh && !refreshGrant && this.d.credentials.hasOAuth()) {
       const names = this.d.credentials.oauthCredentialsIn([...Object.values(headers).flat(), path, body]);
-      await Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {})));
+      if (names.length > 0) {
+        return Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {}))).then(() => this.withCredentials(ex, decision, headers, path, body, refreshGrant));
+      }
     }
+    return this.withCredentials(ex, decision, headers, path, body, refreshGrant);
+  }
+
+  /** The rest of {@link admit} once any expired OAuth token was refreshed. */
+  private withCredentials(ex: RequestExchange, decision: PolicyDecision, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, refreshGrant: boolean): AdmitResult | Promise<AdmitResult> {
     const cred = this.d.credentials.apply(ex.host, headers, path, body, refreshGrant);
     if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
     if (!ex.tls && cred.report.used.size > 0) {
       // A real secret never travels in cleartext, even to its own host.
       return refused({ status: 403, code: 'cleartext_refused', message: `sluice: credentials are only injected into HTTPS requests; use https://${ex.host}` });
     }
-    if (decision.verdict === 'ask') {
-      const outcome = await this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.signal);
+    if (decision.verdict !== 'ask') return this.takePermit(ex, cred);
+    return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.signal).then((outcome) => {
       if (!outcome.allowed) {
-        if (outcome.reason === 'aborted') return { kind: 'gone' };
+        if (outcome.reason === 'aborted') return GONE;
         ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
         return refused({ status: 403, code: `approval_${outcome.reason}`, message: `sluice: ${ex.host}:${ex.port}: ${APPROVAL_MESSAGES[outcome.reason]}`, extra: { approval_id: outcome.approval_id } });
       }
       ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
-    }
+      return this.takePermit(ex, cred);
+    });
+  }
+
+  /** Takes the request's permits: at once when a slot is free, else after waiting in the credential's queue. */
+  private takePermit(ex: RequestExchange, cred: CredentialResult): AdmitResult | Promise<AdmitResult> {
     ex.credential = cred.credential;
     ex.pool = cred.pool;
-    const permit = await this.d.caps.acquire(cred.credential, () => ex.signal);
-    if ('aborted' in permit) return { kind: 'gone' };
+    const signal = () => ex.signal;
+    const now = this.d.caps.tryAcquire(cred.credential, signal);
+    if (now) return this.permitResult(ex, cred, now);
+    return this.d.caps.acquire(cred.credential, signal).then((p) => this.permitResult(ex, cred, p));
+  }
+
+  private permitResult(ex: RequestExchange, cred: CredentialResult, permit: Permit | { refused: CapRefusal } | { aborted: true }): AdmitResult {
+    if ('aborted' in permit) return GONE;
     if ('refused' in permit) {
       const { reason, cap } = permit.refused;
       this.d.log.warn('concurrency cap refused a request', { reason, cap, credential: cred.credential, host: ex.host, path: ex.path });
@@ -134,6 +156,8 @@ export class Admission {
     return local && this.d.selfPorts().includes(ex.port);
   }
 }
+
+const GONE: AdmitResult = { kind: 'gone' };
 
 function refused(refusal: Refusal): AdmitResult {
   return { kind: 'refused', refusal, audited: false };

@@ -78,7 +78,8 @@ export class CredentialStage {
     const lookup = this.lookupFor(host, refreshGrant);
     const secretOf = (t: PhantomTarget) => this.vault.secretFor(t.credential, t.slot ?? 'secret');
     const out: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(headers)) {
+    for (const name in headers) {
+      const value = headers[name];
       if (value === undefined) continue;
       // proxy-* headers (the proxy access token above all) describe the hop to sluice and never go upstream.
       if (name.startsWith('proxy-')) continue;
@@ -169,6 +170,11 @@ export class CredentialStage {
 
 /** The credential whose refresh token a rewrite injected, when exactly one did; else null (unattributable). */
 export function refreshOwnerOf(result: CredentialResult): string | null {
-  const owners = [...result.report.used.values()].filter((t) => t.slot === 'refresh').map((t) => t.credential);
-  return new Set(owners).size === 1 ? owners[0]! : null;
+  let owner: string | null = null;
+  for (const t of result.report.used.values()) {
+    if (t.slot !== 'refresh') continue;
+    if (owner !== null && owner !== t.credential) return null;
+    owner = t.credential;
+  }
+  return owner;
 }

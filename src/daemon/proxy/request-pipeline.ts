@@ -94,7 +94,9 @@ export class RequestPipeline {
     // OAuth refreshes: refresh phantoms resolve only inside a refresh grant to a known token URL.
     ex.tokenEndpoint = ex.method === 'POST' && this.d.isTokenUrl(ex.host, ex.path);
     const refreshGrant = ex.tokenEndpoint && grantTypeOf(body, req.headers['content-type']) === 'refresh_token';
-    const r = await this.d.admission.admit(ex, req.headers, target.path, body, refreshGrant);
+    const admitted = this.d.admission.admit(ex, req.headers, target.path, body, refreshGrant);
+    // Admission answers synchronously unless something had to wait; awaiting a plain value would still cost a tick.
+    const r = admitted instanceof Promise ? await admitted : admitted;
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return this.refuse(x, r.refusal, !r.audited);
     if (ex.finished) return r.permit.release();

@@ -246,3 +246,48 @@ describe('CapRegistry cap changes', () => {
     expect(await caps.acquire('a')).toEqual({ refused: { reason: 'per_credential_cap', cap: 3 } });
   });
 });
+
+describe('CapRegistry.tryAcquire (the proxy path: no promise when nothing waits)', () => {
+  it('gives a permit at once while slots are free, counted like acquire and released once', () => {
+    const { caps } = setup({ a: { max_concurrent: 2, queue_timeout_ms: 0 } });
+    const p = caps.tryAcquire('a');
+    expect(p && 'release' in p).toBe(true);
+    expect(caps.countsFor('a').in_flight).toBe(1);
+    expect(caps.globalInFlightCount()).toBe(1);
+    (p as { release: Release }).release();
+    (p as { release: Release }).release();
+    expect(caps.countsFor('a').in_flight).toBe(0);
+    expect(caps.globalInFlightCount()).toBe(0);
+  });
+
+  it('refuses at once, holding nothing, when the credential is full and has no queue', () => {
+    const { caps } = setup({ a: { max_concurrent: 1, queue_timeout_ms: 0 } });
+    caps.tryAcquire('a');
+    expect(caps.tryAcquire('a')).toEqual({ refused: { reason: 'per_credential_cap', cap: 1 } });
+    expect(caps.globalInFlightCount()).toBe(1);
+    expect(caps.countsFor('a')).toEqual({ in_flight: 1, queued: 0 });
+  });
+
+  it('returns null, taking nothing, when the credential is full and has a queue (acquire then waits)', async () => {
+    const { caps } = setup({ a: { max_concurrent: 1, queue_timeout_ms: 1000 } });
+    const first = caps.tryAcquire('a') as { release: Release };
+    expect(caps.tryAcquire('a')).toBeNull();
+    expect(caps.globalInFlightCount()).toBe(1);
+    let got: unknown = null;
+    void caps.acquire('a').then((r) => (got = r));
+    await flush();
+    expect(caps.countsFor('a')).toEqual({ in_flight: 1, queued: 1 });
+    first.release();
+    await flush();
+    expect(got && typeof got === 'object' && 'release' in got).toBe(true);
+    expect(caps.countsFor('a')).toEqual({ in_flight: 1, queued: 0 });
+  });
+
+  it('refuses at once on the global cap, whatever the credential', () => {
+    const { caps } = setup({ a: { max_concurrent: 5, queue_timeout_ms: 1000 } });
+    caps.setGlobalCap(1);
+    caps.tryAcquire(null);
+    expect(caps.tryAcquire('a')).toEqual({ refused: { reason: 'global_cap', cap: 1 } });
+    expect(caps.countsFor('a').in_flight).toBe(0);
+  });
+});
