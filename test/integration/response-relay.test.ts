@@ -1,7 +1,8 @@
 /**
  * How sluice relays an upstream response to the client (upstream-leg.ts): backpressure from a slow client
- * reaches the upstream instead of piling up in the daemon, hop-by-hop headers stay on their hop, and a
- * response's headers reach the client before a slow body does.
+ * reaches the upstream instead of piling up in the daemon, hop-by-hop headers stay on their hop, a
+ * response's headers reach the client before a slow body does, and bodiless or already-complete responses
+ * (sent in one go) arrive whole on a connection that stays usable.
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -43,6 +44,18 @@ beforeAll(async () => {
         'x-end-to-end': 'kept',
       });
       return void res.end('{"ok":true}');
+    }
+    if (req.url === '/nobody') {
+      // HEAD keeps the GET's length; 204 and 304 carry no body at all.
+      const status = Number(req.headers['x-want-status'] ?? 200);
+      res.writeHead(status, status === 200 ? { 'content-type': 'application/json', 'content-length': 1234 } : { etag: '"v1"' });
+      return void res.end();
+    }
+    if (req.url?.startsWith('/chunks')) {
+      // A complete body in several chunks of one chunked response.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      for (let i = 0; i < 5; i++) res.write(`part${i};`);
+      return void res.end();
     }
     if (req.url === '/late') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -104,6 +117,34 @@ test('response headers reach the client while the upstream still withholds the b
     expect(first!.statusCode).toBe(200);
     releaseLate();
     expect(await first!.body.text()).toBe('data: late\n\n');
+  } finally {
+    await disp.close().catch(() => {});
+  }
+});
+
+test('HEAD, 204 and 304 answers (no body) and complete chunked bodies arrive whole, and the connections stay usable', async () => {
+  const disp = d.dispatcher();
+  try {
+    for (let round = 0; round < 3; round++) {
+      const head = await request('https://api.anthropic.com/nobody', { method: 'HEAD', dispatcher: disp });
+      expect(head.statusCode).toBe(200);
+      expect(head.headers['content-length']).toBe('1234');
+      expect(await head.body.text()).toBe('');
+      for (const status of [204, 304]) {
+        const r = await request('https://api.anthropic.com/nobody', { headers: { 'x-want-status': String(status) }, dispatcher: disp });
+        expect(r.statusCode).toBe(status);
+        expect(r.headers.etag).toBe('"v1"');
+        expect(await r.body.text()).toBe('');
+      }
+      const chunks = await request(`https://api.anthropic.com/chunks/${round}`, { dispatcher: disp });
+      expect(chunks.statusCode).toBe(200);
+      expect(await chunks.body.text()).toBe('part0;part1;part2;part3;part4;');
+    }
+    // Every exchange finished cleanly (no permit left held, no client_aborted rows).
+    await expect.poll(async () => ((await d.client.call('daemon.status', {})) as { counts: { in_flight: number } }).counts.in_flight).toBe(0);
+    const rows = ((await d.client.call('audit.tail', { n: 40 })) as { rows: { path: string | null; detail: string | null }[] }).rows.filter((r) => r.path === '/nobody' || r.path?.startsWith('/chunks'));
+    expect(rows).toHaveLength(12);
+    expect(rows.every((r) => r.detail === 'completed')).toBe(true);
   } finally {
     await disp.close().catch(() => {});
   }
