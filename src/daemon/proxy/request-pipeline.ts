@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type https from 'node:https';
+import type { Socket } from 'node:net';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { ResolveOverride } from '../config.js';
@@ -45,6 +46,14 @@ export interface PipelineDeps {
   connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
 }
 
+/** How a connection reached the proxy. */
+interface Arrival {
+  /** The CONNECT request of a tunnelled connection (undefined for plain proxy requests). */
+  connectRequest: http.IncomingMessage | undefined;
+  /** The client's address, `ip:port` of the connection to the proxy. */
+  client: string | null;
+}
+
 /** One client request and the upstream leg serving it. */
 interface Exchange {
   ex: RequestExchange;
@@ -55,6 +64,8 @@ interface Exchange {
 
 /** Runs requests through the pipeline; see the module comment. */
 export class RequestPipeline {
+  private readonly arrivals = new WeakMap<Socket, Arrival>();
+
   constructor(private readonly d: PipelineDeps) {}
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
@@ -73,12 +84,12 @@ export class RequestPipeline {
   private async run(x: Exchange, secure: boolean): Promise<void> {
     const { ex, req } = x;
     const target = requestTarget(req.url, req.headers.host, secure);
-    const connectRequest = this.d.connectRequestOf(req.socket);
+    const { connectRequest, client } = this.arrivalOf(req.socket);
     ex.method = (req.method ?? 'GET').toUpperCase();
     ex.host = target.host;
     ex.port = target.port;
     ex.path = target.path.split('?')[0]!;
-    ex.client = clientAddress(connectRequest?.socket ?? req.socket);
+    ex.client = client;
     ex.tls = secure;
     const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers });
     if (denied) return this.refuse(x, denied.refusal, !denied.audited);
@@ -103,6 +114,21 @@ export class RequestPipeline {
     ex.permit = r.permit;
     ex.refreshOwner = refreshOwnerOf(r.cred);
     await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: target.path, body, refreshGrant });
+  }
+
+  /**
+   * The CONNECT request and client address behind a connection, looked up once per connection (a kept-alive
+   * tunnel carries many requests; each lookup costs socket-name calls).
+   */
+  private arrivalOf(socket: Socket): Arrival {
+    let a = this.arrivals.get(socket);
+    if (!a) {
+      const connectRequest = this.d.connectRequestOf(socket);
+      a = { connectRequest, client: clientAddress(connectRequest?.socket ?? socket) };
+      // A tunnel's first request may be read before its CONNECT is registered; never remember a miss for TLS.
+      if (connectRequest || !(socket as { encrypted?: boolean }).encrypted) this.arrivals.set(socket, a);
+    }
+    return a;
   }
 
   /** Sends the admitted request upstream, lets failover/token stages look at the answer, relays it. */
