@@ -25,6 +25,19 @@ export interface UpstreamAgents {
   destroy(): void;
 }
 
+/**
+ * An https.Agent whose pool key is only where it connects (host, port, local address, family, SNI name).
+ * Node's key adds some twenty TLS options, which sluice never varies per request (every connection uses
+ * the one shared context), and building that string for every request showed in profiles. The SNI name
+ * stays in the key: a connection verified for one host is never reused for another at the same address.
+ */
+class UpstreamHttpsAgent extends https.Agent {
+  override getName(options: https.RequestOptions = {}): string {
+    const sni = options.servername && options.servername !== options.host ? options.servername : '';
+    return `${options.host ?? 'localhost'}:${options.port ?? ''}:${options.localAddress ?? ''}:${options.family ?? ''}:${sni}`;
+  }
+}
+
 /** Builds the agents. Throws when the extra CA file cannot be read. */
 export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents {
   const ca = [...tls.rootCertificates];
@@ -32,7 +45,7 @@ export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents
   const common = { keepAlive: true, keepAliveMsecs: 15_000, maxFreeSockets: 256, scheduling: 'lifo' as const };
   const httpAgent = new http.Agent(common);
   const secureContext = tls.createSecureContext({ ca, minVersion: 'TLSv1.2' });
-  const httpsAgent = new https.Agent({ ...common, secureContext, rejectUnauthorized: true });
+  const httpsAgent = new UpstreamHttpsAgent({ ...common, secureContext, rejectUnauthorized: true });
   return {
     http: httpAgent,
     https: httpsAgent,
