@@ -71,7 +71,8 @@ export class RequestPipeline {
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
     const x: Exchange = { ex: new RequestExchange(crypto.randomUUID(), this.d.clock.now()), req, res, leg: null };
-    res.once('close', () => this.finish(x));
+    // finish() is idempotent, so a plain listener will do (once() wraps every request's listener).
+    res.on('close', () => this.finish(x));
     // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead
     // response from throwing. (Node emits a request's 'error' only when someone listens.)
     res.on('error', ignore);
