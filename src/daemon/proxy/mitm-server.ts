@@ -5,8 +5,10 @@
  * (not the library's forwarding); the library's own error handling and console output are replaced.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Proxy as MitmProxy, type IContext } from 'http-mitm-proxy';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -40,6 +42,8 @@ export class MitmServer {
   private readonly proxy = new MitmProxy();
   private started = false;
   private readonly contexts = new Map<string, Promise<void>>();
+  private readonly ipContexts = new Map<string, Promise<tls.SecureContext>>();
+  private ipHttp: http.Server | null = null;
 
   constructor(private readonly d: MitmServerDeps) {}
 
@@ -83,15 +87,10 @@ export class MitmServer {
     lib._onError = (kind, ctx, err, socket) => {
       // A request Node could not even parse (oversized headers, garbage) inside a TLS tunnel reaches only
       // the server's clientError: answer it and close, or the client hangs.
-      if (!ctx && kind.endsWith('CLIENT_ERROR') && socket && !socket.destroyed) {
-        const tooLarge = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
-        socket.end(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        socket.once('finish', () => socket.destroy());
-        return;
-      }
+      if (!ctx && kind.endsWith('CLIENT_ERROR') && socket) return answerClientError(err, socket);
       this.d.log.debug('proxy connection error', { kind, err });
     };
-    // Every internal TLS server (the SNI one and any per-IP one) gets the relay's upgrade handling.
+    // Every internal TLS server the library creates gets the relay's upgrade handling.
     const createHttpsServer = lib._createHttpsServer.bind(proxy);
     lib._createHttpsServer = (options, cb) =>
       createHttpsServer(options, (port, server, wss) => {
@@ -137,8 +136,6 @@ export class MitmServer {
     }
     const firstByte = guardTunnel(socket as net.Socket, head);
     const host = req.url!.slice(0, req.url!.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
-    // IP literals carry no SNI: leave them to the library, which gives each its own TLS server.
-    if (net.isIP(host)) return cb();
     this.tunnel(req, socket as net.Socket, head, host, firstByte);
   }
 
@@ -160,6 +157,10 @@ export class MitmServer {
       firstByte();
       socket.pause();
       socket.unshift(chunk);
+      if (chunk[0] === 0x16 && net.isIP(host)) {
+        this.terminateIpTls(host, socket);
+        return;
+      }
       if (chunk[0] === 0x16 && lib.httpsServer) {
         this.ensureContext(host).then(
           // Node's TLS server reads what is already buffered on the socket before its own handle.
@@ -184,6 +185,50 @@ export class MitmServer {
     else socket.once('data', onFirst);
   }
 
+  /**
+   * TLS for a tunnel to an IP literal. Clients send no SNI for an IP, so the shared SNI server cannot pick its
+   * certificate; the library would start a listening TLS server per IP (never closed) and copy every byte
+   * through a loopback connection to it. Here the TLS socket is built on the client's own socket with that
+   * IP's certificate and handed to one HTTP server that never listens.
+   */
+  private terminateIpTls(ip: string, socket: net.Socket): void {
+    this.ipContext(ip).then(
+      (secureContext) => {
+        if (socket.destroyed) return;
+        // Like Node's TLS server: the TLS socket reads what is already buffered on the raw socket first.
+        const secure = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+        secure.on('error', () => secure.destroy());
+        this.ipServer().emit('connection', secure);
+      },
+      () => socket.destroy(),
+    );
+  }
+
+  /** The certificate context of IP literal `ip` (minted asynchronously, cached). */
+  private ipContext(ip: string): Promise<tls.SecureContext> {
+    let p = this.ipContexts.get(ip);
+    if (!p) {
+      // Bounded: contexts are cheap to rebuild from the leaf cache.
+      if (this.ipContexts.size >= 1024) this.ipContexts.clear();
+      p = this.d.leafs.get(ip).then((c) => tls.createSecureContext({ key: c.keyPem, cert: c.certPem }));
+      this.ipContexts.set(ip, p);
+      p.catch(() => this.ipContexts.delete(ip));
+    }
+    return p;
+  }
+
+  /** The HTTP server behind IP-literal tunnels: sluice's pipeline and WebSocket relay, like the SNI server. */
+  private ipServer(): http.Server {
+    if (!this.ipHttp) {
+      const server = http.createServer({ keepAlive: true });
+      server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.d.pipeline.handle(true, req, res));
+      server.on('clientError', (err: Error, socket: Duplex) => answerClientError(err, socket));
+      this.d.relay.attach(server, true);
+      this.ipHttp = server;
+    }
+    return this.ipHttp;
+  }
+
   /** Adds `host`'s leaf certificate to the SNI server once (minted asynchronously, cached). */
   private async ensureContext(host: string): Promise<void> {
     if (this.contexts.has(host)) return this.contexts.get(host)!;
@@ -201,6 +246,14 @@ export class MitmServer {
     if (this.started) this.proxy.close();
     this.started = false;
   }
+}
+
+/** Answers a request Node could not parse (oversized headers, garbage) with 431/400 and closes the connection. */
+function answerClientError(err: Error, socket: Duplex): void {
+  if (socket.destroyed) return;
+  const tooLarge = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW';
+  socket.end(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  socket.once('finish', () => socket.destroy());
 }
 
 /**
