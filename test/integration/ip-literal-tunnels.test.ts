@@ -1,7 +1,8 @@
 /**
  * HTTPS to IP literals, for which clients send no SNI: sluice terminates TLS in-process with a certificate
  * for the IP, requests run through the same pipeline as named hosts, and no listening server is started per
- * address (http-mitm-proxy would start one per IP, never close it, and copy every byte through loopback).
+ * address (http-mitm-proxy would start one per IP, never close it, and copy every byte through loopback);
+ * WebSockets take the same path.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,9 +13,12 @@ import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startHttpsUpstream } from '../fakes/fake-upstream.js';
 import type { LoopbackServer } from '../fakes/loopback-server.js';
 import { listeningTcp } from '../fakes/reliability-helpers.js';
+import { nextMessage, openWsAt, startWsRecorder, type WsRecorder } from '../fakes/ws-helpers.js';
+import { tokenOf } from '../fakes/ws-through-proxy.js';
 
 let d: TestDaemon;
 let upstream: LoopbackServer;
+let rec: WsRecorder;
 let auth = '';
 let port = 0;
 
@@ -24,6 +28,7 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ path: req.url, host: req.headers.host }));
   });
+  rec = await startWsRecorder();
   d = await startDaemon();
   await d.client.call('rule.add', { verdict: 'allow', host: '127.0.0.*' });
   const u = new URL(d.proxyUrl);
@@ -34,6 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await d?.stop();
   await upstream?.close();
+  await rec?.close();
 });
 
 /** TLS through a CONNECT tunnel to `ip:p`, verified against sluice's CA for the IP itself (no SNI). */
@@ -84,4 +90,17 @@ test('tunnels to twenty different IPs start no listening server in the daemon', 
     t.destroy();
   }
   expect(listeningTcp(pid).length).toBe(before);
+});
+
+test('a WebSocket to wss://127.0.0.1:<port> is relayed through the IP-literal tunnel', async () => {
+  const r = await openWsAt({ proxyPort: port, token: decodeURIComponent(tokenOf(d.proxyUrl) ?? ''), caPath: d.caPath, host: '127.0.0.1', port: rec.port, path: '/ws-by-ip' });
+  expect(r.ws, `upgrade answered ${r.status} ${r.body}`).toBeDefined();
+  const ws = r.ws!;
+  try {
+    ws.send('hello');
+    expect(await nextMessage(ws)).toBe('echo:hello');
+    expect(rec.upgrades.map((u) => u.path)).toContain('/ws-by-ip');
+  } finally {
+    ws.terminate();
+  }
 });
