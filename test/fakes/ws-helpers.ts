@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import type http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -101,7 +101,8 @@ export async function openWsAt(o: { proxyPort: number; token: string | null; caP
     headers: o.headers,
     handshakeTimeout: timeoutMs,
     perMessageDeflate: false,
-    createConnection: () => tls.connect({ socket: tunnel as net.Socket, servername: o.host, ca }),
+    // No SNI for an IP literal (RFC 6066); the certificate is still checked against the IP.
+    createConnection: () => tls.connect({ socket: tunnel as net.Socket, host: o.host, servername: net.isIP(o.host) ? undefined : o.host, ca }),
   } as ConstructorParameters<typeof WebSocket>[2]);
   return new Promise<WsOpen>((resolve, reject) => {
     ws.once('open', () => resolve({ ws }));
