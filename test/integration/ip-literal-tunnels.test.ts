@@ -104,3 +104,16 @@ test('a WebSocket to wss://127.0.0.1:<port> is relayed through the IP-literal tu
     ws.terminate();
   }
 });
+
+test('an oversized request header inside an IP-literal tunnel is answered 431/400 or closed promptly, never left hanging (as for named hosts)', async () => {
+  const t = await tlsToIp('127.0.0.1', upstream.port);
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    t.on('data', (c: Buffer) => (text += c.toString()));
+    t.once('close', () => resolve(text));
+  });
+  t.write(`GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'x'.repeat(100 * 1024)}\r\n\r\n`);
+  const text = await Promise.race([answer, new Promise<string>((r) => setTimeout(() => r('still open after 5 s'), 5000))]);
+  expect(text === '' || /^HTTP\/1\.1 (431|400) /.test(text), JSON.stringify(text.slice(0, 60))).toBe(true);
+  t.destroy();
+});

@@ -5,7 +5,6 @@
  * (not the library's forwarding); the library's own error handling and console output are replaced.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -19,6 +18,9 @@ import type { RequestPipeline } from './request-pipeline.js';
 import type { UpstreamAgents } from './upstream-agents.js';
 import type { WebSocketRelay } from './websocket-relay.js';
 import { validConnectTarget } from './target-syntax.js';
+
+/** How long a TLS handshake may take (Node's TLS server default). */
+const TLS_HANDSHAKE_MS = 120_000;
 
 /** How long a new tunnel may stay silent before its first byte (clients send a TLS hello at once). */
 const TUNNEL_FIRST_BYTE_MS = 30_000;
@@ -43,7 +45,6 @@ export class MitmServer {
   private started = false;
   private readonly contexts = new Map<string, Promise<void>>();
   private readonly ipContexts = new Map<string, Promise<tls.SecureContext>>();
-  private ipHttp: http.Server | null = null;
 
   constructor(private readonly d: MitmServerDeps) {}
 
@@ -157,8 +158,8 @@ export class MitmServer {
       firstByte();
       socket.pause();
       socket.unshift(chunk);
-      if (chunk[0] === 0x16 && net.isIP(host)) {
-        this.terminateIpTls(host, socket);
+      if (chunk[0] === 0x16 && net.isIP(host) && lib.httpsServer) {
+        this.terminateIpTls(host, socket, lib.httpsServer as tls.Server);
         return;
       }
       if (chunk[0] === 0x16 && lib.httpsServer) {
@@ -189,16 +190,30 @@ export class MitmServer {
    * TLS for a tunnel to an IP literal. Clients send no SNI for an IP, so the shared SNI server cannot pick its
    * certificate; the library would start a listening TLS server per IP (never closed) and copy every byte
    * through a loopback connection to it. Here the TLS socket is built on the client's own socket with that
-   * IP's certificate and handed to one HTTP server that never listens.
+   * IP's certificate and, once the handshake is done, handed to the SNI server's HTTP side like any of its own
+   * connections (same pipeline, WebSocket relay, header and idle timeouts).
    */
-  private terminateIpTls(ip: string, socket: net.Socket): void {
+  private terminateIpTls(ip: string, socket: net.Socket, server: tls.Server): void {
     this.ipContext(ip).then(
       (secureContext) => {
         if (socket.destroyed) return;
         // Like Node's TLS server: the TLS socket reads what is already buffered on the raw socket first.
         const secure = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
-        secure.on('error', () => secure.destroy());
-        this.ipServer().emit('connection', secure);
+        // Node's TLS server gives a handshake 120 s; so does this one.
+        const handshake = setTimeout(() => secure.destroy(), TLS_HANDSHAKE_MS);
+        handshake.unref();
+        secure.once('close', () => clearTimeout(handshake));
+        const onHandshakeError = (): void => {
+          secure.destroy();
+        };
+        secure.on('error', onHandshakeError);
+        secure.once('secure', () => {
+          clearTimeout(handshake);
+          if (secure.destroyed) return;
+          // From here on the HTTP server's own error handling answers (e.g. 431 for oversized headers).
+          secure.off('error', onHandshakeError);
+          server.emit('secureConnection', secure);
+        });
       },
       () => socket.destroy(),
     );
@@ -215,18 +230,6 @@ export class MitmServer {
       p.catch(() => this.ipContexts.delete(ip));
     }
     return p;
-  }
-
-  /** The HTTP server behind IP-literal tunnels: sluice's pipeline and WebSocket relay, like the SNI server. */
-  private ipServer(): http.Server {
-    if (!this.ipHttp) {
-      const server = http.createServer({ keepAlive: true });
-      server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.d.pipeline.handle(true, req, res));
-      server.on('clientError', (err: Error, socket: Duplex) => answerClientError(err, socket));
-      this.d.relay.attach(server, true);
-      this.ipHttp = server;
-    }
-    return this.ipHttp;
   }
 
   /** Adds `host`'s leaf certificate to the SNI server once (minted asynchronously, cached). */
