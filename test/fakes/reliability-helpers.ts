@@ -110,34 +110,43 @@ function socketInodes(pid: number): Set<string> {
   return inodes;
 }
 
-/** How many of `pid`'s TCP sockets are in CLOSE_WAIT: the peer closed, `pid` still holds the descriptor. */
-export function closeWaitTcp(pid: number): number {
+/** One TCP socket of a process, from /proc/net/tcp{,6}: its state (kernel hex code) and both ends. */
+export interface TcpSocket {
+  /** `0A` LISTEN, `01` ESTABLISHED, `08` CLOSE_WAIT, … */
+  state: string;
+  local: { address: string; port: number };
+  remote: { address: string; port: number };
+}
+
+/** Every TCP socket `pid` holds a descriptor for. */
+export function tcpSockets(pid: number): TcpSocket[] {
   const inodes = socketInodes(pid);
-  let n = 0;
+  const out: TcpSocket[] = [];
+  const end = (s: string) => {
+    const [hexAddr, hexPort] = s.split(':') as [string, string];
+    return { address: hexToAddress(hexAddr), port: parseInt(hexPort, 16) };
+  };
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     if (!fs.existsSync(file)) continue;
     for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
       const x = line.trim().split(/\s+/);
-      if (x.length >= 10 && x[3] === '08' && inodes.has(x[9]!)) n++;
+      if (x.length < 10 || !inodes.has(x[9]!)) continue;
+      out.push({ state: x[3]!, local: end(x[1]!), remote: end(x[2]!) });
     }
   }
-  return n;
+  return out;
+}
+
+/** How many of `pid`'s TCP sockets are in CLOSE_WAIT: the peer closed, `pid` still holds the descriptor. */
+export function closeWaitTcp(pid: number): number {
+  return tcpSockets(pid).filter((s) => s.state === '08').length;
 }
 
 /** Every TCP socket `pid` listens on, as `{address, port}` (from /proc/<pid>/fd and /proc/net/tcp{,6}). */
 export function listeningTcp(pid: number): { address: string; port: number }[] {
-  const inodes = socketInodes(pid);
-  const out: { address: string; port: number }[] = [];
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    if (!fs.existsSync(file)) continue;
-    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const x = line.trim().split(/\s+/);
-      if (x.length < 10 || x[3] !== '0A' || !inodes.has(x[9]!)) continue;
-      const [hexAddr, hexPort] = x[1]!.split(':') as [string, string];
-      out.push({ address: hexToAddress(hexAddr), port: parseInt(hexPort, 16) });
-    }
-  }
-  return out;
+  return tcpSockets(pid)
+    .filter((s) => s.state === '0A')
+    .map((s) => s.local);
 }
 
 function hexToAddress(hex: string): string {

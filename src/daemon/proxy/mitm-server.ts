@@ -147,7 +147,7 @@ export class MitmServer {
    * the same key the library uses, so requests on this connection still find it.
    */
   private tunnel(req: import('node:http').IncomingMessage, socket: net.Socket, head: Buffer, host: string, firstByte: () => void): void {
-    const lib = this.proxy as unknown as { connectRequests: Record<string, import('node:http').IncomingMessage>; httpsServer?: net.Server; httpPort: number };
+    const lib = this.proxy as unknown as { connectRequests: Record<string, import('node:http').IncomingMessage>; httpsServer?: net.Server; httpServer?: net.Server };
     const key = `${socket.remotePort}:${socket.localPort}`;
     lib.connectRequests[key] = req;
     socket.once('close', () => {
@@ -170,16 +170,12 @@ export class MitmServer {
         );
         return;
       }
-      // Plain text inside a tunnel (ws://, http://): hand it to the HTTP server over loopback like the library.
-      const conn = net.connect({ port: lib.httpPort, host: '127.0.0.1' }, () => {
-        const innerKey = `${conn.localPort}:${conn.remotePort}`;
-        lib.connectRequests[innerKey] = req;
-        conn.once('close', () => delete lib.connectRequests[innerKey]);
-        socket.pipe(conn).pipe(socket);
-        socket.resume();
-      });
-      conn.on('error', () => socket.destroy());
-      socket.on('close', () => conn.destroy());
+      // Plain text inside a tunnel (ws://, http://): the proxy's own HTTP server parses it from this very
+      // socket (the library would copy it through a loopback connection to 127.0.0.1, which also fails when the
+      // proxy listens on another address). Requests on it find the CONNECT under the key registered above.
+      if (!lib.httpServer) return void socket.destroy();
+      lib.httpServer.emit('connection', socket);
+      socket.resume();
     };
     socket.on('error', () => socket.destroy());
     if (head && head.length > 0) onFirst(head);

@@ -1,10 +1,12 @@
 /**
- * HTTPS to IP literals, for which clients send no SNI: sluice terminates TLS in-process with a certificate
- * for the IP, requests run through the same pipeline as named hosts, and no listening server is started per
- * address (http-mitm-proxy would start one per IP, never close it, and copy every byte through loopback);
- * WebSockets take the same path.
+ * Tunnels handled in-process. HTTPS to IP literals, for which clients send no SNI: sluice terminates TLS with
+ * a certificate for the IP, requests run through the same pipeline as named hosts, and no listening server is
+ * started per address (http-mitm-proxy would start one per IP, never close it, and copy every byte through
+ * loopback); WebSockets take the same path. Plain HTTP inside a CONNECT tunnel is parsed from the tunnel's own
+ * socket and belongs to that CONNECT (no second proxy login).
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { request } from 'undici';
@@ -12,13 +14,16 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startHttpsUpstream } from '../fakes/fake-upstream.js';
 import type { LoopbackServer } from '../fakes/loopback-server.js';
-import { listeningTcp } from '../fakes/reliability-helpers.js';
+import { listeningTcp, tcpSockets } from '../fakes/reliability-helpers.js';
 import { nextMessage, openWsAt, startWsRecorder, type WsRecorder } from '../fakes/ws-helpers.js';
-import { tokenOf } from '../fakes/ws-through-proxy.js';
+import { connectTunnel, tokenOf } from '../fakes/ws-through-proxy.js';
+import { WebSocket, WebSocketServer } from 'ws';
 
 let d: TestDaemon;
 let upstream: LoopbackServer;
 let rec: WsRecorder;
+let plain: http.Server;
+let plainPort = 0;
 let auth = '';
 let port = 0;
 
@@ -29,6 +34,13 @@ beforeAll(async () => {
     res.end(JSON.stringify({ path: req.url, host: req.headers.host }));
   });
   rec = await startWsRecorder();
+  plain = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ path: req.url, host: req.headers.host }));
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  plainPort = (plain.address() as net.AddressInfo).port;
   d = await startDaemon();
   await d.client.call('rule.add', { verdict: 'allow', host: '127.0.0.*' });
   const u = new URL(d.proxyUrl);
@@ -40,6 +52,8 @@ afterAll(async () => {
   await d?.stop();
   await upstream?.close();
   await rec?.close();
+  plain?.closeAllConnections();
+  await new Promise((r) => plain?.close(r));
 });
 
 /** TLS through a CONNECT tunnel to `ip:p`, verified against sluice's CA for the IP itself (no SNI). */
@@ -116,4 +130,59 @@ test('an oversized request header inside an IP-literal tunnel is answered 431/40
   const text = await Promise.race([answer, new Promise<string>((r) => setTimeout(() => r('still open after 5 s'), 5000))]);
   expect(text === '' || /^HTTP\/1\.1 (431|400) /.test(text), JSON.stringify(text.slice(0, 60))).toBe(true);
   t.destroy();
+});
+
+test('plain HTTP inside a CONNECT tunnel is proxied on the tunnel itself, two requests on one tunnel, both audited', async () => {
+  const raw = net.connect(port, '127.0.0.1');
+  try {
+    let text = '';
+    raw.on('data', (c: Buffer) => (text += c.toString()));
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    raw.write(`CONNECT 127.0.0.1:${plainPort} HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+    const until = async (re: RegExp, what: string) => {
+      for (let i = 0; i < 100 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(text, what).toMatch(re);
+    };
+    await until(/^HTTP\/1\.1 200/, 'the CONNECT answer');
+    // No Proxy-Authorization inside: the requests belong to the authenticated CONNECT.
+    raw.write(`GET /plain-in-tunnel/1 HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\n\r\n`);
+    await until(/"path":"\/plain-in-tunnel\/1"/, 'the first answer');
+    raw.write(`GET /plain-in-tunnel/2 HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\n\r\n`);
+    await until(/"path":"\/plain-in-tunnel\/2"/, 'the second answer on the same tunnel');
+    expect(text.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+    // The tunnel is parsed where it arrived: the daemon opened no connection to its own proxy port for it.
+    expect(tcpSockets(d.proc.pid!).filter((s) => s.state === '01' && s.remote.port === port)).toEqual([]);
+  } finally {
+    raw.destroy();
+  }
+  const rows = (await d.client.call('audit.tail', { n: 20 })).rows.filter((r) => r.path?.startsWith('/plain-in-tunnel'));
+  expect(rows.map((r) => [r.host, r.status, r.detail])).toEqual([
+    ['127.0.0.1', 200, 'completed'],
+    ['127.0.0.1', 200, 'completed'],
+  ]);
+});
+
+test('a plain ws:// WebSocket inside a CONNECT tunnel is relayed', async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  wss.on('connection', (ws, req) => ws.on('message', (m) => ws.send(`echo:${m.toString()}:${req.url}`)));
+  const wsPort = (wss.address() as net.AddressInfo).port;
+  try {
+    const tunnel = await connectTunnel(port, '127.0.0.1', wsPort, decodeURIComponent(tokenOf(d.proxyUrl) ?? ''));
+    const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/plain-ws`, { createConnection: () => tunnel as net.Socket } as ConstructorParameters<typeof WebSocket>[2]);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_q, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
+      });
+      ws.send('hi');
+      expect(await nextMessage(ws)).toBe('echo:hi:/plain-ws');
+    } finally {
+      ws.terminate();
+    }
+  } finally {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+  }
 });
