@@ -64,7 +64,7 @@ export class MitmServer {
   start(host: string, port: number): Promise<{ host: string; port: number }> {
     fs.mkdirSync(this.d.internalDir, { recursive: true, mode: 0o700 });
     const proxy = this.proxy;
-    proxy.onConnect((req, socket, head, cb) => this.onConnect(req, socket, head as Buffer, cb));
+    proxy.onConnect((req, socket, head) => this.onConnect(req, socket, head as Buffer));
     const lib = proxy as unknown as {
       onCertificateRequired: (host: string, cb: (err: Error | null, files: unknown) => void) => void;
       onCertificateMissing: (ctx: { hostname: string }, files: unknown, cb: (err: Error | null, files?: unknown) => void) => void;
@@ -124,7 +124,11 @@ export class MitmServer {
     });
   }
 
-  private onConnect(req: import('node:http').IncomingMessage, socket: Duplex, head: Buffer, cb: (err?: Error | null) => void): void {
+  /**
+   * Every CONNECT ends here: refused, or tunnelled by sluice itself. The library's callback is never called,
+   * so none of its own CONNECT handling (a loopback connection per tunnel, a TLS server per IP) ever runs.
+   */
+  private onConnect(req: import('node:http').IncomingMessage, socket: Duplex, head: Buffer): void {
     const client = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     if (!this.d.auth.check(req.headers['proxy-authorization'])) {
       this.d.audit.append({ event: 'proxy_auth_failed', client, host: req.url ?? null, method: 'CONNECT', status: 407 });
