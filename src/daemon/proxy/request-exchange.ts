@@ -3,8 +3,18 @@
  * closes. Finishing is idempotent: permits are released, the upstream is torn down if still open, and
  * exactly one audit row and one `request.finished` event are produced.
  */
+import crypto from 'node:crypto';
 import type { RecentRequest } from '../../shared/protocol/entities.js';
 import type { Permit } from '../concurrency/cap-registry.js';
+
+/** A per-run random prefix: ids stay unique across daemon restarts without a UUID per request. */
+const ID_PREFIX = crypto.randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** A new exchange id, unique within this daemon run and (by its random prefix) across runs. */
+export function nextExchangeId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
 
 /** How an exchange ended. */
 export type Outcome = 'completed' | 'refused' | 'client_aborted' | 'upstream_error';

@@ -6,7 +6,6 @@
  * that fires on end, abort and error), which releases permits exactly once and tears down a still-open
  * upstream.
  */
-import crypto from 'node:crypto';
 import type http from 'node:http';
 import type https from 'node:https';
 import type { Socket } from 'node:net';
@@ -22,7 +21,7 @@ import { grantTypeOf } from '../oauth/token-exchange.js';
 import type { TokenResponseStage } from './token-response.js';
 import { writeRefusal, type Refusal } from './refusals.js';
 import { hasBody, readBody } from './request-body.js';
-import { RequestExchange } from './request-exchange.js';
+import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import { relayResponse, UpstreamLeg, type Reply } from './upstream-leg.js';
@@ -70,7 +69,7 @@ export class RequestPipeline {
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const x: Exchange = { ex: new RequestExchange(crypto.randomUUID(), this.d.clock.now()), req, res, leg: null };
+    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null };
     // finish() is idempotent, so a plain listener will do (once() wraps every request's listener).
     res.on('close', () => this.finish(x));
     // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead

@@ -6,7 +6,6 @@
  * socket, released exactly once when either side closes. Client→server text messages get the phantom
  * treatment; server→client messages have any real secret of ours replaced by its phantom.
  */
-import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -20,7 +19,7 @@ import type { Admission } from './admission.js';
 import type { CredentialResult, CredentialStage } from './credential-stage.js';
 import { newReport, rewritePhantoms } from './phantom-rewriter.js';
 import { flavourOf, refusalBody, type Refusal } from './refusals.js';
-import { RequestExchange } from './request-exchange.js';
+import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import type { RequestObserver } from './request-observer.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
@@ -67,7 +66,7 @@ export class WebSocketRelay {
   }
 
   private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, isSSL: boolean): Promise<void> {
-    const ex = new RequestExchange(crypto.randomUUID(), this.d.clock.now());
+    const ex = new RequestExchange(nextExchangeId(), this.d.clock.now());
     const target = requestTarget(req.url, req.headers.host, isSSL);
     ex.method = 'GET';
     ex.host = target.host;
