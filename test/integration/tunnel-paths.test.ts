@@ -186,3 +186,24 @@ test('a plain ws:// WebSocket inside a CONNECT tunnel is relayed', async () => {
     await new Promise((r) => wss.close(r));
   }
 });
+
+test('a connection that first sends a plain proxy request and then a CONNECT: requests inside the tunnel belong to it', async () => {
+  const raw = net.connect(port, '127.0.0.1');
+  try {
+    let text = '';
+    raw.on('data', (c: Buffer) => (text += c.toString()));
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    const until = async (re: RegExp, what: string) => {
+      for (let i = 0; i < 100 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(text, what).toMatch(re);
+    };
+    raw.write(`GET http://127.0.0.1:${plainPort}/before-connect HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+    await until(/"path":"\/before-connect"/, 'the plain proxy answer');
+    raw.write(`CONNECT 127.0.0.1:${plainPort} HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+    await until(/200 Connection Established/, 'the CONNECT answer');
+    raw.write(`GET /inside-after HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\n\r\n`);
+    await until(/"path":"\/inside-after"/, 'the answer inside the tunnel (no second proxy login)');
+  } finally {
+    raw.destroy();
+  }
+});

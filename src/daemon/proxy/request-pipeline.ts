@@ -117,7 +117,7 @@ export class RequestPipeline {
   }
 
   /**
-   * The CONNECT request and client address behind a connection, looked up once per connection (a kept-alive
+   * The CONNECT request and client address behind a connection, looked up once per tunnel (a kept-alive
    * tunnel carries many requests; each lookup costs socket-name calls).
    */
   private arrivalOf(socket: Socket): Arrival {
@@ -125,8 +125,9 @@ export class RequestPipeline {
     if (!a) {
       const connectRequest = this.d.connectRequestOf(socket);
       a = { connectRequest, client: clientAddress(connectRequest?.socket ?? socket) };
-      // A tunnel's first request may be read before its CONNECT is registered; never remember a miss for TLS.
-      if (connectRequest || !(socket as { encrypted?: boolean }).encrypted) this.arrivals.set(socket, a);
+      // Only hits are remembered: a connection without a CONNECT yet (a plain proxy request) may still turn
+      // into a tunnel, and its requests must then find that CONNECT.
+      if (connectRequest) this.arrivals.set(socket, a);
     }
     return a;
   }
