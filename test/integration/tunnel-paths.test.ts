@@ -132,24 +132,30 @@ test('an oversized request header inside an IP-literal tunnel is answered 431/40
   t.destroy();
 });
 
-test('plain HTTP inside a CONNECT tunnel is proxied on the tunnel itself, two requests on one tunnel, both audited', async () => {
+/** A raw TCP conversation with the proxy: what it sent so far, and a wait for a pattern in it (5 s). */
+async function rawConversation(): Promise<{ raw: net.Socket; text: () => string; until: (re: RegExp, what: string) => Promise<void> }> {
   const raw = net.connect(port, '127.0.0.1');
+  let text = '';
+  raw.on('data', (c: Buffer) => (text += c.toString()));
+  await new Promise<void>((r) => raw.once('connect', () => r()));
+  const until = async (re: RegExp, what: string) => {
+    for (let i = 0; i < 100 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(text, what).toMatch(re);
+  };
+  return { raw, text: () => text, until };
+}
+
+test('plain HTTP inside a CONNECT tunnel is proxied on the tunnel itself, two requests on one tunnel, both audited', async () => {
+  const { raw, text, until } = await rawConversation();
   try {
-    let text = '';
-    raw.on('data', (c: Buffer) => (text += c.toString()));
-    await new Promise<void>((r) => raw.once('connect', () => r()));
     raw.write(`CONNECT 127.0.0.1:${plainPort} HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
-    const until = async (re: RegExp, what: string) => {
-      for (let i = 0; i < 100 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(text, what).toMatch(re);
-    };
     await until(/^HTTP\/1\.1 200/, 'the CONNECT answer');
     // No Proxy-Authorization inside: the requests belong to the authenticated CONNECT.
     raw.write(`GET /plain-in-tunnel/1 HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\n\r\n`);
     await until(/"path":"\/plain-in-tunnel\/1"/, 'the first answer');
     raw.write(`GET /plain-in-tunnel/2 HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\n\r\n`);
     await until(/"path":"\/plain-in-tunnel\/2"/, 'the second answer on the same tunnel');
-    expect(text.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+    expect(text().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
     // The tunnel is parsed where it arrived: the daemon opened no connection to its own proxy port for it.
     expect(tcpSockets(d.proc.pid!).filter((s) => s.state === '01' && s.remote.port === port)).toEqual([]);
   } finally {
@@ -188,15 +194,8 @@ test('a plain ws:// WebSocket inside a CONNECT tunnel is relayed', async () => {
 });
 
 test('a connection that first sends a plain proxy request and then a CONNECT: requests inside the tunnel belong to it', async () => {
-  const raw = net.connect(port, '127.0.0.1');
+  const { raw, until } = await rawConversation();
   try {
-    let text = '';
-    raw.on('data', (c: Buffer) => (text += c.toString()));
-    await new Promise<void>((r) => raw.once('connect', () => r()));
-    const until = async (re: RegExp, what: string) => {
-      for (let i = 0; i < 100 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(text, what).toMatch(re);
-    };
     raw.write(`GET http://127.0.0.1:${plainPort}/before-connect HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
     await until(/"path":"\/before-connect"/, 'the plain proxy answer');
     raw.write(`CONNECT 127.0.0.1:${plainPort} HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
