@@ -248,7 +248,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     overrides: cfg.resolve,
     poolFailover,
     tokenResponses,
-    isTokenUrl: (host, path) => vault.hasOAuth() && vault.byTokenUrl(host, path).length > 0,
+    isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
     connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
   });
   const relay = new WebSocketRelay({

@@ -120,6 +120,8 @@ export class CredentialVault {
 
   /** OAuth credentials whose token URL is `url` (scheme, host and path compared). */
   byTokenUrl(host: string, path: string): CredentialRow[] {
+    // Only OAuth credentials have a token URL; asked for every POST, so skip the scan when there are none.
+    if (this.oauthCount === 0) return [];
     return this.list().filter((r) => {
       if (!r.token_url) return false;
       try {
