@@ -82,11 +82,6 @@ async function main(): Promise<void> {
     fail(`cannot use the state directory ${cfg.home} (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must be a writable directory you own; set SLUICE_HOME to another one`);
   }
   const log = new JsonLogger(cfg.logPath, undefined, !detached);
-  // http-mitm-proxy and its dependencies print to the console on their own; route that into the
-  // (redacting) logger at debug level so stdout stays clean and nothing escapes redaction.
-  for (const m of ['log', 'info', 'debug', 'warn', 'error'] as const) {
-    console[m] = (...a: unknown[]) => log.debug('library output', { text: a.map((x) => (x instanceof Error ? x.message : String(x))).join(' ').slice(0, 500) });
-  }
   for (const w of cfg.warnings) log.warn(w);
 
   let daemon: Daemon;

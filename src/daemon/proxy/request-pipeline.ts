@@ -145,7 +145,7 @@ export class RequestPipeline {
       path,
       // A flat [name, value, …] list goes to the wire as is (still validated by Node), skipping a setHeader
       // call per header; the Host header is always the client's own.
-      headers: flatHeaders(headers) as unknown as http.OutgoingHttpHeaders,
+      headers: flatHeaders(headers),
       agent: ex.tls ? this.d.agents.https : this.d.agents.http,
     };
     const leg = new UpstreamLeg(ex.tls, options);

@@ -40,15 +40,16 @@ export interface WebSocketRelayDeps {
 }
 
 const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
-const CHOSEN_PROTOCOL = Symbol('sluice.ws.protocol');
 
 /** Handles upgrade requests on the proxy's servers. */
 export class WebSocketRelay {
+  /** The subprotocol the upstream chose, per upgrade request: the client is offered exactly that one. */
+  private readonly chosenProtocol = new WeakMap<http.IncomingMessage, string>();
   private readonly wss = new WebSocketServer({
     noServer: true,
     autoPong: false,
     perMessageDeflate: false,
-    handleProtocols: (_protocols, req) => (req as unknown as Record<symbol, string | undefined>)[CHOSEN_PROTOCOL] ?? false,
+    handleProtocols: (_protocols, req) => this.chosenProtocol.get(req) ?? false,
   });
 
   constructor(private readonly d: WebSocketRelayDeps) {}
@@ -99,7 +100,7 @@ export class WebSocketRelay {
       ex.releasePermits();
       return;
     }
-    (req as unknown as Record<symbol, string | undefined>)[CHOSEN_PROTOCOL] = up.ws.protocol || undefined;
+    if (up.ws.protocol) this.chosenProtocol.set(req, up.ws.protocol);
     this.wss.handleUpgrade(req, socket, head, (client) => this.relay(ex, client, up.ws));
   }
 
