@@ -21,7 +21,8 @@ Runs the sluice daemon: the credential-injecting proxy and the RPC socket.
   --detach   start in the background, wait until it answers, print its addresses
 Environment: SLUICE_HOME, SLUICE_SOCKET, SLUICE_PROXY_LISTEN, SLUICE_PROXY_AUTH, SLUICE_DEFAULT_VERDICT,
 SLUICE_APPROVAL_TIMEOUT_MS, SLUICE_MAX_GLOBAL_CONCURRENT, SLUICE_UPSTREAM_CA, SLUICE_RESOLVE,
-SLUICE_MASTER_KEY_FILE, SLUICE_LOG_LEVEL (see README).`;
+SLUICE_MASTER_KEY_FILE, SLUICE_LOG_LEVEL, SLUICE_UPSTREAM_CONNECT_TIMEOUT_MS, SLUICE_UPSTREAM_HEADER_TIMEOUT_MS,
+SLUICE_HOST_CACHE_SIZE (see README).`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`sluiced: ${message}\n`);

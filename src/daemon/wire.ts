@@ -239,6 +239,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
   const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock });
   const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => proxyRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
+  const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
     clock,
     log,
@@ -251,6 +252,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     tokenResponses,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
+    upstreamTimeouts,
   });
   const relay = new WebSocketRelay({
     admission,
@@ -263,6 +265,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     agents,
     overrides: cfg.resolve,
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
+    upstreamTimeouts,
   });
   const proxy = new ProxyServer({ pipeline, auth, contexts: new TlsContexts(leafs, cfg.hostCacheSize), audit, log, relay });
   proxyRef = proxy;
