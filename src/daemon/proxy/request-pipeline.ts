@@ -24,7 +24,7 @@ import { hasBody, readBody } from './request-body.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { relayResponse, UpstreamLeg, type Reply } from './upstream-leg.js';
+import { relayResponse, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
 
 /** Everything the pipeline needs, injected by wire.ts. */
 export interface PipelineDeps {
@@ -43,6 +43,8 @@ export interface PipelineDeps {
   isTokenUrl: (host: string, path: string) => boolean;
   /** The CONNECT request a tunnelled connection came through (undefined for plain proxy requests). */
   connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
+  /** Upstream connect and response-header limits (exceeded → 504 upstream_timeout). */
+  upstreamTimeouts: UpstreamTimeouts;
 }
 
 /** How a connection reached the proxy. */
@@ -145,10 +147,10 @@ export class RequestPipeline {
       path,
       // A flat [name, value, …] list goes to the wire as is (still validated by Node), skipping a setHeader
       // call per header; the Host header is always the client's own.
-      headers: flatHeaders(headers) as unknown as http.OutgoingHttpHeaders,
+      headers: flatHeaders(headers),
       agent: ex.tls ? this.d.agents.https : this.d.agents.http,
     };
-    const leg = new UpstreamLeg(ex.tls, options);
+    const leg = new UpstreamLeg(ex.tls, options, this.d.upstreamTimeouts);
     x.leg = leg;
     let reply: Reply;
     try {
@@ -192,6 +194,15 @@ export class RequestPipeline {
     if (ex.finished) return;
     const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
     x.leg?.destroy();
+    if (err instanceof UpstreamTimeoutError) {
+      // Before any response: the client gets a provider-shaped 504; finish() releases permits and audits.
+      ex.errorKind = `upstream_timeout:${err.phase}`;
+      ex.status = 504;
+      this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
+      const what = err.phase === 'connect' ? `did not connect within ${err.afterMs} ms` : `sent no response headers within ${err.afterMs} ms`;
+      writeRefusal(x.req, res, { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` }, ex.host);
+      return;
+    }
     ex.errorKind = `upstream_${phase}_error${code ? ':' + code : ''}`;
     this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: code || undefined });
     if (res.headersSent) {
