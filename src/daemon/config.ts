@@ -33,8 +33,13 @@ export interface DaemonConfig {
   defaultVerdict: Verdict;
   upstreamCaPath: string | null;
   resolve: ResolveOverride[];
+  /** Request bytes all requests together may buffer (`SLUICE_MAX_BUFFERED_BYTES`, default 256 MiB). */
+  maxBufferedBytes: number;
   warnings: string[];
 }
+
+/** Default of `SLUICE_MAX_BUFFERED_BYTES` (matches proxy/request-body.ts). */
+const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 
 /** A configuration problem the daemon cannot start with. */
 export class ConfigError extends Error {}
@@ -92,6 +97,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const authRaw = (env.SLUICE_PROXY_AUTH ?? 'on').toLowerCase();
   if (!['on', 'off', '1', '0', 'true', 'false'].includes(authRaw)) throw new ConfigError('SLUICE_PROXY_AUTH must be on or off');
 
+  let maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES;
+  if (env.SLUICE_MAX_BUFFERED_BYTES) {
+    const n = Number(env.SLUICE_MAX_BUFFERED_BYTES);
+    if (!Number.isInteger(n) || n < 1024 || n > 64 * 1024 ** 3) throw new ConfigError('SLUICE_MAX_BUFFERED_BYTES must be a whole number of bytes (1024 to 68719476736)');
+    maxBufferedBytes = n;
+  }
+
   return {
     home,
     dbPath: path.join(home, 'sluice.db'),
@@ -109,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     defaultVerdict: dv,
     upstreamCaPath: env.SLUICE_UPSTREAM_CA ? path.resolve(env.SLUICE_UPSTREAM_CA) : null,
     resolve: env.SLUICE_RESOLVE ? parseResolve(env.SLUICE_RESOLVE) : [],
+    maxBufferedBytes,
     warnings,
   };
 }

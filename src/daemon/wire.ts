@@ -17,6 +17,7 @@ import { RequestStats } from './events/request-stats.js';
 import type { JsonLogger } from './log.js';
 import { PolicyEngine } from './policy/policy-engine.js';
 import { Admission } from './proxy/admission.js';
+import { BufferBudget } from './proxy/request-body.js';
 import { CredentialStage } from './proxy/credential-stage.js';
 import { MitmServer } from './proxy/mitm-server.js';
 import { ProxyAuth } from './proxy/proxy-auth.js';
@@ -249,6 +250,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     poolFailover,
     tokenResponses,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
+    budget: new BufferBudget(cfg.maxBufferedBytes),
     connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
   });
   const relay = new WebSocketRelay({

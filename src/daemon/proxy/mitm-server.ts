@@ -17,7 +17,7 @@ import type { ProxyAuth } from './proxy-auth.js';
 import type { RequestPipeline } from './request-pipeline.js';
 import type { UpstreamAgents } from './upstream-agents.js';
 import type { WebSocketRelay } from './websocket-relay.js';
-import { validConnectTarget } from './target-syntax.js';
+import { hostProblem, parseConnectTarget } from './target-syntax.js';
 
 /** How long a TLS handshake may take (Node's TLS server default). */
 const TLS_HANDSHAKE_MS = 120_000;
@@ -135,12 +135,16 @@ export class MitmServer {
       socket.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="sluice"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }
-    if (!validConnectTarget(req.url)) {
-      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    // One canonical host for the leaf certificate and everything after (`evil.example.` is `evil.example`).
+    const target = parseConnectTarget(req.url);
+    if (!target) {
+      const raw = req.url ?? '';
+      const reason = hostProblem(raw.slice(0, Math.max(0, raw.lastIndexOf(':'))) || raw).replace(/[^\x20-\x7e]/g, '');
+      socket.end(`HTTP/1.1 400 Bad Request\r\nX-Sluice-Reason: invalid_host\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\nConnection: close\r\n\r\n${reason}`);
       return;
     }
     const firstByte = guardTunnel(socket as net.Socket, head);
-    const host = req.url!.slice(0, req.url!.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
+    const host = target.host.replace(/^\[|\]$/g, '');
     this.tunnel(req, socket as net.Socket, head, host, firstByte);
   }
 
