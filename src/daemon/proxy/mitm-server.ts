@@ -242,6 +242,8 @@ export class MitmServer {
     const p = this.d.leafs.get(host).then((c) => {
       const lib = this.proxy as unknown as { httpsServer: import('node:tls').Server };
       lib.httpsServer.addContext(host, { key: c.keyPem, cert: c.certPem });
+      // A client asked for `host.` (absolute form) may send that as its SNI name: same host, same certificate.
+      lib.httpsServer.addContext(`${host}.`, { key: c.keyPem, cert: c.certPem });
     });
     this.contexts.set(host, p);
     p.catch(() => this.contexts.delete(host));
