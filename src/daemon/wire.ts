@@ -17,6 +17,7 @@ import { RequestStats } from './events/request-stats.js';
 import type { JsonLogger } from './log.js';
 import { PolicyEngine } from './policy/policy-engine.js';
 import { Admission } from './proxy/admission.js';
+import { BufferBudget } from './proxy/request-body.js';
 import { CredentialStage } from './proxy/credential-stage.js';
 import { ProxyServer } from './proxy/proxy-server.js';
 import { ProxyAuth } from './proxy/proxy-auth.js';
@@ -264,6 +265,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
     upstreamTimeouts,
+    budget: new BufferBudget(cfg.maxBufferedBytes),
   });
   const relay = new WebSocketRelay({
     admission,

@@ -17,9 +17,9 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import type { ProxyAuth } from './proxy-auth.js';
 import type { RequestPipeline } from './request-pipeline.js';
-import { isValidHost, validConnectTarget } from './target-syntax.js';
+import { canonicalHost, parseConnectTarget } from './target-syntax.js';
 import type { TlsContexts } from './tls-contexts.js';
-import { answerClientError, connectHost, guardTunnel, TLS_HANDSHAKE_MS } from './tunnel-guards.js';
+import { answerClientError, guardTunnel, TLS_HANDSHAKE_MS } from './tunnel-guards.js';
 import { listenUnixSocket } from './unix-listener.js';
 import type { WebSocketRelay } from './websocket-relay.js';
 
@@ -127,12 +127,14 @@ export class ProxyServer {
       socket.end(CONNECT_407);
       return;
     }
-    if (!validConnectTarget(req.url)) {
+    const target = parseConnectTarget(req.url);
+    if (!target) {
       socket.end(CONNECT_400);
       return;
     }
     const firstByte = guardTunnel(socket, head);
-    const host = connectHost(req.url!);
+    // Canonical (no trailing dot, lower case, dotted-quad IPv4), unbracketed for the certificate's IP SAN.
+    const host = target.host.replace(/^\[|\]$/g, '');
     this.tunnels.set(socket, req);
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     const onFirst = (chunk: Buffer): void => {
@@ -189,8 +191,8 @@ export class ProxyServer {
 
   /** The context for the SNI name `servername` (the tunnel's own context when it names the CONNECT host). */
   private sniContext(servername: string, connectHost: string, own: tls.SecureContext, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-    const name = servername.toLowerCase().replace(/\.$/, '');
-    if (name === connectHost || !isValidHost(name)) return cb(null, own);
+    const name = canonicalHost(servername)?.replace(/^\[|\]$/g, '');
+    if (!name || name === connectHost) return cb(null, own);
     this.d.contexts.get(name).then(
       (ctx) => cb(null, ctx),
       (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),

@@ -42,8 +42,3 @@ export function guardTunnel(socket: net.Socket, head: Buffer | undefined): () =>
   socket.once('close', clear);
   return clear;
 }
-
-/** The host of a validated CONNECT target `host:port` (lower case, IPv6 without brackets). */
-export function connectHost(target: string): string {
-  return target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
-}

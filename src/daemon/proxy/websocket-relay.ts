@@ -91,7 +91,7 @@ export class WebSocketRelay {
     };
     const denied = this.d.admission.checkAccess(ex, { isSSL, connectRequest, headers: req.headers });
     if (denied) return refuse(denied.refusal, denied.audited);
-    const r = await this.d.admission.admit(ex, req.headers, target.path, null);
+    const r = await this.d.admission.admit(ex, req.headers, target.path);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
