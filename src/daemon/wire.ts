@@ -250,10 +250,12 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     tokenResponses,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
     connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
+    masks: { current: () => credentials.masker() },
   });
   const relay = new WebSocketRelay({
     admission,
     credentials,
+    vault,
     pools,
     audit,
     observer: activity,
