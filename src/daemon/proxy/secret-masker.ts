@@ -6,7 +6,8 @@
  * A stream may split a secret across chunks at any byte, so a {@link StreamMasker} holds back the tail of
  * a chunk, but only when that tail is a possible start of a secret: at most (longest secret − 1) bytes, and
  * nothing at all for the usual chunk (an SSE event ends in `\n\n`, which starts no secret), so events are
- * never delayed. Per chunk the work is one native `indexOf` per secret plus a bounded suffix check; a chunk
+ * never delayed. Per chunk the work is one native `indexOf` per secret plus a suffix check that starts from the
+ * chunk's last byte (one table lookup when no secret contains it); a chunk
  * with nothing to mask and nothing to hold is returned as the same Buffer (no copy).
  */
 
@@ -21,15 +22,12 @@ export interface MaskPair {
 /** Secrets shorter than this are not masked: they would match ordinary text and corrupt bodies. */
 export const MIN_MASKED_SECRET = 8;
 
-/** How many leading bytes of a secret a tail search looks for with one native `indexOf`. */
-const HEAD_LEN = 8;
-
 interface Entry {
   credential: string;
   secret: Buffer;
   phantom: Buffer;
-  /** The first min(HEAD_LEN, length) bytes of `secret`. */
-  head: Buffer;
+  /** For each byte value, the offsets (descending) where it occurs in `secret`, last offset excluded. */
+  offsets: (Int32Array | undefined)[];
   /** `secret` and `phantom` as latin1 strings of their UTF-8 bytes (how Node hands out header values). */
   secretText: string;
   phantomText: string;
@@ -48,6 +46,8 @@ interface Match {
  */
 export class SecretMasker {
   private readonly entries: Entry[];
+  /** 1 for each byte value that can end a proper prefix of some secret. */
+  private readonly lastByteSeen = new Uint8Array(256);
   /** Longest secret in bytes (0 when there is none). */
   readonly maxLen: number;
 
@@ -59,11 +59,12 @@ export class SecretMasker {
       if (secret.length < MIN_MASKED_SECRET || seen.has(p.secret) || p.secret === p.phantom) continue;
       seen.add(p.secret);
       const phantom = Buffer.from(p.phantom, 'utf8');
-      entries.push({ credential: p.credential, secret, phantom, head: secret.subarray(0, Math.min(HEAD_LEN, secret.length)), secretText: secret.toString('latin1'), phantomText: phantom.toString('latin1') });
+      entries.push({ credential: p.credential, secret, phantom, offsets: offsetsOf(secret), secretText: secret.toString('latin1'), phantomText: phantom.toString('latin1') });
     }
     // Longest first, so among matches at one position the first found is the longest.
     entries.sort((a, b) => b.secret.length - a.secret.length);
     this.entries = entries;
+    for (const e of entries) for (let b = 0; b < 256; b++) if (e.offsets[b]) this.lastByteSeen[b] = 1;
     this.maxLen = entries.length > 0 ? entries[0]!.secret.length : 0;
   }
 
@@ -161,28 +162,27 @@ export class SecretMasker {
 
   /**
    * The earliest position ≥ `from` (and within the last maxLen − 1 bytes) where the rest of `data` is a
-   * proper prefix of some secret, or `data.length` when there is none.
+   * proper prefix of some secret, or `data.length` when there is none. Works from the chunk's last byte: a
+   * tail can only be a prefix of a secret that contains that byte, at a known offset, so a chunk ending in a
+   * byte no secret contains (an SSE event's `\n`, a JSON `}`) costs one table lookup.
    */
   private heldFrom(data: Buffer, from: number): number {
     const len = data.length;
+    if (len === from) return len;
+    const last = data[len - 1]!;
+    if (!this.lastByteSeen[last]) return len;
     let best = len;
     for (const e of this.entries) {
-      const start = Math.max(from, len - (e.secret.length - 1));
-      if (start >= best) continue;
-      // Positions where the whole head fits: one native search for it.
-      const headLen = e.head.length;
-      let i = data.indexOf(e.head, start);
-      while (i !== -1 && i < best && i <= len - headLen) {
-        if (e.secret.compare(data, i, len, 0, len - i) === 0) {
-          best = i;
-          break;
-        }
-        i = data.indexOf(e.head, i + 1);
-      }
-      // The last few positions, where only part of the head fits.
+      const at = e.offsets[last];
+      if (!at) continue;
       const first = e.secret[0]!;
-      for (let p = Math.max(start, len - headLen + 1); p < best; p++) {
-        if (data[p] === first && e.secret.compare(data, p, len, 0, len - p) === 0) {
+      // Offsets descend: the first that fits is the longest tail, i.e. the earliest position.
+      for (const i of at) {
+        const k = i + 1;
+        const p = len - k;
+        if (p < from) continue;
+        if (p >= best) break;
+        if (data[p] === first && e.secret.compare(data, p, len, 0, k) === 0) {
           best = p;
           break;
         }
@@ -234,4 +234,13 @@ export class StreamMasker {
     if (!h) return null;
     return this.masker.maskBuffer(h, this.found);
   }
+}
+
+/** Per byte value, the offsets where it occurs in `secret` (all but the last byte), highest first. */
+function offsetsOf(secret: Buffer): (Int32Array | undefined)[] {
+  const lists: number[][] = [];
+  for (let i = secret.length - 2; i >= 0; i--) (lists[secret[i]!] ??= []).push(i);
+  const out: (Int32Array | undefined)[] = new Array(256);
+  for (let b = 0; b < 256; b++) if (lists[b]) out[b] = Int32Array.from(lists[b]!);
+  return out;
 }
