@@ -7,6 +7,7 @@
  * - `/sse`: the echo as SSE events, written ONE BYTE per write (each on its own tick);
  * - `/gzip`, `/deflate`, `/br`: the echo compressed (whatever the client accepts); `/gzip-stream` streams it
  *   compressed in flushed pieces; `/zstd`: the echo in clear but labelled `content-encoding: zstd`;
+ * - `/big[?coding=gzip]`: 24 MiB of noise written with backpressure (`bigWritten` counts it);
  * - `POST /oauth/token` with a refresh grant: new tokens as gzip JSON (`?coding=deflate|br`, `?shape=nested|
  *   formjson` for answers sluice must refuse); every token it issues is listed in `issued`;
  * - WebSocket (any path): text and binary frames echoed as they are; on open it sends the `authorization`
@@ -36,15 +37,22 @@ export interface EchoUpstream extends LoopbackServer {
   issued: string[];
   /** The refresh token the token endpoint issued last (the initial one before any refresh). */
   refreshToken: string;
+  /** Raw bytes `/big` has handed on so far (before compression). */
+  bigWritten: number;
   /** The refresh token each refresh grant carried, in order. */
   refreshGrants: string[];
 }
+
+/** Size of the `/big` body. */
+export const BIG_BYTES = 24 * 1024 * 1024;
+/** 64 KiB of noise: gzip cannot shrink it (its window is 32 KiB), so compressed size ≈ raw size. */
+const NOISE = crypto.randomBytes(64 * 1024);
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Starts the echo upstream on 127.0.0.1. `refreshToken` is the refresh token its token endpoint accepts first. */
 export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstream> {
-  const state = { seen: [] as EchoUpstream['seen'], wsSeen: [] as string[], wsGreeting: [] as string[], issued: [] as string[], refreshToken, refreshGrants: [] as string[] };
+  const state = { seen: [] as EchoUpstream['seen'], wsSeen: [] as string[], wsGreeting: [] as string[], issued: [] as string[], refreshToken, refreshGrants: [] as string[], bigWritten: 0 };
   const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
@@ -89,6 +97,19 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
           await new Promise<void>((r) => gz.flush(() => r()));
         }
         return void gz.end();
+      }
+      case '/big': {
+        // BIG_BYTES of incompressible data (gzip when ?coding=gzip), written only as fast as the reader takes it.
+        const gzip = url.searchParams.get('coding') === 'gzip';
+        res.writeHead(200, { ...echoHeaders, 'content-type': 'application/octet-stream', ...(gzip ? { 'content-encoding': 'gzip' } : { 'content-length': BIG_BYTES }) });
+        const sink = gzip ? zlib.createGzip() : res;
+        if (gzip) (sink as zlib.Gzip).pipe(res);
+        state.bigWritten = 0;
+        while (state.bigWritten < BIG_BYTES) {
+          state.bigWritten += NOISE.length;
+          if (!sink.write(NOISE)) await new Promise<void>((r) => sink.once('drain', () => r()));
+        }
+        return void sink.end();
       }
       case '/zstd':
         res.writeHead(200, { ...echoHeaders, 'content-type': 'application/json', 'content-encoding': 'zstd' });

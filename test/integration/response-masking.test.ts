@@ -10,7 +10,7 @@ import { request } from 'undici';
 import type WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
-import { startEchoUpstream, type EchoUpstream } from '../fakes/echo-upstream.js';
+import { BIG_BYTES, startEchoUpstream, type EchoUpstream } from '../fakes/echo-upstream.js';
 import { closed, openWsAt, within } from '../fakes/ws-helpers.js';
 import { fakeSecret, randomAlnum, tokenOf, waitFor } from './helpers.js';
 
@@ -159,6 +159,37 @@ describe('HTTP responses', () => {
     expect(r.headers['content-encoding']).toBeUndefined();
     expect(r.body.toString().startsWith(`data: ${antPhantom}\n\n`)).toBe(true);
   });
+
+  for (const coding of ['identity', 'gzip'] as const) {
+    test(`backpressure holds through the masker (${coding}): a client that stops reading stalls the upstream`, async () => {
+      const disp = d.dispatcher();
+      try {
+        const res = await request(`https://${ANT}/big?coding=${coding}`, { dispatcher: disp, headers: { 'x-api-key': antPhantom, 'accept-encoding': 'gzip' }, highWaterMark: 64 * 1024 });
+        expect(res.statusCode).toBe(200);
+        // Read nothing until the upstream stops making progress (it waits for 'drain').
+        let prev = -1;
+        const stalledAt = await waitFor(
+          () => {
+            const now = echo.bigWritten;
+            const stalled = now === prev && now > 0;
+            prev = now;
+            return stalled ? now : null;
+          },
+          'the upstream to stall',
+          15_000,
+          400,
+        );
+        // A few MB sit in socket and stream buffers on three hops; without backpressure all 24 MiB would be read.
+        expect(stalledAt).toBeLessThan(BIG_BYTES / 2);
+        let got = 0;
+        for await (const c of res.body) got += (c as Buffer).length;
+        expect(got).toBe(BIG_BYTES);
+        expect(res.headers['content-encoding']).toBeUndefined();
+      } finally {
+        await disp.close().catch(() => {});
+      }
+    });
+  }
 
   test('a body in a coding sluice cannot decode is refused with a provider-shaped 502, never passed through', async () => {
     const r = await call(`https://${ANT}/zstd`, { headers: { 'x-api-key': antPhantom } });
