@@ -266,10 +266,12 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
     upstreamTimeouts,
     budget: new BufferBudget(cfg.maxBufferedBytes),
+    masks: { current: () => credentials.masker() },
   });
   const relay = new WebSocketRelay({
     admission,
     credentials,
+    vault,
     pools,
     audit,
     observer: activity,

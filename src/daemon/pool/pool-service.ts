@@ -30,6 +30,7 @@ export interface FailoverResult {
 export class PoolService {
   private pools = new Map<string, PoolRow>();
   private byCoreIndex = new Map<string, { pool: PoolRow; slot: 'access' | 'refresh' }>();
+  private changes = 0;
 
   constructor(
     private readonly repo: PoolsRepo,
@@ -44,7 +45,13 @@ export class PoolService {
     this.reload();
   }
 
+  /** Grows on every change to pools or their membership (lets callers cache what they derive). */
+  get version(): number {
+    return this.changes;
+  }
+
   private reload(): void {
+    this.changes++;
     this.pools = new Map(this.repo.list().map((p) => [p.name, p]));
     this.byCoreIndex = new Map();
     for (const p of this.pools.values()) {

@@ -57,6 +57,7 @@ export class CredentialVault {
   private byCoreIndex = new Map<string, CoreMatch>();
   private secrets = new Map<string, string>();
   private oauthCount = 0;
+  private changes = 0;
 
   constructor(
     private readonly repo: CredentialsRepo,
@@ -67,7 +68,13 @@ export class CredentialVault {
     this.reload();
   }
 
+  /** Grows on every change to credentials or their secrets (lets callers cache what they derive). */
+  get version(): number {
+    return this.changes;
+  }
+
   private reload(): void {
+    this.changes++;
     this.rows = new Map(this.repo.list().map((r) => [r.name, r]));
     this.oauthCount = [...this.rows.values()].filter((r) => r.kind === 'oauth').length;
     this.byCoreIndex = new Map();

@@ -50,7 +50,7 @@ const tokenUrl = z
   .string()
   .max(2048)
   .url('token_url must be a URL')
-  .refine((u) => /^https?:\/\//i.test(u), 'token_url must be an http(s) URL');
+  .refine((u) => /^https:\/\//i.test(u), 'token_url must be an https:// URL (a refresh token never travels in clear text)');
 
 /** Params schema per RPC method. A method absent here does not exist. */
 export const PARAMS = {
