@@ -9,6 +9,7 @@ import type {
   RuleInfo,
   StatsSnapshot,
 } from './entities.js';
+import type { AuditVerifyResult } from './audit.js';
 import type { PoolInfo, Snapshot } from './events.js';
 import type { MethodName } from './params.js';
 
@@ -46,7 +47,7 @@ export interface Results {
   'limits.set': LimitsInfo;
   'stats.snapshot': StatsSnapshot;
   'audit.tail': { rows: AuditRow[] };
-  'audit.verify': { ok: boolean; rows: number; first_bad_id: number | null; reason: string | null };
+  'audit.verify': AuditVerifyResult;
   'events.subscribe': { seq: number; snapshot: Snapshot };
 }
 
