@@ -66,10 +66,10 @@ export function whatCell(r: AuditRow, width: number): string {
   const full = `${req} · ${detail}`;
   if (full.length <= width) return full;
   // The request comes first (without its query when that is what it takes); the detail gets what is left,
-  // and when that is too little to read, the request gives up to 30% of the room.
+  // but at least a quarter of the room when it is that long, and is dropped when fewer than 8 columns remain.
   const whole = shortenRequest(req, width);
-  if (whole.length + 3 + 8 <= width) return `${whole} · ${cut(detail, width - whole.length - 3)}`;
-  const reqShort = shortenRequest(req, Math.ceil(width * 0.7));
+  const detailRoom = Math.min(detail.length, Math.max(8, Math.floor(width * 0.25)));
+  const reqShort = shortenRequest(req, width - 3 - detailRoom);
   const room = width - reqShort.length - 3;
   return room >= 8 ? `${reqShort} · ${cut(detail, room)}` : whole;
 }
