@@ -25,6 +25,8 @@ export interface DaemonConfig {
   tokenPath: string;
   logPath: string;
   pidPath: string;
+  /** The proxy's Unix socket (`$SLUICE_HOME/proxy.sock`, 0600), the way in for isolated agents. */
+  proxySocketPath: string;
   proxyHost: string;
   proxyPort: number;
   proxyAuth: boolean;
@@ -101,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     tokenPath: path.join(home, 'proxy-token'),
     logPath: path.join(home, 'sluiced.log'),
     pidPath: path.join(home, 'sluiced.pid'),
+    proxySocketPath: path.join(home, 'proxy.sock'),
     proxyHost: listen.host,
     proxyPort: listen.port,
     proxyAuth: !['off', '0', 'false'].includes(authRaw),

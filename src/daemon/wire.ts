@@ -103,10 +103,20 @@ export class Daemon {
   private async listen(): Promise<void> {
     const p = this.parts;
     this.proxyAddress = await p.mitm.start(this.cfg.proxyHost, this.cfg.proxyPort);
+    await p.mitm.listenUnix(this.cfg.proxySocketPath);
     const handlers = createHandlers({
       status: () => this.status(),
       stats: () => this.stats(),
       env: () => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token: p.auth.enabled ? p.auth.current() : null, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
+      envWith: (token) => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
+      proxySocket: this.cfg.proxySocketPath,
+      fence: {
+        state_dirs: [this.cfg.home],
+        readable: [p.ca.certPath, p.bundlePath],
+        // Files only (covered with /dev/null when they live outside the home, e.g. SLUICE_SOCKET elsewhere).
+        hidden: [this.cfg.socketPath, this.cfg.masterKeyPath, this.cfg.dbPath, this.cfg.tokenPath],
+      },
+      clock: this.clock,
       shutdown: () => void this.shutdown(),
       creds: p.creds,
       rules: p.rules,
@@ -193,6 +203,7 @@ export class Daemon {
     p.agents.destroy();
     this.db.close();
     fs.rmSync(this.cfg.pidPath, { force: true });
+    fs.rmSync(this.cfg.proxySocketPath, { force: true });
     this.log.info('stopped');
     this.onStopped();
   }

@@ -11,7 +11,7 @@ import type { CapRefusal, CapRegistry, Permit } from '../concurrency/cap-registr
 import type { Logger } from '../log.js';
 import type { PolicyDecision, PolicyEngine } from '../policy/policy-engine.js';
 import type { CredentialResult, CredentialStage } from './credential-stage.js';
-import type { ProxyAuth } from './proxy-auth.js';
+import type { Identity, ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { RequestObserver } from './request-observer.js';
@@ -58,6 +58,9 @@ const APPROVAL_MESSAGES: Record<Exclude<ApprovalOutcome, { allowed: true }>['rea
 
 /** Decides whether a request may go upstream, and with which credential. */
 export class Admission {
+  /** Who opened each tunnel, decided once per CONNECT (a kept-alive tunnel carries many requests). */
+  private readonly tunnelIdentities = new WeakMap<http.IncomingMessage, Identity>();
+
   constructor(private readonly d: AdmissionDeps) {}
 
   /**
@@ -66,17 +69,36 @@ export class Admission {
    */
   checkAccess(ex: RequestExchange, a: Arrival): { refusal: Refusal; audited: boolean } | null {
     if (!isValidHost(ex.host)) return { refusal: { status: 400, code: 'invalid_host', message: 'sluice: the request has no valid target host' }, audited: false };
+    const identity = this.identityOf(a);
+    if (identity.ok && identity.agent) {
+      // A run's token dies with its run, even on a tunnel opened while it was alive.
+      if (!this.d.auth.isLive(identity.agent.id)) return this.refuseAuth(ex);
+      ex.agent = identity.agent;
+    }
     if (!a.connectRequest) {
       if (a.isSSL) return { refusal: { status: 403, code: 'not_via_proxy', message: 'connect through the sluice proxy' }, audited: false };
-      if (!this.d.auth.check(a.headers['proxy-authorization'])) {
-        this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
-        return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
-      }
+      if (!identity.ok) return this.refuseAuth(ex);
     } else if (a.isSSL && !sameTarget(a.connectRequest.url, ex.host, ex.port)) {
       return { refusal: { status: 421, code: 'misdirected', message: 'the Host header does not match the CONNECT target' }, audited: false };
     }
     if (this.isLoop(ex)) return { refusal: { status: 400, code: 'proxy_loop', message: 'requests to the sluice proxy itself are refused' }, audited: false };
     return null;
+  }
+
+  /** The proxy credential's identity: from the CONNECT of a tunnel (checked once per tunnel), else the request's own header. */
+  private identityOf(a: Arrival): Identity {
+    if (!a.connectRequest) return this.d.auth.identify(a.headers['proxy-authorization']);
+    let id = this.tunnelIdentities.get(a.connectRequest);
+    if (!id) {
+      id = this.d.auth.identify(a.connectRequest.headers['proxy-authorization']);
+      this.tunnelIdentities.set(a.connectRequest, id);
+    }
+    return id;
+  }
+
+  private refuseAuth(ex: RequestExchange): { refusal: Refusal; audited: boolean } {
+    this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
+    return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
   }
 
   /**

@@ -18,6 +18,7 @@ import type { RequestPipeline } from './request-pipeline.js';
 import type { UpstreamAgents } from './upstream-agents.js';
 import type { WebSocketRelay } from './websocket-relay.js';
 import { validConnectTarget } from './target-syntax.js';
+import { listenUnixSocket } from './unix-listener.js';
 
 /** How long a TLS handshake may take (Node's TLS server default). */
 const TLS_HANDSHAKE_MS = 120_000;
@@ -43,6 +44,7 @@ export interface MitmServerDeps {
 export class MitmServer {
   private readonly proxy = new MitmProxy();
   private started = false;
+  private unix: net.Server | null = null;
   private readonly contexts = new Map<string, Promise<void>>();
   private readonly ipContexts = new Map<string, Promise<tls.SecureContext>>();
 
@@ -244,9 +246,21 @@ export class MitmServer {
     return p;
   }
 
+  /**
+   * Also accepts proxy clients on the Unix socket `file` (0600; a stale file is replaced): the same server,
+   * pipeline and access-token rules as the TCP port. Isolated agents reach the proxy only this way.
+   */
+  listenUnix(file: string): Promise<void> {
+    const http = (this.proxy as unknown as { httpServer: net.Server }).httpServer;
+    return listenUnixSocket(file, (socket) => http.emit('connection', socket)).then((s) => {
+      this.unix = s;
+    });
+  }
+
   /** Stops accepting connections. */
   close(): void {
     if (this.started) this.proxy.close();
+    this.unix?.close();
     this.started = false;
   }
 }

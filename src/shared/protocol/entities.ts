@@ -131,6 +131,17 @@ export interface Notice {
 }
 
 /** A recently finished request, as dashboards list it. */
+/** A running `sluicectl run` agent (`agents.list`). Its per-run token is never shown. */
+export interface AgentInfo {
+  id: string;
+  /** `--name`, or the command's basename. */
+  name: string;
+  started_at: string;
+  in_flight: number;
+  /** Requests admitted so far. */
+  requests: number;
+}
+
 export interface RecentRequest {
   id: string;
   ts: string;
@@ -139,6 +150,8 @@ export interface RecentRequest {
   method: string;
   path: string;
   credential: string | null;
+  /** The `sluicectl run` agent that made the request (`--name`), or null. */
+  agent?: string | null;
   status: number | null;
   outcome: string;
   duration_ms: number;

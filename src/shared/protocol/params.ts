@@ -53,6 +53,11 @@ export const PARAMS = {
   'daemon.shutdown': empty,
   'proxy.env': empty,
   'token.rotate': empty,
+  'agents.register': z
+    .object({ name: z.string().min(1, 'an agent name is 1-64 characters').max(64, 'an agent name is 1-64 characters').regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits and . _ -') })
+    .strict(),
+  'agents.unregister': z.object({ id: z.string().regex(/^[0-9a-f]{12}$/, 'not an agent id') }).strict(),
+  'agents.list': empty,
   'cred.add': z
     .object({
       name,
