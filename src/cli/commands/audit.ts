@@ -27,7 +27,7 @@ export function auditCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('utc', { type: 'boolean', default: false, describe: 'show times in UTC (default: local time)' })
             .option('cred', { type: 'string', coerce: lastString, describe: 'only rows for this credential or pool' })
             .option('host', { type: 'string', coerce: lastString, describe: 'only rows for this host or host glob (*.openai.com)' })
-            .option('agent', { type: 'string', coerce: lastString, describe: 'only rows from this agent (rows name an agent once agents are named with `run --name`; until then nothing matches)' })
+            .option('agent', { type: 'string', coerce: lastString, describe: 'only rows of this agent (named with `run --name`): today its start and stop rows; request rows once they carry an agent' })
             .option('event', { type: 'string', coerce: lastString, describe: 'only rows of this event (request, phantom_leak, cred_failover, …)' })
             .option('since', { type: 'string', coerce: lastString, describe: 'only rows from the last 10m, 2h, 1d, …' })
             .example('$0 audit tail -n 50 --cred work --since 2h', 'the last 50 rows for credential "work" in the last two hours')

@@ -13,7 +13,7 @@ export interface TailFilter {
   cred?: string | undefined;
   /** A host name or a host glob (`*.openai.com`), case-insensitive. */
   host?: string | undefined;
-  /** Agent name, for rows that carry one (an `agent` column); until rows do, nothing matches. */
+  /** Agent name (`run --name`): its start/stop rows, and every row naming it once rows carry an agent. */
   agent?: string | undefined;
   /** Exact event name (`request`, `phantom_leak`, `cred_failover`, …). */
   event?: string | undefined;
@@ -49,12 +49,12 @@ export function tailQuery(db: Db, filter: TailFilter, nowMs: number): { where: s
     params.push(host);
   }
   if (filter.agent !== undefined) {
-    if (hasAgentColumn(db)) {
-      terms.push('agent = ?');
-      params.push(filter.agent);
-    } else {
-      terms.push('0');
-    }
+    // Rows carry no agent column yet: until they do, an agent's rows are its own start and stop rows
+    // (detail "NAME (ID)"); once the column exists, every row that names the agent matches.
+    const own = "(event IN ('agent_started', 'agent_stopped') AND substr(detail, 1, length(?) + 2) = ? || ' (')";
+    terms.push(hasAgentColumn(db) ? `(agent = ? OR ${own})` : own);
+    if (hasAgentColumn(db)) params.push(filter.agent);
+    params.push(filter.agent, filter.agent);
   }
   if (filter.since !== undefined) {
     const ms = sinceMs(filter.since);

@@ -70,5 +70,6 @@ describe('sluicectl audit tail', () => {
     expect(run.stdout).toContain('Examples:');
     for (const flag of ['--utc', '--cred', '--host', '--agent', '--event', '--since']) expect(run.stdout).toContain(flag);
     expect(run.stdout).toMatch(/agent[\s\S]*run\s+--name/);
+    expect(run.stdout).toMatch(/start\s+and\s+stop\s+rows/);
   });
 });

@@ -57,9 +57,16 @@ describe('audit tail filters', () => {
     expect(log.tail(1000, { since: '10m', event: 'request' })).toHaveLength(8);
   });
 
-  it('agent: rows carry no agent yet, so nothing matches (instead of everything)', () => {
+  it("agent: rows carry no agent yet, so only that agent's own start/stop rows match (never everything)", () => {
     const { log } = seeded();
     expect(log.tail(100, { agent: 'claude' })).toEqual([]);
+    log.append({ event: 'agent_started', detail: 'claude (a1)' });
+    log.append({ event: 'agent_started', detail: 'claude-2 (a2)' });
+    log.append({ event: 'agent_stopped', detail: 'claude (a1)' });
+    expect(log.tail(100, { agent: 'claude' }).map((r) => [r.event, r.detail])).toEqual([
+      ['agent_started', 'claude (a1)'],
+      ['agent_stopped', 'claude (a1)'],
+    ]);
   });
 
   it('a bad glob or duration is refused with a clear error', () => {
