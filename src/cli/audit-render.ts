@@ -102,7 +102,7 @@ export function verifyLines(r: AuditVerifyResult, utc = true): string[] {
   const when = (iso: string | null) => (iso ? `${iso.slice(0, 10)} ${formatAuditTime(iso, utc).slice(6)}${utc ? ' UTC' : ''}` : 'an unknown date');
   const lines: string[] = [];
   if (r.ok) lines.push(`audit chain ok (${r.rows} rows)`);
-  else lines.push(`audit chain BROKEN at row ${r.first_bad_id ?? '?'}: ${r.reason ?? 'hash mismatch'} (${r.rows} rows checked)`);
+  else lines.push(`audit chain BROKEN${r.first_bad_id === null ? '' : ` at row ${r.first_bad_id}`}: ${r.reason ?? 'hash mismatch'} (${r.rows} rows checked)`);
   for (const s of r.segments ?? []) {
     const state = s.ok ? 'ok' : 'BROKEN';
     if (s.kind === 'legacy_sha256') lines.push(`  ${span(s.from, s.to)}: legacy SHA-256 chain (unkeyed), re-anchored at row ${s.to} on ${when(s.anchored_at)}; ${state}`);

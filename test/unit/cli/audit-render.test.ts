@@ -130,4 +130,9 @@ describe('audit verify rendering', () => {
     expect(lines[0]).toBe('audit chain BROKEN at row 4: row 4 was edited: its hash does not match its contents (130 rows checked)');
     expect(lines).toContain('  - rows 129–130 missing from the end');
   });
+
+  it('does not invent a row number when only the head is wrong', () => {
+    const [first] = verifyLines({ ...base, ok: false, reason: 'the signed head does not verify', problems: [{ kind: 'head_invalid', seq: null, to: null, message: 'the signed head does not verify' }], problems_total: 1, head: { ...base.head, status: 'invalid' } });
+    expect(first).toBe('audit chain BROKEN: the signed head does not verify (130 rows checked)');
+  });
 });
