@@ -19,14 +19,16 @@ import { RequestStats } from './events/request-stats.js';
 import type { JsonLogger } from './log.js';
 import { PolicyEngine } from './policy/policy-engine.js';
 import { Admission } from './proxy/admission.js';
+import { BufferBudget } from './proxy/request-body.js';
 import { CredentialStage } from './proxy/credential-stage.js';
-import { MitmServer } from './proxy/mitm-server.js';
+import { ProxyServer } from './proxy/proxy-server.js';
 import { ProxyAuth } from './proxy/proxy-auth.js';
 import { RequestActivity } from './proxy/request-observer.js';
 import { RequestPipeline } from './proxy/request-pipeline.js';
 import { createUpstreamAgents } from './proxy/upstream-agents.js';
 import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { TokenResponseStage } from './proxy/token-response.js';
+import { TlsContexts } from './proxy/tls-contexts.js';
 import { TokenExchange } from './oauth/token-exchange.js';
 import { TokenRefresher } from './oauth/token-refresher.js';
 import { createHandlers } from './rpc/handlers.js';
@@ -102,8 +104,8 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     const p = this.parts;
-    this.proxyAddress = await p.mitm.start(this.cfg.proxyHost, this.cfg.proxyPort);
-    await p.mitm.listenUnix(this.cfg.proxySocketPath);
+    this.proxyAddress = await p.proxy.start(this.cfg.proxyHost, this.cfg.proxyPort);
+    await p.proxy.listenUnix(this.cfg.proxySocketPath);
     const handlers = createHandlers({
       status: () => this.status(),
       stats: () => this.stats(),
@@ -193,7 +195,7 @@ export class Daemon {
     p.refresher.stop();
     // Let the 403s of the denied approval waiters reach their clients before anything closes.
     await new Promise((r) => setTimeout(r, 100));
-    p.mitm.close();
+    p.proxy.close();
     const deadline = this.clock.now() + DRAIN_LIMIT_MS;
     while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.statsTimer) clearInterval(this.statsTimer);
@@ -248,14 +250,15 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   );
   const auth = new ProxyAuth(cfg.tokenPath, cfg.proxyAuth);
   const agents = createUpstreamAgents(cfg.upstreamCaPath);
-  const leafs = new LeafCertCache(ca);
-  let mitmRef: MitmServer | null = null;
+  const leafs = new LeafCertCache(ca, cfg.hostCacheSize);
+  let proxyRef: ProxyServer | null = null;
   const credentials = new CredentialStage(vault, pools);
   const exchange = new TokenExchange(vault, pools, clock, log);
   const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log });
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
   const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock });
-  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
+  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => proxyRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
+  const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
     clock,
     log,
@@ -267,7 +270,9 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     poolFailover,
     tokenResponses,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
-    connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
+    connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
+    upstreamTimeouts,
+    budget: new BufferBudget(cfg.maxBufferedBytes),
   });
   const relay = new WebSocketRelay({
     admission,
@@ -279,13 +284,14 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     log,
     agents,
     overrides: cfg.resolve,
-    connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
+    connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
+    upstreamTimeouts,
   });
-  const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, relay, internalDir: path.join(cfg.caDir, 'mitm-internal') });
-  mitmRef = mitm;
+  const proxy = new ProxyServer({ pipeline, auth, contexts: new TlsContexts(leafs, cfg.hostCacheSize), audit, log, relay });
+  proxyRef = proxy;
   const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
   log.addSecretSource(() => [auth.current()]);
   log.addSecretSource(() => vault.knownSecrets());
   refresher.start();
-  return { settings, vault, pools, refresher, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
+  return { settings, vault, pools, refresher, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, proxy, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
 }

@@ -52,7 +52,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs the built sluicectl with `args`, bounded by `timeoutMs`; `onStart` sees the child (to signal it). */
-function sluicectl(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStart?: (pid: number) => void } = {}): Promise<Ran> {
+function sluicectl(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStart?: (pid: number, stdout: () => string) => void } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN.cli, ...args], { env: o.env ?? cleanEnv(), cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -65,11 +65,11 @@ function sluicectl(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: num
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-    if (child.pid) o.onStart?.(child.pid);
+    if (child.pid) o.onStart?.(child.pid, () => stdout);
   });
 }
 
-const isolated = (words: string[], o: { env?: Record<string, string>; name?: string; timeoutMs?: number; onStart?: (pid: number) => void } = {}) =>
+const isolated = (words: string[], o: { env?: Record<string, string>; name?: string; timeoutMs?: number; onStart?: (pid: number, stdout: () => string) => void } = {}) =>
   sluicectl(['run', '--isolate', ...(o.name ? ['--name', o.name] : []), '--', ...words], { env: cleanEnv(o.env), timeoutMs: o.timeoutMs, onStart: o.onStart });
 
 const show = (r: Ran) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-2000)}`;
@@ -134,10 +134,15 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
     const r = await isolated(['sh', '-c', 'exit 7']);
     expect(r.code, show(r)).toBe(7);
     let pid = 0;
-    const running = isolated(['sh', '-c', 'trap "echo got-term; exit 5" TERM; echo ready; sleep 20 & wait'], { onStart: (p) => (pid = p) });
-    // The trap is set once "ready" is printed; the agent is registered before that.
-    await waitFor(async () => (await d.client.call('agents.list')).agents.length > 0, 'the run to register');
-    await waitFor(() => fs.existsSync('/proc/' + pid) && readChildrenOutput(pid), 'the command to start');
+    let out = (): string => '';
+    const running = isolated(['sh', '-c', 'trap "echo got-term; exit 5" TERM; echo ready; sleep 20 & wait'], {
+      onStart: (p, stdout) => {
+        pid = p;
+        out = stdout;
+      },
+    });
+    // The trap is set once "ready" is printed.
+    await waitFor(() => out().includes('ready'), 'the command to print ready', 20_000);
     process.kill(pid, 'SIGTERM');
     const s = await running;
     expect(s.stdout, show(s)).toContain('got-term');
@@ -204,18 +209,3 @@ describe('sluicectl run --isolate without a sandbox', () => {
     }
   });
 });
-
-/** True once process `pid` has a grandchild (the sandboxed command is running). */
-function readChildrenOutput(pid: number): boolean {
-  const kids = (p: number): number[] => {
-    try {
-      return fs.readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  };
-  // sluicectl → bwrap → bwrap (pid 1 inside) → node (sandbox-init) → sh
-  let level = [pid];
-  for (let i = 0; i < 4; i++) level = level.flatMap(kids);
-  return level.length > 0;
-}

@@ -37,6 +37,7 @@ export class CredentialService {
       phantom: row.phantom,
       phantom_refresh: row.phantom_refresh,
       token_url: row.token_url,
+      inject: row.inject,
       in_flight: c.in_flight,
       queued: c.queued,
       created_at: row.created_at,
@@ -53,7 +54,7 @@ export class CredentialService {
   add(p: ParamsOut<'cred.add'>): CredentialInfo {
     for (const h of p.hosts) assertValidGlob(h, 'host');
     const row = this.vault.add({ ...p });
-    this.audit.append({ event: 'cred_added', credential: row.name, detail: `hosts=${row.hosts.join(',')}` });
+    this.audit.append({ event: 'cred_added', credential: row.name, detail: `hosts=${row.hosts.join(',')} inject=${row.inject.join(',')}` });
     const info = this.info(row);
     this.bus.publish('cred.changed', { action: 'added', name: row.name, credential: info });
     return info;

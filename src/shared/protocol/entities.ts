@@ -3,6 +3,8 @@
  * `sluicectl --json` output. None of these shapes has a field that can hold a secret.
  */
 
+import type { InjectSite } from './inject-sites.js';
+
 /** What kind of secret a credential holds. */
 export type CredentialKind = 'api-key' | 'oauth';
 
@@ -24,6 +26,8 @@ export interface CredentialInfo {
   phantom_refresh: string | null;
   /** OAuth only: where refreshes go. */
   token_url: string | null;
+  /** Where the phantom is swapped for the secret (canonical order); elsewhere it travels as the phantom. */
+  inject: InjectSite[];
   in_flight: number;
   queued: number;
   created_at: string;

@@ -13,6 +13,7 @@ import {
   QUEUE_TIMEOUT_MAX_MS,
   QUEUE_TIMEOUT_MIN_MS,
 } from './limits.js';
+import { canonicalSites, INJECT_SITES } from './inject-sites.js';
 
 const name = z.string().regex(NAME_PATTERN, 'names are 1-64 characters: letters, digits, . _ - (not first)');
 const hostPattern = z
@@ -41,6 +42,11 @@ const format = z
   .refine((f) => f.split('{}').length === 2, 'format must contain {} exactly once');
 const secret = z.string().min(1, 'the secret is empty').max(64 * 1024, 'the secret is too long');
 const empty = z.object({}).strict();
+const injectSites = z
+  .array(z.enum(INJECT_SITES, { errorMap: () => ({ message: `inject sites are ${INJECT_SITES.join(', ')}` }) }))
+  .min(1, `inject needs at least one of ${INJECT_SITES.join(', ')}`)
+  .max(4)
+  .transform((sites) => canonicalSites(sites));
 const tokenUrl = z
   .string()
   .max(2048)
@@ -68,6 +74,7 @@ export const PARAMS = {
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
       token_url: tokenUrl.optional(),
+      inject: injectSites.optional(),
       secret,
     })
     .strict()
@@ -82,6 +89,7 @@ export const PARAMS = {
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
       token_url: tokenUrl.optional(),
+      inject: injectSites.optional(),
       secret: secret.optional(),
     })
     .strict(),
