@@ -1,3 +1,0 @@
--- PLACEHOLDER on branch `audit` only: migration 0005 belongs to another branch (reqside:
--- 0005_inject_sites.sql), and the loader refuses a gap before 0006_audit_hmac.sql. Delete this file when
--- the real 0005 is merged; until then the loader stops with "two migrations are numbered 0005".
