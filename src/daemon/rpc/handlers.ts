@@ -114,8 +114,8 @@ export function createHandlers(d: HandlerDeps): Handlers {
     'limits.get': () => d.limits.get(),
     'limits.set': (p) => d.limits.set(p),
     'stats.snapshot': () => d.stats(),
-    'audit.tail': (p) => ({ rows: d.audit.tail(p.n) }),
-    'audit.verify': () => d.audit.verify(),
+    'audit.tail': (p) => ({ rows: d.audit.tail(p.n, { cred: p.cred, host: p.host, agent: p.agent, event: p.event, since: p.since }) }),
+    'audit.verify': () => d.audit.verifyInChunks(),
     'events.subscribe': (p, conn) => {
       const snap = snapshot();
       return { seq: conn.subscribe(p.types), snapshot: snap };

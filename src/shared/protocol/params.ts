@@ -3,6 +3,7 @@
  * handler runs, so a handler only ever sees well-typed input; clients may use them to fail early.
  */
 import { z } from 'zod';
+import { SINCE_PATTERN } from './audit.js';
 import {
   MAX_CONCURRENT_MAX,
   MAX_CONCURRENT_MIN,
@@ -149,7 +150,16 @@ export const PARAMS = {
       'nothing to set: give global, or cred with max_concurrent or queue_timeout_ms',
     ),
   'stats.snapshot': empty,
-  'audit.tail': z.object({ n: z.number().int().min(1).max(10_000).default(20) }).strict(),
+  'audit.tail': z
+    .object({
+      n: z.number().int().min(1).max(10_000).default(20),
+      cred: name.optional(),
+      host: hostPattern.optional(),
+      agent: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits, . _ -').optional(),
+      event: z.string().min(1).max(64).regex(/^[a-z0-9_.-]+$/, 'an event name is lower-case letters, digits, _ . -').optional(),
+      since: z.string().regex(SINCE_PATTERN, 'since is a whole number and a unit (s, m, h, d), e.g. 10m, 2h, 1d').optional(),
+    })
+    .strict(),
   'audit.verify': empty,
   'events.subscribe': z.object({ types: z.array(z.string().max(64)).max(64).optional() }).strict(),
 } as const;

@@ -10,6 +10,7 @@ import type {
   RuleInfo,
   StatsSnapshot,
 } from './entities.js';
+import type { AuditVerifyResult } from './audit.js';
 import type { PoolInfo, Snapshot } from './events.js';
 import type { MethodName } from './params.js';
 
@@ -62,7 +63,7 @@ export interface Results {
   'limits.set': LimitsInfo;
   'stats.snapshot': StatsSnapshot;
   'audit.tail': { rows: AuditRow[] };
-  'audit.verify': { ok: boolean; rows: number; first_bad_id: number | null; reason: string | null };
+  'audit.verify': AuditVerifyResult;
   'events.subscribe': { seq: number; snapshot: Snapshot };
 }
 
