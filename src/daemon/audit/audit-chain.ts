@@ -34,8 +34,8 @@ export class ChainWriter {
     this.opening = opened.opening;
     // Positional parameters: binding by name costs a property lookup per column per row.
     this.insert = db.prepare(
-      `INSERT INTO audit_log (id, ts, event, client, host, port, method, path, verdict, rule_id, credential, status, bytes, duration_ms, detail, prev_hash, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO audit_log (id, ts, event, client, host, port, method, path, verdict, rule_id, credential, status, bytes, duration_ms, detail, agent, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -75,7 +75,7 @@ export class ChainWriter {
       // Arguments spelled out: spreading each row into run() showed up in profiles.
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
-        this.insert.run(firstSeq + i, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], links[2 * i], links[2 * i + 1]);
+        this.insert.run(firstSeq + i, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14] ?? null, links[2 * i], links[2 * i + 1]);
       }
       this.heads.save(signed);
     })();

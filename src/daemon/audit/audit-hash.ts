@@ -12,22 +12,39 @@ export const GENESIS = '0'.repeat(64);
 /** The hashed fields, in hashing and insert order. */
 export const FIELDS = ['ts', 'event', 'client', 'host', 'port', 'method', 'path', 'verdict', 'rule_id', 'credential', 'status', 'bytes', 'duration_ms', 'detail'] as const;
 
-/** One row's field values in {@link FIELDS} order: what is queued (no object with 16 named fields per row). */
+/**
+ * One row's field values in {@link FIELDS} order, then the agent (migration 0007): what is queued (no object
+ * with 16 named fields per row).
+ */
 export type RowValues = (string | number | null)[];
 
+/** Index of the agent in {@link RowValues}, after the {@link FIELDS}. */
+export const AGENT_INDEX = FIELDS.length;
+
 /** A stored row's hashed fields. */
-export type RowFields = Pick<AuditRow, (typeof FIELDS)[number]>;
+export type RowFields = Pick<AuditRow, (typeof FIELDS)[number]> & { agent?: string | null };
+
+/**
+ * The agent joins the hashed text only when set: rows from before migration 0007 (and the owner's rows) have
+ * none, so their hashes are what they always were.
+ */
+function agentText(agent: unknown): string {
+  return agent === null || agent === undefined ? '' : `\x1eagent\x1f${String(agent)}`;
+}
 
 function rowText(prevHash: string, row: RowFields): string {
   let text = prevHash;
   for (const f of FIELDS) text += '\x1f' + (row[f] === null || row[f] === undefined ? '\x00' : String(row[f]));
-  return text;
+  return text + agentText(row.agent);
 }
 
 function valuesText(prevHash: string, values: RowValues): string {
   let text = prevHash;
-  for (const v of values) text += '\x1f' + (v === null || v === undefined ? '\x00' : String(v));
-  return text;
+  for (let i = 0; i < AGENT_INDEX; i++) {
+    const v = values[i];
+    text += '\x1f' + (v === null || v === undefined ? '\x00' : String(v));
+  }
+  return text + agentText(values[AGENT_INDEX]);
 }
 
 /** The pre-0006 rule: plain SHA-256 over the previous hash and the fields (no key, no seq). */

@@ -75,6 +75,7 @@ export class AuditLog {
       entry.bytes ?? null,
       d === undefined || d === null ? null : Math.round(d * 1000) / 1000,
       entry.detail ?? null,
+      entry.agent ?? null,
     ]);
     if (this.pending.length >= BATCH_ROWS) this.flush();
     else if (!this.flushTimer) {

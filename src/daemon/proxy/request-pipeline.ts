@@ -311,8 +311,8 @@ export class RequestPipeline {
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
     if (!ex.upstreamEnded) x.leg?.destroy();
-    if (x.masked) this.d.audit.append({ event: 'secret_masked', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...x.masked.credentials].join(','), status: ex.status, detail: [...x.masked.where].join(',') });
-    if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
+    if (x.masked) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...x.masked.credentials].join(','), status: ex.status, detail: [...x.masked.where].join(',') });
+    if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
     this.d.observer.finished(ex);
   }
 }

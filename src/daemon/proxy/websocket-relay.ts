@@ -199,7 +199,7 @@ export class WebSocketRelay {
       done = true;
       ex.upstreamEnded = true;
       ex.releasePermits();
-      if (masked.size > 0) this.d.audit.append({ event: 'secret_masked', client: ex.client, host: ex.host, port: ex.port, method: 'GET', path: ex.path, credential: [...masked].join(','), status: 101, detail: 'ws' });
+      if (masked.size > 0) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, credential: [...masked].join(','), status: 101, detail: 'ws' });
       this.auditRow(ex, 'websocket');
       this.d.observer.finished(ex);
     };
@@ -213,7 +213,7 @@ export class WebSocketRelay {
       if (report.leaked.length > 0) {
         // A phantom bound elsewhere never travels: strip it and record the attempt.
         for (const l of report.leaked) out = out.split(l.phantom).join('');
-        this.d.audit.append({ event: 'phantom_leak', client: ex.client, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
+        this.d.audit.append({ event: 'phantom_leak', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
         this.d.observer.notice('warn', 'phantom_leak', `phantom of ${report.leaked.map((l) => l.label).join(', ')} stripped from a WebSocket message to ${ex.host}`);
       }
       ex.bytes += out.length;
@@ -256,7 +256,7 @@ export class WebSocketRelay {
   }
 
   private auditRow(ex: RequestExchange, event = 'request'): void {
-    this.d.audit.append({ event, client: ex.client, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket') });
+    this.d.audit.append({ event, client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket') });
   }
 }
 

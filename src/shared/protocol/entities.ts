@@ -79,6 +79,8 @@ export interface AuditRow {
   bytes: number | null;
   duration_ms: number | null;
   detail: string | null;
+  /** The `sluicectl run` agent (`--name`) whose request this was; null for the owner's token (and rows before 0007). */
+  agent?: string | null;
   prev_hash: string;
   hash: string;
 }
