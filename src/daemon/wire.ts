@@ -215,13 +215,13 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const policy = new PolicyEngine(rulesRepo.list(), cfg.defaultVerdict);
   const rules = new RuleService(rulesRepo, policy, audit, bus, clock);
   const poolsRepo = new PoolsRepo(db);
-  const health = new MemberHealth(clock, (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()));
+  const health = new MemberHealth(clock, (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()), cfg.maxCooldownMs);
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
   poolsRef.svc = pools;
   const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name));
   const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
-  limits.init(cfg.globalCap);
+  limits.init(cfg.globalCap, cfg.globalCapVar, (message, fields) => log.warn(message, fields));
   const broker = new ApprovalBroker(
     clock,
     { timeoutMs: cfg.approvalTimeoutMs },
