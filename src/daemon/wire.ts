@@ -219,7 +219,10 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
   poolsRef.svc = pools;
-  const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name));
+  const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name), (name) => {
+    stats.forget(name);
+    health.clear(name);
+  });
   const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
   limits.init(cfg.globalCap, cfg.globalCapVar, (message, fields) => log.warn(message, fields));
   const broker = new ApprovalBroker(

@@ -31,7 +31,9 @@ export class LimitsService {
     private readonly settings: SettingsRepo,
     private readonly audit: AuditLog,
     private readonly bus: EventBus,
-  ) {}
+  ) {
+    creds.onCapsChanged = () => this.bus.publish('limits.changed', { limits: this.get() });
+  }
 
   /**
    * Chooses the global cap at start (see the module comment for the rule) and applies it. `envVar` names the
@@ -77,7 +79,7 @@ export class LimitsService {
       this.audit.append({ event: 'limits_changed', detail: `global=${p.global ?? 'none'}` });
     }
     if (p.cred !== undefined && (p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined)) {
-      this.creds.update({ name: p.cred, max_concurrent: p.max_concurrent, queue_timeout_ms: p.queue_timeout_ms });
+      this.creds.update({ name: p.cred, max_concurrent: p.max_concurrent, queue_timeout_ms: p.queue_timeout_ms }, true);
     }
     const limits = this.get();
     this.bus.publish('limits.changed', { limits });
