@@ -228,7 +228,10 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const broker = new ApprovalBroker(
     clock,
     { timeoutMs: cfg.approvalTimeoutMs },
-    (host, port, verdict) => rules.add({ verdict, host, port, method: null, path: null, coalesce: true, source: 'approval' }),
+    (host, port, verdict) => {
+      const r = rules.add({ verdict, host, port, method: null, path: null, coalesce: true, source: 'approval' }, { replaceAsk: true });
+      return { rule_id: r.rule.id, replaced: r.replaced ?? null };
+    },
     (type, payload) => bus.publish(type, payload),
   );
   const auth = new ProxyAuth(cfg.tokenPath, cfg.proxyAuth);
