@@ -26,6 +26,7 @@ import { createUpstreamAgents } from './proxy/upstream-agents.js';
 import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { TokenResponseStage } from './proxy/token-response.js';
 import { TokenExchange } from './oauth/token-exchange.js';
+import { RefreshFlights } from './oauth/refresh-flights.js';
 import { TokenRefresher } from './oauth/token-refresher.js';
 import { createHandlers } from './rpc/handlers.js';
 import { createDispatcher } from './rpc/rpc-dispatch.js';
@@ -240,9 +241,11 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   let mitmRef: MitmServer | null = null;
   const credentials = new CredentialStage(vault, pools);
   const exchange = new TokenExchange(vault, pools, clock, log);
-  const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log });
+  const refreshFlights = new RefreshFlights(vault, exchange);
+  const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log, flights: refreshFlights, onNeedsLoginChanged: (name) => creds.changedByDaemon(name) });
+  creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
-  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock });
+  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, flights: refreshFlights });
   const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
   const pipeline = new RequestPipeline({
     clock,
@@ -254,6 +257,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     overrides: cfg.resolve,
     poolFailover,
     tokenResponses,
+    refreshFlights,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
     connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
   });

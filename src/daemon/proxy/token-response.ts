@@ -5,6 +5,7 @@
  * replayed once on the next member; a 2xx response is rewritten so the agent only ever sees phantoms.
  */
 import type { Clock } from '../clock.js';
+import type { RefreshFlights } from '../oauth/refresh-flights.js';
 import type { TokenExchange } from '../oauth/token-exchange.js';
 import { classify } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
@@ -23,6 +24,8 @@ export interface TokenResponseDeps {
   poolFailover: PoolFailover;
   credentials: CredentialStage;
   clock: Clock;
+  /** Refresh single-flight; tells a refusal of a stale refresh token from one of the current token. */
+  flights?: RefreshFlights;
 }
 
 /** Handles responses to token-endpoint requests. */
@@ -35,7 +38,9 @@ export class TokenResponseStage {
     const status = up.statusCode ?? 0;
     const body = await readBody(up, MAX_TOKEN_RESPONSE);
     if (!Buffer.isBuffer(body)) throw Object.assign(new Error(`token response ${body}`), { code: body === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
-    const failure = ex.refreshOwner ? classify(status, up.headers, body.toString('utf8'), true, this.d.clock.now()) : null;
+    // A refusal of a refresh token that is no longer the owner's current one says nothing about the owner.
+    const stale = ex.refreshOwner !== null && ex.refreshSent !== null && this.d.flights !== undefined && !this.d.flights.isCurrent(ex.refreshOwner, ex.refreshSent);
+    const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body.toString('utf8'), true, this.d.clock.now()) : null;
     if (failure && ex.pool && ex.refreshOwner) {
       const r = this.d.pools.failover(ex.pool, ex.refreshOwner, failure.reason, failure.until);
       if (!ex.replayed && r.to && r.to !== ex.refreshOwner && !ex.finished && (await this.d.poolFailover.replay(ex, leg, original))) {

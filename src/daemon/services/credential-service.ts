@@ -25,6 +25,15 @@ export class CredentialService {
     private readonly forget: (name: string) => void = () => {},
   ) {}
 
+  /** True when an OAuth credential needs a new login (wired to the token refresher). */
+  needsLogin: (name: string) => boolean = () => false;
+
+  /** Publishes `cred.changed` for a state change the daemon made itself (e.g. it started needing a login). */
+  changedByDaemon(name: string): void {
+    const row = this.vault.get(name);
+    if (row) this.bus.publish('cred.changed', { action: 'updated', name, credential: this.info(row) });
+  }
+
   /**
    * Called after a cap or queue-timeout change made through `cred.update` (wired to publish
    * `limits.changed`, so every cap change emits it whoever made it).
@@ -47,6 +56,7 @@ export class CredentialService {
       token_url: row.token_url,
       in_flight: c.in_flight,
       queued: c.queued,
+      ...(row.kind === 'oauth' ? { needs_login: this.needsLogin(row.name) } : {}),
       created_at: row.created_at,
       updated_at: row.updated_at,
     };
