@@ -34,7 +34,7 @@ export interface BenchResults {
   columns: TargetName[];
   skipped: Partial<Record<TargetName, string>>;
   throughput: Record<TargetName, Partial<Record<Level, LoadResult>> | null>;
-  ratios: Partial<Record<Level, { sluice_over_direct_rps: number | null; sluice_over_mitmproxy_rps: number | null }>>;
+  ratios: Partial<Record<Level, { sluice_over_direct_rps: number | null; sluice_over_mitmproxy_rps: number | null; sluice_over_relay_rps: number | null; sluice_over_relay_p99: number | null; sluice_over_relay_cpu: number | null }>>;
   added_latency_c1: { p50_ms: number; p99_ms: number } | null;
   rpc: { idle: Summary | null; under_load: Partial<Record<Level, Summary>> };
   memory: { idle_rss_mb: number | null; after_load_rss_mb: number | null; end_rss_mb: number | null };
@@ -56,9 +56,16 @@ export function derive(r: BenchResults): void {
   const d = r.throughput.direct;
   const s = r.throughput.sluice;
   const m = r.throughput.mitmproxy;
+  const rl = r.throughput.relay;
   for (const lv of Object.keys(LEVELS) as Level[]) {
     if (!s?.[lv]) continue;
-    r.ratios[lv] = { sluice_over_direct_rps: ratio(s[lv]!.rps, d?.[lv]?.rps), sluice_over_mitmproxy_rps: ratio(s[lv]!.rps, m?.[lv]?.rps) };
+    r.ratios[lv] = {
+      sluice_over_direct_rps: ratio(s[lv]!.rps, d?.[lv]?.rps),
+      sluice_over_mitmproxy_rps: ratio(s[lv]!.rps, m?.[lv]?.rps),
+      sluice_over_relay_rps: ratio(s[lv]!.rps, rl?.[lv]?.rps),
+      sluice_over_relay_p99: ratio(s[lv]!.latency.p99_ms, rl?.[lv]?.latency.p99_ms),
+      sluice_over_relay_cpu: ratio(s[lv]!.proxy_cpu_us_per_req ?? undefined, rl?.[lv]?.proxy_cpu_us_per_req ?? undefined),
+    };
   }
   if (d?.c1 && s?.c1) r.added_latency_c1 = { p50_ms: round(s.c1.latency.p50_ms - d.c1.latency.p50_ms), p99_ms: round(s.c1.latency.p99_ms - d.c1.latency.p99_ms) };
 
@@ -78,6 +85,27 @@ export function derive(r: BenchResults): void {
     measured: c10?.sluice_over_direct_rps != null ? `${fmt(100 * c10.sluice_over_direct_rps, 0)}% (${fmt(s?.c10?.rps, 0)} vs ${fmt(d?.c10?.rps, 0)} req/s)` : 'not measured',
     met: c10?.sluice_over_direct_rps != null ? c10.sluice_over_direct_rps >= 0.6 : null,
   });
+  t.push({
+    id: 'throughput_vs_relay',
+    description: 'Throughput at concurrency 10: sluice vs the minimal Node relay (issue 21)',
+    target: '≥ 0.9×',
+    measured: c10?.sluice_over_relay_rps != null ? `${fmt(c10.sluice_over_relay_rps)}× (${fmt(s?.c10?.rps, 0)} vs ${fmt(rl?.c10?.rps, 0)} req/s)` : 'not measured',
+    met: c10?.sluice_over_relay_rps != null ? c10.sluice_over_relay_rps >= 0.9 : null,
+  });
+  t.push({
+    id: 'p99_vs_relay',
+    description: 'p99 latency at concurrency 10: sluice vs the minimal relay (issue 21)',
+    target: '≤ 2×',
+    measured: c10?.sluice_over_relay_p99 != null ? `${fmt(c10.sluice_over_relay_p99)}× (${fmt(s?.c10?.latency.p99_ms)} vs ${fmt(rl?.c10?.latency.p99_ms)} ms)` : 'not measured',
+    met: c10?.sluice_over_relay_p99 != null ? c10.sluice_over_relay_p99 <= 2 : null,
+  });
+  t.push({
+    id: 'cpu_vs_relay',
+    description: 'Proxy CPU per request at concurrency 10: sluice vs the minimal relay (issue 21)',
+    target: '≤ 1.2×',
+    measured: c10?.sluice_over_relay_cpu != null ? `${fmt(c10.sluice_over_relay_cpu)}× (${fmt(s?.c10?.proxy_cpu_us_per_req, 0)} vs ${fmt(rl?.c10?.proxy_cpu_us_per_req, 0)} µs)` : 'not measured',
+    met: c10?.sluice_over_relay_cpu != null ? c10.sluice_over_relay_cpu <= 1.2 : null,
+  });
   const al = r.added_latency_c1;
   t.push({
     id: 'added_latency_c1',
@@ -90,9 +118,9 @@ export function derive(r: BenchResults): void {
   t.push({
     id: 'first_request_new_host',
     description: 'First request to a new host, added over a direct first request (fresh connections)',
-    target: '≤ 50 ms',
+    target: '≤ 10 ms (issue 21; was 50 ms in issue 9)',
     measured: c ? `p50 ${signed(c.first_request.added_new_vs_direct_p50_ms)} ms, worst ${signed(c.first_request.added_new_vs_direct_max_ms)} ms (handshake alone: new ${fmt(c.handshake.new_host.p50_ms)} vs direct ${fmt(c.handshake.direct.p50_ms)} ms)` : 'not measured',
-    met: c ? c.first_request.added_new_vs_direct_max_ms <= 50 && c.handshake.added_new_vs_direct_p50_ms <= 50 : null,
+    met: c ? c.first_request.added_new_vs_direct_max_ms <= 10 && c.handshake.added_new_vs_direct_p50_ms <= 10 : null,
   });
   t.push({
     id: 'no_loop_block_minting',
@@ -154,6 +182,7 @@ export function markdown(r: BenchResults): string {
   const d = r.throughput.direct;
   const s = r.throughput.sluice;
   const m = r.throughput.mitmproxy;
+  const rl = r.throughput.relay;
   L.push(`## sluice bench — ${r.date} (${r.mode}, ${fmt(r.duration_s, 0)} s)`);
   L.push('');
   L.push(`${r.machine.cpus} × ${r.machine.cpu_model}, Node ${r.machine.node}, ${r.machine.platform}, load average ${r.machine.loadavg_start} at the start. Upstream: ${r.setup.upstream}. Load: ${r.setup.load}.`);
@@ -161,13 +190,14 @@ export function markdown(r: BenchResults): string {
   L.push('');
   L.push('### Throughput and latency (small JSON responses, keep-alive)');
   L.push('');
-  L.push('| concurrency | direct req/s | sluice req/s | mitmproxy req/s | sluice/direct | sluice/mitmproxy | direct p50 / p99 ms | sluice p50 / p99 ms | mitmproxy p50 / p99 ms |');
-  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const x = (v: number | null | undefined) => (v != null ? fmt(v) + '×' : '–');
+  L.push('| concurrency | direct req/s | relay req/s | sluice req/s | mitmproxy req/s | sluice/direct | sluice/relay | sluice/mitmproxy | direct p50 / p99 ms | relay p50 / p99 ms | sluice p50 / p99 ms | mitmproxy p50 / p99 ms |');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const lv of Object.keys(LEVELS) as Level[]) {
     const rt = r.ratios[lv];
-    const err = [d?.[lv], s?.[lv], m?.[lv]].some((x) => x && (x.errors > 0 || x.ok < x.requests)) ? ' ⚠' : '';
+    const err = [d?.[lv], rl?.[lv], s?.[lv], m?.[lv]].some((y) => y && (y.errors > 0 || y.ok < y.requests)) ? ' ⚠' : '';
     L.push(
-      `| ${LEVELS[lv]}${err} | ${fmt(d?.[lv]?.rps, 0)} | ${fmt(s?.[lv]?.rps, 0)} | ${m ? fmt(m[lv]?.rps, 0) : 'skipped'} | ${rt?.sluice_over_direct_rps != null ? fmt(rt.sluice_over_direct_rps) + '×' : '–'} | ${rt?.sluice_over_mitmproxy_rps != null ? fmt(rt.sluice_over_mitmproxy_rps) + '×' : '–'} | ${pp(d?.[lv]?.latency)} | ${pp(s?.[lv]?.latency)} | ${m ? pp(m[lv]?.latency) : '–'} |`,
+      `| ${LEVELS[lv]}${err} | ${fmt(d?.[lv]?.rps, 0)} | ${fmt(rl?.[lv]?.rps, 0)} | ${fmt(s?.[lv]?.rps, 0)} | ${m ? fmt(m[lv]?.rps, 0) : 'skipped'} | ${x(rt?.sluice_over_direct_rps)} | ${x(rt?.sluice_over_relay_rps)} | ${x(rt?.sluice_over_mitmproxy_rps)} | ${pp(d?.[lv]?.latency)} | ${pp(rl?.[lv]?.latency)} | ${pp(s?.[lv]?.latency)} | ${m ? pp(m[lv]?.latency) : '–'} |`,
     );
   }
   const warn = (Object.entries(r.throughput) as [TargetName, Partial<Record<Level, LoadResult>> | null][]).flatMap(([name, lvls]) =>
@@ -175,7 +205,7 @@ export function markdown(r: BenchResults): string {
   );
   if (warn.length) L.push('', `⚠ ${warn.join('; ')}`);
   if (s || m) {
-    L.push('', 'Proxy process CPU time per request (µs, user + system, from /proc): ' + (Object.keys(LEVELS) as Level[]).map((lv) => `c=${LEVELS[lv]}: sluice ${fmt(s?.[lv]?.proxy_cpu_us_per_req, 0)}${m ? `, mitmproxy ${fmt(m[lv]?.proxy_cpu_us_per_req, 0)}` : ''}`).join('; ') + '.');
+    L.push('', 'Proxy process CPU time per request (µs, user + system, from /proc): ' + (Object.keys(LEVELS) as Level[]).map((lv) => `c=${LEVELS[lv]}: relay ${fmt(rl?.[lv]?.proxy_cpu_us_per_req, 0)}, sluice ${fmt(s?.[lv]?.proxy_cpu_us_per_req, 0)} (${x(r.ratios[lv]?.sluice_over_relay_cpu)} the relay)${m ? `, mitmproxy ${fmt(m[lv]?.proxy_cpu_us_per_req, 0)}` : ''}`).join('; ') + '.');
   }
   if (r.added_latency_c1) L.push('', `Added latency at concurrency 1 (sluice − direct): **p50 ${signed(r.added_latency_c1.p50_ms, 3)} ms, p99 ${signed(r.added_latency_c1.p99_ms, 3)} ms**.`);
   L.push('');
@@ -252,7 +282,7 @@ export function markdown(r: BenchResults): string {
     }
   }
   L.push('');
-  L.push('### Targets (issue 9)');
+  L.push('### Targets (issues 9 and 21)');
   L.push('');
   L.push('| target | wanted | measured | met |');
   L.push('|---|---|---|:---:|');

@@ -1,14 +1,16 @@
 /**
- * `npm run bench`: direct vs sluice vs mitmproxy against one local fake HTTPS upstream, in one run.
+ * `npm run bench`: direct vs a minimal Node relay vs sluice vs mitmproxy against one local fake HTTPS
+ * upstream, in one run.
  *
- *   node dist-bench/bench/run.js [--quick] [--out FILE] [--profile] [--upstream-thread] [--no-mitmproxy]
+ *   node dist-bench/bench/run.js [--quick] [--out FILE] [--profile] [--upstream-thread|--upstream-inline] [--no-mitmproxy]
  *
  * --quick            CI smoke: a few hundred requests per column, small stream counts (< 60 s)
  * --out FILE         where to write the JSON (default bench/results/<ISO date>.json)
  * --profile          run the daemon with --cpu-prof and add a summary of where its CPU time went
- * --upstream-thread  run the fake upstream in a worker thread instead of on the load generator's event
- *                    loop (default: one loop, the setup the issue's reference figures were measured with;
- *                    a separate thread roughly doubles 'direct' while adding a third busy thread on 2 cores)
+ * --upstream-thread  run the fake upstream in a worker thread of the bench process
+ * --upstream-inline  run it on the load generator's own event loop (the setup of the issue 9 reference
+ *                    figures; it makes the direct column share one loop with the load generator)
+ *                    Default: the upstream runs in a process of its own, like a real provider.
  * --no-mitmproxy     skip the mitmproxy column even when mitmdump is installed
  *
  * Loopback only. Everything started here (daemon, mitmdump, upstream) is stopped at the end, on error, on
@@ -27,7 +29,7 @@ import { summarizeProfile } from './profile.js';
 import { derive, LEVELS, markdown, type BenchResults, type Level } from './report.js';
 import { measureSse, sseDelta } from './sse.js';
 import { soakStreams } from './streams.js';
-import { directTarget, findMitmdump, mitmTarget, sluiceTarget, startUpstream, type Target, type TargetName } from './targets.js';
+import { directTarget, findMitmdump, mitmTarget, relayTarget, sluiceTarget, startUpstream, type Target, type TargetName, type UpstreamPlace } from './targets.js';
 import { Cleanup, procCpuMs, procStats, round, sleep } from './util.js';
 
 interface Plan {
@@ -64,18 +66,19 @@ const QUICK: Plan = {
   limitMs: 150_000,
 };
 
-function parseArgs(argv: string[]): { quick: boolean; out: string | null; profile: boolean; thread: boolean; noMitm: boolean } {
-  const a = { quick: false, out: null as string | null, profile: false, thread: false, noMitm: false };
+function parseArgs(argv: string[]): { quick: boolean; out: string | null; profile: boolean; upstream: UpstreamPlace; noMitm: boolean } {
+  const a = { quick: false, out: null as string | null, profile: false, upstream: 'process' as UpstreamPlace, noMitm: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
     if (x === '--quick') a.quick = true;
     else if (x === '--profile') a.profile = true;
-    else if (x === '--upstream-thread') a.thread = true;
+    else if (x === '--upstream-thread') a.upstream = 'thread';
+    else if (x === '--upstream-inline') a.upstream = 'inline';
     else if (x === '--no-mitmproxy') a.noMitm = true;
     else if (x === '--out') a.out = argv[++i] ?? null;
     else if (x.startsWith('--out=')) a.out = x.slice(6);
     else {
-      process.stderr.write(`bench: unknown argument ${x}\nusage: run.js [--quick] [--out FILE] [--profile] [--upstream-thread] [--no-mitmproxy]\n`);
+      process.stderr.write(`bench: unknown argument ${x}\nusage: run.js [--quick] [--out FILE] [--profile] [--upstream-thread|--upstream-inline] [--no-mitmproxy]\n`);
       process.exit(2);
     }
   }
@@ -115,7 +118,7 @@ async function main(): Promise<number> {
     setup: {},
     columns: [],
     skipped: {},
-    throughput: { direct: null, sluice: null, mitmproxy: null },
+    throughput: { direct: null, relay: null, sluice: null, mitmproxy: null },
     ratios: {},
     added_latency_c1: null,
     rpc: { idle: null, under_load: {} },
@@ -145,9 +148,12 @@ async function main(): Promise<number> {
 
   try {
     // ---- setup ----------------------------------------------------------------------------------------
-    const up = await startUpstream(cleanup, !args.thread);
+    const up = await startUpstream(cleanup, args.upstream);
     log(`fake upstream on 127.0.0.1:${up.port} (${up.where})`);
     const direct = directTarget(cleanup, up.port);
+    const relay = await relayTarget(cleanup, up.port);
+    const relayPid = relay.proc.pid ?? null;
+    log(`minimal relay pid ${relayPid}`);
     // h0 is the daemon's first certificate; the burst hosts sit in their own parent domains, because
     // http-mitm-proxy serialises certificate work per wildcard name (*.bench.test) with a semaphore.
     const seqHosts = Array.from({ length: plan.certs.sequential }, (_, i) => `h${i + 1}.bench.test`);
@@ -161,7 +167,7 @@ async function main(): Promise<number> {
     const pid = sluice.daemon.proc.pid!;
     sluiceLogs = sluice.daemon.logs;
     log(`sluice daemon pid ${pid}, proxy 127.0.0.1:${sluice.daemon.proxyPort}`);
-    const targets: Target[] = [direct, sluice];
+    const targets: Target[] = [direct, relay, sluice];
     let mitmPid: number | null = null;
     const mitmBin = args.noMitm ? null : findMitmdump();
     if (mitmBin) {
@@ -181,6 +187,7 @@ async function main(): Promise<number> {
     r.setup = {
       ...r.setup,
       upstream: `fake HTTPS upstream (test CA) in the ${up.where}; 48-byte JSON at /v1/messages, SSE at /sse`,
+      relay: 'bench/min-relay.ts in its own process: CONNECT, TLS with one fixed certificate, keep-alive forwarding, nothing else',
       load: plan.load.requests ? `closed loop, ${plan.load.requests} requests per column after ${plan.load.warmupRequests} warm-up` : `closed loop, ${plan.load.durationMs! / 1000} s per column after ${plan.load.warmupMs! / 1000} s warm-up`,
       client: 'undici 6: Agent (direct) / ProxyAgent with requestTls.ca (proxies), keep-alive',
       sluice: `daemon in its own process (${sluice.daemon.proc.spawnargs.slice(1).join(' ')}), SLUICE_LOG_LEVEL=info, per-credential cap 256, no global cap`,
@@ -221,7 +228,7 @@ async function main(): Promise<number> {
       const c = LEVELS[lv];
       for (const t of targets) {
         await phase(`throughput ${t.name} c=${c}`, async () => {
-          const proxyPid = t.name === 'sluice' ? pid : t.name === 'mitmproxy' ? mitmPid : null;
+          const proxyPid = t.name === 'sluice' ? pid : t.name === 'mitmproxy' ? mitmPid : t.name === 'relay' ? relayPid : null;
           let cpu0: number | null = null;
           let cpuUsed: number | null = null;
           const res: LoadResult = await runLoad({

@@ -1,20 +1,22 @@
 /**
- * The three ways to reach the fake upstream: direct (undici Agent trusting the test CA), through the sluice
- * daemon (its own process, as in production; ProxyAgent with the sluice CA and proxy token, the phantom in
- * `x-api-key`, real host names mapped with SLUICE_RESOLVE), and through mitmproxy (`mitmdump`, its own
- * process, when installed). Each target names the URL it requests and the headers it sends.
+ * The ways to reach the fake upstream: direct (undici Agent trusting the test CA), through a minimal Node
+ * TLS-terminating relay (its own process: the floor for a Node MITM), through the sluice daemon (its own
+ * process, as in production; ProxyAgent with the sluice CA and proxy token, the phantom in `x-api-key`, real
+ * host names mapped with SLUICE_RESOLVE), and through mitmproxy (`mitmdump`, its own process, when
+ * installed). Each target names the URL it requests and the headers it sends.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import { startDaemon, type TestDaemon } from '../test/fakes/daemon-harness.js';
 import { startFakeUpstream, UPSTREAM_CA } from '../test/fakes/fake-upstream.js';
 import { type Cleanup, freePort, sleep, waitForPort } from './util.js';
 
-export type TargetName = 'direct' | 'sluice' | 'mitmproxy';
+export type TargetName = 'direct' | 'relay' | 'sluice' | 'mitmproxy';
 
 /** One way of reaching the upstream. */
 export interface Target {
@@ -30,12 +32,23 @@ export interface Target {
 
 export const UPSTREAM_CA_PEM = (): string => fs.readFileSync(UPSTREAM_CA, 'utf8');
 
-/** Starts the fake upstream, on this thread's event loop (`inline`) or in a worker thread. */
-export async function startUpstream(cleanup: Cleanup, inline: boolean): Promise<{ port: number; where: string }> {
-  if (inline) {
+/** Where the fake upstream runs. */
+export type UpstreamPlace = 'process' | 'thread' | 'inline';
+
+/**
+ * Starts the fake upstream: in its own process (the default: a real provider shares no event loop with the
+ * load generator or the proxies), in a worker thread, or on this thread's event loop (`inline`, the setup of
+ * the issue 9 reference figures, which makes the direct column share one loop with the load generator).
+ */
+export async function startUpstream(cleanup: Cleanup, place: UpstreamPlace): Promise<{ port: number; where: string; pid: number | null }> {
+  if (place === 'inline') {
     const up = await startFakeUpstream({ record: false });
     cleanup.add('fake upstream', () => up.close());
-    return { port: up.port, where: 'bench process, on the load generator\'s event loop' };
+    return { port: up.port, where: "bench process, on the load generator's event loop", pid: null };
+  }
+  if (place === 'process') {
+    const child = await spawnWithPort(cleanup, 'fake upstream process', new URL('./upstream-process.js', import.meta.url), []);
+    return { port: child.port, where: 'own process', pid: child.proc.pid ?? null };
   }
   const worker = new Worker(new URL('./upstream-worker.js', import.meta.url));
   const port = await new Promise<number>((resolve, reject) => {
@@ -49,7 +62,58 @@ export async function startUpstream(cleanup: Cleanup, inline: boolean): Promise<
     await Promise.race([closed, sleep(3000)]);
     await worker.terminate();
   });
-  return { port, where: 'bench process, own worker thread' };
+  return { port, where: 'bench process, own worker thread', pid: null };
+}
+
+/**
+ * Runs a bench helper script (`node FILE ARGS`) that prints `{"port":N}` on its first stdout line; it exits
+ * when its stdin closes, so it never outlives the bench even if cleanup is skipped.
+ */
+async function spawnWithPort(cleanup: Cleanup, name: string, file: URL, args: string[]): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, [fileURLToPath(file), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  cleanup.track(proc);
+  cleanup.add(name, async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(3000)]);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 15 s: ${stderr}`)), 15_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code}): ${stderr}`));
+    });
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = out.split('\n')[0];
+      if (!out.includes('\n')) return;
+      clearTimeout(timer);
+      try {
+        resolve((JSON.parse(line!) as { port: number }).port);
+      } catch {
+        reject(new Error(`${name} printed ${line}`));
+      }
+    });
+  });
+  return { proc, port };
+}
+
+/**
+ * The minimal relay (bench/min-relay.ts) in its own process: CONNECT, TLS with one fixed certificate the test
+ * CA signed, keep-alive forwarding. Requests name the real provider host, like sluice's column.
+ */
+export async function relayTarget(cleanup: Cleanup, upstreamPort: number): Promise<Target & { proc: ChildProcess }> {
+  const { proc, port } = await spawnWithPort(cleanup, 'minimal relay', new URL('./min-relay.js', import.meta.url), [String(upstreamPort)]);
+  const ca = UPSTREAM_CA_PEM();
+  const make = () => new ProxyAgent({ uri: `http://127.0.0.1:${port}`, requestTls: { ca: [ca] } });
+  const dispatcher = make();
+  cleanup.add('relay dispatcher', () => dispatcher.destroy());
+  return { name: 'relay', url: (p) => `https://api.anthropic.com${p}`, headers: { 'x-api-key': 'sk-ant-relay-bench' }, dispatcher, fresh: make, proc };
 }
 
 /** Direct HTTPS to the fake upstream. */

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { agentsCommand } from './commands/agents.js';
 import { approvalCommand } from './commands/approval.js';
 import { auditCommand } from './commands/audit.js';
 import { credCommand } from './commands/cred.js';
@@ -38,6 +39,7 @@ const COMMANDS: ((y: Argv<GlobalArgs>) => Argv<GlobalArgs>)[] = [
   approvalCommand,
   limitsCommand,
   statsCommand,
+  agentsCommand,
   tokenCommand,
   auditCommand,
   watchCommand,

@@ -28,6 +28,8 @@ export interface DaemonConfig {
   tokenPath: string;
   logPath: string;
   pidPath: string;
+  /** The proxy's Unix socket (`$SLUICE_HOME/proxy.sock`, 0600), the way in for isolated agents. */
+  proxySocketPath: string;
   proxyHost: string;
   proxyPort: number;
   proxyAuth: boolean;
@@ -40,7 +42,36 @@ export interface DaemonConfig {
   defaultVerdict: Verdict;
   upstreamCaPath: string | null;
   resolve: ResolveOverride[];
+  /** How many hosts keep a leaf certificate and TLS context in memory (least recently used go first). */
+  hostCacheSize: number;
+  /** How long an upstream connection (TCP + TLS) may take before the client gets a 504. */
+  upstreamConnectTimeoutMs: number;
+  /** How long an upstream may take to send response headers once the request went out (then 504). */
+  upstreamHeaderTimeoutMs: number;
+  /** Request bytes all requests together may buffer (`SLUICE_MAX_BUFFERED_BYTES`, default 256 MiB). */
+  maxBufferedBytes: number;
   warnings: string[];
+}
+
+/** Default of `SLUICE_MAX_BUFFERED_BYTES` (matches proxy/request-body.ts). */
+const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+
+/** Default number of hosts whose certificate and TLS context stay cached. */
+export const DEFAULT_HOST_CACHE_SIZE = 1000;
+/** Default upstream connect timeout (TCP + TLS). */
+export const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS = 10_000;
+/** Default response-header timeout: model calls can think for minutes before their first byte. */
+export const DEFAULT_UPSTREAM_HEADER_TIMEOUT_MS = 600_000;
+
+/** A whole number from `env[name]` within [min, max], else `fallback` when unset; throws a clear error otherwise. */
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number, unit: string): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} must be a whole number of ${unit} from ${min} to ${max}`);
+  }
+  return n;
 }
 
 /** A configuration problem the daemon cannot start with. */
@@ -110,6 +141,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const authRaw = (env.SLUICE_PROXY_AUTH ?? 'on').toLowerCase();
   if (!['on', 'off', '1', '0', 'true', 'false'].includes(authRaw)) throw new ConfigError('SLUICE_PROXY_AUTH must be on or off');
 
+  let maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES;
+  if (env.SLUICE_MAX_BUFFERED_BYTES) {
+    const n = Number(env.SLUICE_MAX_BUFFERED_BYTES);
+    if (!Number.isInteger(n) || n < 1024 || n > 64 * 1024 ** 3) throw new ConfigError('SLUICE_MAX_BUFFERED_BYTES must be a whole number of bytes (1024 to 68719476736)');
+    maxBufferedBytes = n;
+  }
+
   return {
     home,
     dbPath: path.join(home, 'sluice.db'),
@@ -119,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     tokenPath: path.join(home, 'proxy-token'),
     logPath: path.join(home, 'sluiced.log'),
     pidPath: path.join(home, 'sluiced.pid'),
+    proxySocketPath: path.join(home, 'proxy.sock'),
     proxyHost: listen.host,
     proxyPort: listen.port,
     proxyAuth: !['off', '0', 'false'].includes(authRaw),
@@ -129,6 +168,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     defaultVerdict: dv,
     upstreamCaPath: env.SLUICE_UPSTREAM_CA ? path.resolve(env.SLUICE_UPSTREAM_CA) : null,
     resolve: env.SLUICE_RESOLVE ? parseResolve(env.SLUICE_RESOLVE) : [],
+    hostCacheSize: wholeNumber(env, 'SLUICE_HOST_CACHE_SIZE', DEFAULT_HOST_CACHE_SIZE, 1, 1_000_000, 'hosts'),
+    upstreamConnectTimeoutMs: wholeNumber(env, 'SLUICE_UPSTREAM_CONNECT_TIMEOUT_MS', DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS, 1, 3_600_000, 'milliseconds'),
+    upstreamHeaderTimeoutMs: wholeNumber(env, 'SLUICE_UPSTREAM_HEADER_TIMEOUT_MS', DEFAULT_UPSTREAM_HEADER_TIMEOUT_MS, 1, 24 * 3_600_000, 'milliseconds'),
+    maxBufferedBytes,
     warnings,
   };
 }

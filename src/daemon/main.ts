@@ -21,7 +21,8 @@ Runs the sluice daemon: the credential-injecting proxy and the RPC socket.
   --detach   start in the background, wait until it answers, print its addresses
 Environment: SLUICE_HOME, SLUICE_SOCKET, SLUICE_PROXY_LISTEN, SLUICE_PROXY_AUTH, SLUICE_DEFAULT_VERDICT,
 SLUICE_APPROVAL_TIMEOUT_MS, SLUICE_MAX_GLOBAL_CONCURRENT, SLUICE_UPSTREAM_CA, SLUICE_RESOLVE,
-SLUICE_MASTER_KEY_FILE, SLUICE_LOG_LEVEL (see README).`;
+SLUICE_MASTER_KEY_FILE, SLUICE_LOG_LEVEL, SLUICE_UPSTREAM_CONNECT_TIMEOUT_MS, SLUICE_UPSTREAM_HEADER_TIMEOUT_MS,
+SLUICE_HOST_CACHE_SIZE (see README).`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`sluiced: ${message}\n`);
@@ -82,11 +83,6 @@ async function main(): Promise<void> {
     fail(`cannot use the state directory ${cfg.home} (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must be a writable directory you own; set SLUICE_HOME to another one`);
   }
   const log = new JsonLogger(cfg.logPath, undefined, !detached);
-  // http-mitm-proxy and its dependencies print to the console on their own; route that into the
-  // (redacting) logger at debug level so stdout stays clean and nothing escapes redaction.
-  for (const m of ['log', 'info', 'debug', 'warn', 'error'] as const) {
-    console[m] = (...a: unknown[]) => log.debug('library output', { text: a.map((x) => (x instanceof Error ? x.message : String(x))).join(' ').slice(0, 500) });
-  }
   for (const w of cfg.warnings) log.warn(w);
 
   let daemon: Daemon;

@@ -17,14 +17,16 @@ import { RequestStats } from './events/request-stats.js';
 import type { JsonLogger } from './log.js';
 import { PolicyEngine } from './policy/policy-engine.js';
 import { Admission } from './proxy/admission.js';
+import { BufferBudget } from './proxy/request-body.js';
 import { CredentialStage } from './proxy/credential-stage.js';
-import { MitmServer } from './proxy/mitm-server.js';
+import { ProxyServer } from './proxy/proxy-server.js';
 import { ProxyAuth } from './proxy/proxy-auth.js';
 import { RequestActivity } from './proxy/request-observer.js';
 import { RequestPipeline } from './proxy/request-pipeline.js';
 import { createUpstreamAgents } from './proxy/upstream-agents.js';
 import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { TokenResponseStage } from './proxy/token-response.js';
+import { TlsContexts } from './proxy/tls-contexts.js';
 import { TokenExchange } from './oauth/token-exchange.js';
 import { RefreshFlights } from './oauth/refresh-flights.js';
 import { TokenRefresher } from './oauth/token-refresher.js';
@@ -101,11 +103,21 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     const p = this.parts;
-    this.proxyAddress = await p.mitm.start(this.cfg.proxyHost, this.cfg.proxyPort);
+    this.proxyAddress = await p.proxy.start(this.cfg.proxyHost, this.cfg.proxyPort);
+    await p.proxy.listenUnix(this.cfg.proxySocketPath);
     const handlers = createHandlers({
       status: () => this.status(),
       stats: () => this.stats(),
       env: () => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token: p.auth.enabled ? p.auth.current() : null, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
+      envWith: (token) => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
+      proxySocket: this.cfg.proxySocketPath,
+      fence: {
+        state_dirs: [this.cfg.home],
+        readable: [p.ca.certPath, p.bundlePath],
+        // Files only (covered with /dev/null when they live outside the home, e.g. SLUICE_SOCKET elsewhere).
+        hidden: [this.cfg.socketPath, this.cfg.masterKeyPath, this.cfg.dbPath, this.cfg.tokenPath],
+      },
+      clock: this.clock,
       shutdown: () => void this.shutdown(),
       creds: p.creds,
       rules: p.rules,
@@ -182,7 +194,7 @@ export class Daemon {
     p.refresher.stop();
     // Let the 403s of the denied approval waiters reach their clients before anything closes.
     await new Promise((r) => setTimeout(r, 100));
-    p.mitm.close();
+    p.proxy.close();
     const deadline = this.clock.now() + DRAIN_LIMIT_MS;
     while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.statsTimer) clearInterval(this.statsTimer);
@@ -192,6 +204,7 @@ export class Daemon {
     p.agents.destroy();
     this.db.close();
     fs.rmSync(this.cfg.pidPath, { force: true });
+    fs.rmSync(this.cfg.proxySocketPath, { force: true });
     this.log.info('stopped');
     this.onStopped();
   }
@@ -237,8 +250,8 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   );
   const auth = new ProxyAuth(cfg.tokenPath, cfg.proxyAuth);
   const agents = createUpstreamAgents(cfg.upstreamCaPath);
-  const leafs = new LeafCertCache(ca);
-  let mitmRef: MitmServer | null = null;
+  const leafs = new LeafCertCache(ca, cfg.hostCacheSize);
+  let proxyRef: ProxyServer | null = null;
   const credentials = new CredentialStage(vault, pools);
   const exchange = new TokenExchange(vault, pools, clock, log);
   const refreshFlights = new RefreshFlights(vault, exchange);
@@ -246,7 +259,8 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
   const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, flights: refreshFlights });
-  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => mitmRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
+  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => proxyRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
+  const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
     clock,
     log,
@@ -259,7 +273,9 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     tokenResponses,
     refreshFlights,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
-    connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
+    connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
+    upstreamTimeouts,
+    budget: new BufferBudget(cfg.maxBufferedBytes),
   });
   const relay = new WebSocketRelay({
     admission,
@@ -271,13 +287,14 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     log,
     agents,
     overrides: cfg.resolve,
-    connectRequestOf: (socket) => mitmRef?.connectRequestOf(socket),
+    connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
+    upstreamTimeouts,
   });
-  const mitm = new MitmServer({ pipeline, auth, leafs, audit, log, agents, relay, internalDir: path.join(cfg.caDir, 'mitm-internal') });
-  mitmRef = mitm;
+  const proxy = new ProxyServer({ pipeline, auth, contexts: new TlsContexts(leafs, cfg.hostCacheSize), audit, log, relay });
+  proxyRef = proxy;
   const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
   log.addSecretSource(() => [auth.current()]);
   log.addSecretSource(() => vault.knownSecrets());
   refresher.start();
-  return { settings, vault, pools, refresher, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, mitm, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
+  return { settings, vault, pools, refresher, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, proxy, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
 }

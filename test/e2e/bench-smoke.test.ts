@@ -48,7 +48,7 @@ describe('npm run bench --quick', () => {
     const r = JSON.parse(fs.readFileSync(out, 'utf8'));
     expect(r.mode).toBe('quick');
     expect(r.errors).toEqual([]);
-    expect(r.columns).toEqual(expect.arrayContaining(['direct', 'sluice']));
+    expect(r.columns).toEqual(expect.arrayContaining(['direct', 'relay', 'sluice']));
     for (const name of r.columns as string[]) {
       for (const lv of LEVELS) {
         const col = r.throughput[name][lv];
@@ -68,6 +68,7 @@ describe('npm run bench --quick', () => {
       expect(stdout).toContain('mitmproxy column skipped');
     }
     for (const lv of LEVELS) expect(typeof r.ratios[lv].sluice_over_direct_rps).toBe('number');
+    for (const lv of LEVELS) expect(typeof r.ratios[lv].sluice_over_relay_rps).toBe('number');
     expect(r.added_latency_c1).not.toBeNull();
 
     expect(r.sse.direct.streams).toBeGreaterThan(0);

@@ -45,6 +45,8 @@ async function makePool(name: string, opts: { n?: number; maxConcurrent?: number
       name: `${name}-${l}`,
       hosts: [HOST],
       header: 'x-api-key',
+      // The POSTs below carry the pool phantom in the JSON body too: body injection is opt-in (issue 19).
+      inject: ['header', 'body'],
       secret,
       ...(opts.maxConcurrent ? { max_concurrent: opts.maxConcurrent } : {}),
     });

@@ -85,6 +85,8 @@ describe('phantom swap on the bound host', () => {
   });
 
   test('query string phantom is swapped', async () => {
+    // Query, path and body injection are opt-in (issue 19): the next four tests run with every site on.
+    await daemon().client.call('cred.update', { name: 'anthropic', inject: ['header', 'query', 'body', 'path'] });
     const from = upstream.seen.length;
     const r = await get(`https://${HOST}/v1/query?key=${phantom}&x=1`, { headers: { 'x-api-key': phantom } });
     expect(r.status).toBe(200);
@@ -131,6 +133,7 @@ describe('phantom swap on the bound host', () => {
     expect(seen).toHaveLength(1);
     expect(new URLSearchParams(seen[0]!.body).get('api_key')).toBe(SECRET);
     expect(seenText(seen[0]!)).not.toContain('SLUICE');
+    await daemon().client.call('cred.update', { name: 'anthropic', inject: ['header'] });
   });
 
   test('a request with no credential header gets the bound credential injected', async () => {
@@ -143,17 +146,13 @@ describe('phantom swap on the bound host', () => {
     expect(r.text).not.toContain(SECRET);
   });
 
-  test('an unknown phantom-shaped token is stripped, never forwarded', async () => {
+  test('an unknown phantom-shaped token is refused with 401 unknown_phantom, never forwarded (issue 23)', async () => {
     const unknown = `sk-ant-api03-SLUICE${randomAlnum(40)}`;
     const from = upstream.seen.length;
     const r = await get(`https://${HOST}/v1/unknown?k=${unknown}`, { headers: { authorization: `Bearer ${unknown}`, 'x-api-key': phantom } });
-    expect(r.status).toBe(200);
-    const seen = seenSince(from, '/v1/unknown');
-    expect(seen).toHaveLength(1);
-    const text = seenText(seen[0]!);
-    expect(text).not.toContain(unknown);
-    expect(text).not.toContain('SLUICE');
-    expect(seen[0]!.headers['x-api-key']).toBe(SECRET);
+    expect(r.status).toBe(401);
+    expect(r.headers['x-sluice-reason']).toBe('unknown_phantom');
+    expect(seenSince(from, '/v1/unknown')).toHaveLength(0);
   });
 
   test('the proxy-authorization header an agent puts on the inner request is not forwarded', async () => {

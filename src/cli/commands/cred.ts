@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import type { CredentialInfo } from '../../shared/protocol/entities.js';
 import { capProblem, queueTimeoutProblem } from '../../shared/protocol/limits.js';
+import { parseInjectList, type InjectSite } from '../../shared/protocol/inject-sites.js';
 import type { ParamsIn } from '../../shared/protocol/params.js';
 import { action } from '../command-action.js';
 import { callDaemon, checkParams, type GlobalArgs } from '../daemon-call.js';
@@ -35,6 +36,7 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'wait this long for a slot before 429 (0 = refuse at once)' })
             .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number] })
             .option('token-url', { type: 'string', coerce: lastString, describe: 'oauth: the token endpoint refreshes go to' })
+            .option('inject', { type: 'string', coerce: lastString, describe: 'where the phantom is swapped for the secret: header (default), or any of header,query,body,path' })
             .option('from-file', {
               type: 'string',
               coerce: lastString,
@@ -61,6 +63,7 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('format', { type: 'string', coerce: lastString, describe: "header value format ('' clears it)" })
             .option('max-concurrent', { type: 'number', coerce: lastNumber })
             .option('queue-timeout-ms', { type: 'number', coerce: lastNumber })
+            .option('inject', { type: 'string', coerce: lastString, describe: 'replace the injection sites: any of header,query,body,path' })
             .option('secret-stdin', { type: 'boolean', default: false, describe: 'read a new secret from stdin' }),
         action(updateCredential),
       )
@@ -87,6 +90,7 @@ interface AddArgs extends GlobalArgs {
   queueTimeoutMs?: number | undefined;
   tokenUrl?: string | undefined;
   fromFile?: string | undefined;
+  inject?: string | undefined;
 }
 
 async function addCredential(args: AddArgs): Promise<void> {
@@ -99,6 +103,7 @@ async function addCredential(args: AddArgs): Promise<void> {
     ...definedEntry('max_concurrent', intOption('max-concurrent', args.maxConcurrent, capProblem)),
     ...definedEntry('queue_timeout_ms', intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem)),
     ...definedEntry('token_url', args.tokenUrl),
+    ...definedEntry('inject', injectOption(args.inject)),
     secret: 'stand-in',
   };
   if (args.fromFile !== undefined && args.kind !== 'oauth') throw new UsageError('--from-file is for --kind oauth');
@@ -125,9 +130,10 @@ async function updateCredential(args: UpdateArgs): Promise<void> {
     ...definedEntry('format', clearable(args.format)),
     ...definedEntry('max_concurrent', intOption('max-concurrent', args.maxConcurrent, capProblem)),
     ...definedEntry('queue_timeout_ms', intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem)),
+    ...definedEntry('inject', injectOption(args.inject)),
   };
   if (Object.keys(params).length === 1 && !args.secretStdin) {
-    throw new UsageError('nothing to update: give --host, --header, --format, --max-concurrent, --queue-timeout-ms or --secret-stdin');
+    throw new UsageError('nothing to update: give --host, --header, --format, --max-concurrent, --queue-timeout-ms, --inject or --secret-stdin');
   }
   checkParams('cred.update', params);
   if (args.secretStdin) params.secret = await readSecret(args.name);
@@ -138,18 +144,27 @@ async function updateCredential(args: UpdateArgs): Promise<void> {
 /** The `cred list` table. */
 export function credTable(creds: CredentialInfo[]): string[] {
   return formatTable(
-    ['NAME', 'KIND', 'HOSTS', 'HEADER', 'IN-FLIGHT', 'QUEUED', 'PHANTOM'],
+    ['NAME', 'KIND', 'HOSTS', 'HEADER', 'INJECT', 'IN-FLIGHT', 'QUEUED', 'PHANTOM'],
     creds.map((c) => [
       c.name,
       c.needs_login ? `${c.kind} (needs login)` : c.kind,
       c.hosts.join(','),
       c.header,
+      (c.inject ?? ['header']).join(','),
       `${c.in_flight}/${c.max_concurrent}`,
       c.queued,
       c.phantom,
     ]),
     '(no credentials)',
   );
+}
+
+/** `--inject header,query` as sites; a bad site is a usage error naming it. */
+function injectOption(value: string | undefined): InjectSite[] | undefined {
+  if (value === undefined) return undefined;
+  const r = parseInjectList(value);
+  if ('problem' in r) throw new UsageError(r.problem);
+  return r;
 }
 
 /** `''` means "clear this field" (null in the params). */

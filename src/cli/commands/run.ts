@@ -2,12 +2,16 @@
  * `sluicectl run -- CMD [ARGS…]`: runs CMD with the proxy environment merged over ours, terminal attached,
  * and ends with CMD's own exit status (128+N when a signal N killed it), so it can wrap any agent in a
  * script. SIGINT/SIGTERM/SIGHUP sent to sluicectl are passed on to CMD rather than killing the wrapper.
+ * Each run gets its own proxy token from the daemon (`agents.register`), so every request, prompt and audit
+ * row names the agent; the token is revoked when the run ends. `--isolate` fences CMD with bubblewrap.
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import type { Argv } from 'yargs';
 import { action } from '../command-action.js';
-import { callDaemon, type GlobalArgs } from '../daemon-call.js';
+import { checkParams, openClient, type GlobalArgs } from '../daemon-call.js';
+import { probeIsolation } from '../isolation/isolation-probe.js';
+import { runIsolated } from '../isolation/isolated-run.js';
 import { CliError, UsageError } from '../exit-codes.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -32,17 +36,48 @@ export function agentEnvFor(base: NodeJS.ProcessEnv, vars: Record<string, string
   return env;
 }
 
-/** Registers `run -- CMD [ARGS…]`. */
+/** The agent name `run` uses when `--name` is not given: the command's basename, in the characters names allow. */
+export function defaultAgentName(words: string[]): string {
+  const base = (words[0] ?? 'agent').split('/').pop() || 'agent';
+  return base.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64) || 'agent';
+}
+
+/** Registers `run [--isolate] [--name NAME] -- CMD [ARGS…]`. */
 export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command(
     'run [cmd..]',
-    'run a command through the proxy: sluicectl run -- claude',
-    (c) => c.positional('cmd', { describe: 'command and arguments (put them after --)', type: 'string', array: true }),
+    'run a command through the proxy with a per-run token naming it: sluicectl run --isolate -- claude',
+    (c) =>
+      c
+        .positional('cmd', { describe: 'command and arguments (put them after --)', type: 'string', array: true })
+        .option('isolate', { type: 'boolean', default: false, describe: 'fence the command (Linux, bubblewrap): no network but the proxy, no access to sluice\'s state or socket' })
+        .option('name', { type: 'string', describe: 'the agent\'s name in audit rows, prompts and `sluicectl agents` (default: the command\'s name)' })
+        .example('$0 run -- claude -p "hello"', 'run Claude Code through the proxy')
+        .example('$0 run --isolate --name reviewer -- codex exec "review"', 'run Codex fenced, named "reviewer"'),
     action(async (args) => {
       const words = commandWords(args as { cmd?: unknown; '--'?: unknown });
       if (words.length === 0) throw new UsageError('run needs a command: sluicectl run -- CMD [ARGS…]');
-      const env = await callDaemon(args, 'proxy.env');
-      process.exitCode = await runWithEnv(words, agentEnvFor(process.env, env.vars));
+      const name = typeof args.name === 'string' ? args.name : defaultAgentName(words);
+      checkParams('agents.register', { name });
+      let bwrap: string | null = null;
+      if (args.isolate) {
+        const support = probeIsolation();
+        // Nothing runs unfenced by surprise: without a working sandbox the command does not start at all.
+        if (!support.ok) throw new UsageError(support.reason);
+        bwrap = support.bwrap;
+      }
+      // The connection stays open for the whole run: the daemon revokes the run's token when it closes, so a
+      // run that is killed still leaves no live token behind.
+      const client = await openClient(args);
+      try {
+        const reg = await client.call('agents.register', { name });
+        const env = agentEnvFor(process.env, reg.env.vars);
+        process.exitCode = bwrap
+          ? await runIsolated(words, { bwrap, env, proxyUrl: reg.env.proxy_url, proxySocket: reg.proxy_socket, fence: reg.fence })
+          : await runWithEnv(words, env);
+      } finally {
+        client.close();
+      }
     }),
   );
 }

@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import net from 'node:net';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { Lru } from './lru.js';
 import { EC_ALG, randomSerial, type RootCa } from './root-ca.js';
 
 /** PEM certificate and key for one host. */
@@ -20,10 +21,15 @@ const DAY = 24 * 60 * 60 * 1000;
 
 /** Mints and caches leaf certificates signed by the root CA. */
 export class LeafCertCache {
-  private readonly cache = new Map<string, Promise<LeafCert>>();
+  private readonly cache: Lru<string, Promise<LeafCert>>;
   private leafKeys: Promise<{ pair: CryptoKeyPair; pem: string }>;
 
-  constructor(private readonly ca: RootCa) {
+  /** `capacity`: how many hosts keep their certificate (least recently used are dropped and re-minted on demand). */
+  constructor(
+    private readonly ca: RootCa,
+    capacity = 1000,
+  ) {
+    this.cache = new Lru(capacity);
     this.leafKeys = (async () => {
       const pair = (await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
       const der = await webcrypto.subtle.exportKey('pkcs8', pair.privateKey);
@@ -42,9 +48,10 @@ export class LeafCertCache {
     const key = host.toLowerCase();
     let p = this.cache.get(key);
     if (!p) {
-      p = this.mint(key);
-      this.cache.set(key, p);
-      p.catch(() => this.cache.delete(key));
+      const made = this.mint(key);
+      p = made;
+      this.cache.set(key, made);
+      made.catch(() => this.cache.deleteIf(key, made));
     }
     return p;
   }

@@ -1,8 +1,12 @@
 /**
  * The protocol-independent part of the pipeline, shared by HTTP requests and WebSocket upgrades: access
- * check, policy, phantom resolution (a leak is blocked before anyone is asked), approval and permits.
- * Either everything passes and the caller holds permits plus rewritten headers, or it gets a refusal to
- * answer with; nothing here writes to a socket.
+ * check, policy, phantom resolution in the request line and headers (a leak or a stale phantom is refused
+ * before anyone is asked), approval and permits, all decided before any body is read. Credentials are
+ * resolved again after an approval wait (the pool's active member or a stored secret may have changed
+ * during a 120 s prompt) and OAuth tokens are refreshed only once the request may go. The body, read by the
+ * caller only for a request that passed, goes through {@link Admission.admitBody}. Either everything passes
+ * and the caller holds permits plus rewritten parts, or it gets a refusal to answer with; nothing here
+ * writes to a socket.
  */
 import type http from 'node:http';
 import type { ApprovalBroker, ApprovalOutcome } from '../approval/approval-broker.js';
@@ -11,11 +15,11 @@ import type { CapRefusal, CapRegistry, Permit } from '../concurrency/cap-registr
 import type { Logger } from '../log.js';
 import type { PolicyDecision, PolicyEngine } from '../policy/policy-engine.js';
 import type { CredentialResult, CredentialStage } from './credential-stage.js';
-import type { ProxyAuth } from './proxy-auth.js';
+import type { Identity, ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { RequestObserver } from './request-observer.js';
-import { isValidHost } from './target-syntax.js';
+import { hostProblem, parseConnectTarget } from './target-syntax.js';
 
 /** What admission needs. */
 export interface AdmissionDeps {
@@ -39,6 +43,16 @@ export interface Arrival {
   /** The CONNECT request this connection came through, if any. */
   connectRequest: http.IncomingMessage | undefined;
   headers: http.IncomingHttpHeaders;
+  /** The host as the client spelled it, when it had no canonical form (for the 400 message). */
+  invalidHost?: string | undefined;
+}
+
+/** Options of {@link Admission.admit}. */
+export interface AdmitOptions {
+  /** A POST to a known token URL: refresh phantoms may resolve (confirmed by {@link Admission.admitBody}). */
+  tokenEndpoint?: boolean;
+  /** The caller will read a body and call {@link Admission.admitBody}; else admission is complete here. */
+  bodyFollows?: boolean;
 }
 
 /** The outcome of admission. */
@@ -46,6 +60,9 @@ export type AdmitResult =
   | { kind: 'ok'; cred: CredentialResult; permit: Permit }
   | { kind: 'refused'; refusal: Refusal; audited: boolean }
   | { kind: 'gone' };
+
+/** The outcome of {@link Admission.admitBody}: null = go on. */
+export type BodyRefusal = { refusal: Refusal; audited: boolean } | null;
 
 const APPROVAL_MESSAGES: Record<Exclude<ApprovalOutcome, { allowed: true }>['reason'], string> = {
   denied: 'the request was denied by the user',
@@ -58,6 +75,9 @@ const APPROVAL_MESSAGES: Record<Exclude<ApprovalOutcome, { allowed: true }>['rea
 
 /** Decides whether a request may go upstream, and with which credential. */
 export class Admission {
+  /** Who opened each tunnel, decided once per CONNECT (a kept-alive tunnel carries many requests). */
+  private readonly tunnelIdentities = new WeakMap<http.IncomingMessage, Identity>();
+
   constructor(private readonly d: AdmissionDeps) {}
 
   /**
@@ -65,13 +85,16 @@ export class Admission {
    * authenticated CONNECT; a TLS request without one reached the internal server directly.
    */
   checkAccess(ex: RequestExchange, a: Arrival): { refusal: Refusal; audited: boolean } | null {
-    if (!isValidHost(ex.host)) return { refusal: { status: 400, code: 'invalid_host', message: 'sluice: the request has no valid target host' }, audited: false };
+    if (!ex.host) return { refusal: { status: 400, code: 'invalid_host', message: hostProblem(a.invalidHost ?? '') }, audited: false };
+    const identity = this.identityOf(a);
+    if (identity.ok && identity.agent) {
+      // A run's token dies with its run, even on a tunnel opened while it was alive.
+      if (!this.d.auth.isLive(identity.agent.id)) return this.refuseAuth(ex);
+      ex.agent = identity.agent;
+    }
     if (!a.connectRequest) {
       if (a.isSSL) return { refusal: { status: 403, code: 'not_via_proxy', message: 'connect through the sluice proxy' }, audited: false };
-      if (!this.d.auth.check(a.headers['proxy-authorization'])) {
-        this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
-        return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
-      }
+      if (!identity.ok) return this.refuseAuth(ex);
     } else if (a.isSSL && !sameTarget(a.connectRequest.url, ex.host, ex.port)) {
       return { refusal: { status: 421, code: 'misdirected', message: 'the Host header does not match the CONNECT target' }, audited: false };
     }
@@ -79,12 +102,28 @@ export class Admission {
     return null;
   }
 
+  /** The proxy credential's identity: from the CONNECT of a tunnel (checked once per tunnel), else the request's own header. */
+  private identityOf(a: Arrival): Identity {
+    if (!a.connectRequest) return this.d.auth.identify(a.headers['proxy-authorization']);
+    let id = this.tunnelIdentities.get(a.connectRequest);
+    if (!id) {
+      id = this.d.auth.identify(a.connectRequest.headers['proxy-authorization']);
+      this.tunnelIdentities.set(a.connectRequest, id);
+    }
+    return id;
+  }
+
+  private refuseAuth(ex: RequestExchange): { refusal: Refusal; audited: boolean } {
+    this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
+    return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
+  }
+
   /**
-   * Policy → credentials → approval → permits for `ex`. `signal` aborts waiting when the client leaves.
-   * Answers synchronously when nothing has to wait (no token refresh, no approval, a free slot): the
-   * common case, and then the request costs no promise or microtask here.
+   * Policy → credentials (request line and headers) → approval → permits for `ex`. Waiting aborts when
+   * the client leaves. Answers synchronously when nothing has to wait (no token refresh, no approval, a
+   * free slot): the common case, and then the request costs no promise or microtask here.
    */
-  admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, refreshGrant = false): AdmitResult | Promise<AdmitResult> {
+  admit(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, o: AdmitOptions = {}): AdmitResult | Promise<AdmitResult> {
     const decision = this.d.policy.evaluate({ host: ex.host, port: ex.port, method: ex.method, path: ex.path });
     ex.verdict = decision.verdict;
     ex.ruleId = decision.rule_id;
@@ -92,24 +131,11 @@ export class Admission {
     if (decision.verdict === 'deny') {
       return refused({ status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
     }
-    if (this.d.ensureFresh && !refreshGrant && this.d.credentials.hasOAuth()) {
-      const names = this.d.credentials.oauthCredentialsIn([...Object.values(headers).flat(), path, body]);
-      if (names.length > 0) {
-        return Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {}))).then(() => this.withCredentials(ex, decision, headers, path, body, refreshGrant));
-      }
-    }
-    return this.withCredentials(ex, decision, headers, path, body, refreshGrant);
-  }
-
-  /** The rest of {@link admit} once any expired OAuth token was refreshed. */
-  private withCredentials(ex: RequestExchange, decision: PolicyDecision, headers: http.IncomingHttpHeaders, path: string, body: Buffer | null, refreshGrant: boolean): AdmitResult | Promise<AdmitResult> {
-    const cred = this.d.credentials.apply(ex.host, headers, path, body, refreshGrant);
-    if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
-    if (!ex.tls && cred.report.used.size > 0) {
-      // A real secret never travels in cleartext, even to its own host.
-      return refused({ status: 403, code: 'cleartext_refused', message: `sluice: credentials are only injected into HTTPS requests; use https://${ex.host}` });
-    }
-    if (decision.verdict !== 'ask') return this.takePermit(ex, cred);
+    if (decision.verdict !== 'ask') return this.freshThenResolve(ex, headers, path, o);
+    // Check before asking: a leak or a stale phantom is refused without bothering a human. Nothing here
+    // refreshes a token or keeps the member it found: both happen again once the request is approved.
+    const early = this.headProblem(ex, this.d.credentials.applyHead(ex.host, headers, path, o.tokenEndpoint ?? false));
+    if (early) return early;
     return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.signal).then((outcome) => {
       if (!outcome.allowed) {
         if (outcome.reason === 'aborted') return GONE;
@@ -117,8 +143,100 @@ export class Admission {
         return refused({ status: 403, code: `approval_${outcome.reason}`, message: `sluice: ${ex.host}:${ex.port}: ${APPROVAL_MESSAGES[outcome.reason]}`, extra: { approval_id: outcome.approval_id } });
       }
       ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
-      return this.takePermit(ex, cred);
+      if (ex.clientGone) return GONE;
+      return this.freshThenResolve(ex, headers, path, o);
     });
+  }
+
+  /** Refreshes any expired OAuth token the request line and headers name, then resolves them and takes permits. */
+  private freshThenResolve(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, o: AdmitOptions): AdmitResult | Promise<AdmitResult> {
+    const refresh = this.freshen([...Object.values(headers).flat(), path], o.tokenEndpoint ?? false);
+    if (refresh) return refresh.then(() => this.resolveHead(ex, headers, path, o));
+    return this.resolveHead(ex, headers, path, o);
+  }
+
+  /** Refreshes the expired OAuth credentials that phantoms in `texts` would inject now; null when there are none. */
+  private freshen(texts: readonly (string | Buffer | null | undefined)[], refreshGrant: boolean): Promise<unknown> | null {
+    if (!this.d.ensureFresh || refreshGrant || !this.d.credentials.hasOAuth()) return null;
+    const names = this.d.credentials.oauthCredentialsIn(texts);
+    if (names.length === 0) return null;
+    return Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {})));
+  }
+
+  /** Resolves phantoms in the request line and headers for good, refuses what must not go, takes permits. */
+  private resolveHead(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, o: AdmitOptions): AdmitResult | Promise<AdmitResult> {
+    const cred = this.d.credentials.applyHead(ex.host, headers, path, o.tokenEndpoint ?? false);
+    const problem = this.headProblem(ex, cred);
+    if (problem) return problem;
+    if (!o.bodyFollows) this.auditNotInjected(ex, cred);
+    return this.takePermit(ex, cred);
+  }
+
+  /** A refusal for what a rewrite found (stale phantom, leak, secret in cleartext), or null. */
+  private headProblem(ex: RequestExchange, cred: CredentialResult): AdmitResult | null {
+    if (cred.report.unknown > 0) return this.refuseUnknown(ex, cred.report.unknown);
+    if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
+    if (!ex.tls && cred.report.used.size > 0) {
+      // A real secret never travels in cleartext, even to its own host.
+      return refused({ status: 403, code: 'cleartext_refused', message: `sluice: credentials are only injected into HTTPS requests; use https://${ex.host}` });
+    }
+    return null;
+  }
+
+  /**
+   * The body phase for a request {@link admit} let through with `bodyFollows`: phantoms in the body are
+   * resolved (after refreshing an expired OAuth token they name), a leak or stale phantom there still
+   * blocks the request (the caller's `finish` releases its permits), and a credential named only by the
+   * body takes its slot now. `decoded` is the identity form of an encoded body (see
+   * CredentialStage.applyBody). Writes the request's one `phantom_not_injected` row, if any.
+   */
+  admitBody(ex: RequestExchange, cred: CredentialResult, body: Buffer | null, decoded: Buffer | null, refreshGrant: boolean): BodyRefusal | Promise<BodyRefusal> {
+    const refresh = this.freshen([decoded ?? body], refreshGrant);
+    if (refresh) return refresh.then(() => this.resolveBody(ex, cred, body, decoded, refreshGrant));
+    return this.resolveBody(ex, cred, body, decoded, refreshGrant);
+  }
+
+  private resolveBody(ex: RequestExchange, cred: CredentialResult, body: Buffer | null, decoded: Buffer | null, refreshGrant: boolean): BodyRefusal | Promise<BodyRefusal> {
+    const hadCredential = cred.credential;
+    this.d.credentials.applyBody(ex.host, cred, body, decoded, refreshGrant);
+    if (!refreshGrant) {
+      // The head was resolved as if this could be a refresh grant; the body says it is not.
+      for (const t of cred.report.used.values()) if (t.slot === 'refresh') cred.report.leaked.push(t);
+    }
+    const problem = this.headProblem(ex, cred);
+    if (problem) return problem.kind === 'refused' ? { refusal: problem.refusal, audited: problem.audited } : null;
+    this.auditNotInjected(ex, cred);
+    if (hadCredential !== null || cred.credential === null || !ex.permit) return null;
+    // Only the body named a credential: trade the request's credential-less slot for that credential's.
+    ex.credential = cred.credential;
+    ex.pool = cred.pool;
+    return ex.permit.switchTo(cred.credential).then((ok) => {
+      if (ok) return null;
+      const cap = this.d.caps.countsFor(cred.credential!);
+      this.d.observer.rejected(ex, 'per_credential_cap', cap.in_flight);
+      return { refusal: { status: 429, code: 'per_credential_cap', message: 'Too many concurrent requests against this credential. Retry shortly.', retryAfterS: 1 }, audited: false };
+    });
+  }
+
+  /** One audit row per request naming the credentials whose phantom was left in place, and where. */
+  private auditNotInjected(ex: RequestExchange, cred: CredentialResult): void {
+    const n = cred.report.notInjected;
+    if (n.length === 0) return;
+    const where = n.map((x) => `${x.label}@${x.site}`).join(', ');
+    this.d.audit.append({ event: 'phantom_not_injected', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...new Set(n.map((x) => x.label))].join(','), detail: `phantom left in place (not an injection site of its credential): ${where}` });
+  }
+
+  /** A stale phantom: the agent holds a token for a credential that was removed or renamed. Never forwarded. */
+  private refuseUnknown(ex: RequestExchange, count: number): AdmitResult {
+    const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host}`;
+    this.d.log.warn('refused a request carrying an unknown phantom', { host: ex.host, path: ex.path, count });
+    this.d.audit.append({ event: 'unknown_phantom', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 401, detail });
+    this.d.observer.notice('warn', 'unknown_phantom', `${detail}: credential removed or renamed? run \`sluicectl cred list\``);
+    return {
+      kind: 'refused',
+      refusal: { status: 401, code: 'unknown_phantom', message: 'sluice: this request carries a sluice phantom that matches no credential (credential removed or renamed? run `sluicectl cred list`)' },
+      audited: true,
+    };
   }
 
   /** Takes the request's permits: at once when a slot is free, else after waiting in the credential's queue. */
@@ -164,16 +282,16 @@ function refused(refusal: Refusal): AdmitResult {
 }
 
 /** CONNECT targets parsed once: every request on a tunnel is checked against the same one. */
-const connectTargets = new Map<string, { host: string; port: number }>();
+const connectTargets = new Map<string, { host: string; port: number } | null>();
 
+/** True when the canonical CONNECT target is `host:port` (both sides canonical: `evil.example.` is `evil.example`). */
 function sameTarget(connectUrl: string | undefined, host: string, port: number): boolean {
   if (!connectUrl) return false;
   let t = connectTargets.get(connectUrl);
-  if (!t) {
-    const i = connectUrl.lastIndexOf(':');
-    t = { host: (i === -1 ? connectUrl : connectUrl.slice(0, i)).replace(/^\[|\]$/g, '').toLowerCase(), port: i === -1 ? 443 : Number(connectUrl.slice(i + 1)) };
+  if (t === undefined) {
+    t = parseConnectTarget(connectUrl);
     if (connectTargets.size >= 4096) connectTargets.clear();
     connectTargets.set(connectUrl, t);
   }
-  return t.port === port && (t.host === host || t.host === host.replace(/^\[|\]$/g, ''));
+  return t !== null && t.port === port && t.host === host;
 }

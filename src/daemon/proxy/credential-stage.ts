@@ -1,15 +1,20 @@
 /**
  * Step 3 of the pipeline: find phantoms in a request's headers, URL and body and swap them for real
- * secrets where the credential is bound to the destination host. Phantoms bound elsewhere are reported as
- * leaks (the caller blocks the request); unknown phantom-shaped tokens are stripped. A credential bound to
- * the host may inject its header when the request carries no phantom and no such header, but only when it
- * is the single credential bound to that host (never guess between accounts).
+ * secrets where the credential is bound to the destination host and allows injection at that site
+ * (header by default; query, body, path by opt-in). A bound phantom outside its credential's sites stays
+ * a phantom (the upstream sees a worthless token) and is reported as not injected. Phantoms bound
+ * elsewhere are reported as leaks, and phantom-shaped tokens that match no credential as unknown (the
+ * caller refuses both). Escaped, percent-encoded and compressed forms are searched too (see
+ * body-decoding.ts); they are never swapped, only classified. A credential bound to the host may inject
+ * its header when the request carries no phantom and no such header, but only when it is the single
+ * credential bound to that host (never guess between accounts).
  */
 import type { CredentialRow } from '../store/credentials-repo.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialVault, SecretSlot } from '../vault/credential-vault.js';
 import { PHANTOM_CORE_RE, PHANTOM_MARKER } from '../vault/phantom.js';
-import { newReport, rewritePhantoms, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
+import { hiddenForms, mayHideForms } from './body-decoding.js';
+import { newReport, rewritePhantoms, scanPhantoms, type InjectSite, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
 
 /** The rewritten request parts and what was found. */
 export interface CredentialResult {
@@ -40,14 +45,16 @@ export class CredentialStage {
 
   /**
    * A lookup for requests to `host`. Access phantoms and API keys are bound to the credential's hosts;
-   * a refresh-token phantom is bound only to its token URL's host and only inside a refresh grant.
+   * a refresh-token phantom is bound only to its token URL's host and only inside a refresh grant, where
+   * it is injected in the body whatever the credential's sites say (that is how refresh grants work).
+   * A pool phantom resolves to the active member now, with that member's hosts and sites.
    */
   lookupFor(host: string, refreshGrant = false): PhantomLookup {
     return (core: string): PhantomTarget | undefined => {
       const m = this.vault.byCore(core);
       if (m) {
         const phantom = m.slot === 'refresh' ? m.row.phantom_refresh! : m.row.phantom;
-        return { credential: m.row.name, phantom, bound: this.bound(m.row, m.slot, host, refreshGrant), label: m.row.name, slot: m.slot };
+        return { credential: m.row.name, phantom, bound: this.bound(m.row, m.slot, host, refreshGrant), label: m.row.name, slot: m.slot, sites: m.row.inject, ...alwaysAt(m.slot, refreshGrant) };
       }
       const p = this.pools?.byCore(core);
       if (!p || p.pool.members.length === 0) return undefined;
@@ -55,7 +62,7 @@ export class CredentialStage {
       if (!member) return undefined;
       const slot: SecretSlot = p.slot === 'refresh' ? 'refresh' : member.kind === 'oauth' ? 'access' : 'secret';
       const phantom = p.slot === 'refresh' ? p.pool.phantom_refresh! : p.pool.phantom;
-      return { credential: member.name, phantom, bound: this.bound(member, slot, host, refreshGrant), label: `${p.pool.name}/${member.name}`, pool: p.pool.name, slot };
+      return { credential: member.name, phantom, bound: this.bound(member, slot, host, refreshGrant), label: `${p.pool.name}/${member.name}`, pool: p.pool.name, slot, sites: member.inject, ...alwaysAt(slot, refreshGrant) };
     };
   }
 
@@ -70,10 +77,22 @@ export class CredentialStage {
   }
 
   /**
-   * Rewrites headers, path and body for a request to `host`. `refreshGrant` is true only for a
-   * `grant_type=refresh_token` request to a known token URL: the one place refresh phantoms resolve.
+   * Rewrites headers, path and body for a request to `host` in one go ({@link applyHead} then
+   * {@link applyBody} with an identity body). `refreshGrant` is true only for a `grant_type=refresh_token`
+   * request to a known token URL: the one place refresh phantoms resolve.
    */
   apply(host: string, headers: Record<string, string | string[] | undefined>, path: string, body: Buffer | null, refreshGrant = false): CredentialResult {
+    const r = this.applyHead(host, headers, path, refreshGrant);
+    this.applyBody(host, r, body, null, refreshGrant);
+    return r;
+  }
+
+  /**
+   * Rewrites the request line and headers (what policy, approval and caps are decided on). The body is
+   * left for {@link applyBody}, once the request is known to go upstream. May inject a bound
+   * credential's header (see the module comment).
+   */
+  applyHead(host: string, headers: Record<string, string | string[] | undefined>, path: string, refreshGrant = false): CredentialResult {
     const report = newReport();
     const lookup = this.lookupFor(host, refreshGrant);
     const secretOf = (t: PhantomTarget) => this.vault.secretFor(t.credential, t.slot ?? 'secret');
@@ -87,24 +106,61 @@ export class CredentialStage {
         if (name === 'host') out[name] = value;
         continue;
       }
-      out[name] = Array.isArray(value) ? value.map((v) => rewritePhantoms(v, lookup, secretOf, report)) : rewritePhantoms(value, lookup, secretOf, report);
+      if (typeof value === 'string') {
+        out[name] = rewritePhantoms(value, lookup, secretOf, report, 'header');
+        scanHidden(value, lookup, report);
+      } else {
+        out[name] = value.map((v) => rewritePhantoms(v, lookup, secretOf, report, 'header'));
+        for (const v of value) scanHidden(v, lookup, report);
+      }
     }
-    const newPath = rewritePhantoms(path, lookup, secretOf, report);
-    let newBody = body;
-    if (body && body.includes('SLUICE')) {
-      newBody = Buffer.from(rewritePhantoms(body.toString('latin1'), lookup, (t) => Buffer.from(secretOf(t), 'utf8').toString('latin1'), report), 'latin1');
-    }
-    if (report.used.size === 0 && report.leaked.length === 0) this.maybeInject(host, out, report);
+    const q = path.indexOf('?');
+    const newPath = q === -1 ? rewritePhantoms(path, lookup, secretOf, report, 'path') : rewritePhantoms(path.slice(0, q), lookup, secretOf, report, 'path') + rewritePhantoms(path.slice(q), lookup, secretOf, report, 'query');
+    scanHidden(path, lookup, report);
+    if (report.used.size === 0 && report.leaked.length === 0 && report.unknown === 0) this.maybeInject(host, out, report);
     const first = report.used.values().next();
     if (!first.done && first.value.pool && first.value.slot === 'access' && typeof out['chatgpt-account-id'] === 'string') {
       // Codex names its account in a header too; behind a pool it must name the member actually serving.
       const account = this.vault.oauthTokens(first.value.credential).account_id;
       if (account) out['chatgpt-account-id'] = account;
     }
-    return { headers: out, path: newPath, body: newBody, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
+    return { headers: out, path: newPath, body: null, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
   }
 
-  /** True when any OAuth credential exists (lets callers skip OAuth-only work). */
+  /**
+   * Rewrites the body of a request whose head {@link applyHead} produced `r`, adding to its report.
+   * `decoded` is the identity form of a body sent with a content-encoding (null for an identity body):
+   * it is what gets searched, and when a phantom in it must become a secret the decoded, rewritten body is
+   * forwarded and the `content-encoding` header dropped (re-compressing would buy nothing on the loopback
+   * side and cost CPU). A body that needs no rewrite goes upstream exactly as it came.
+   */
+  applyBody(host: string, r: CredentialResult, body: Buffer | null, decoded: Buffer | null, refreshGrant = false): void {
+    r.body = body;
+    const plain = decoded ?? body;
+    if (!plain || plain.length === 0) return;
+    const hasMarker = plain.includes(PHANTOM_MARKER);
+    const hidden = mayHideForms(plain);
+    if (!hasMarker && !hidden) return;
+    const lookup = this.lookupFor(host, refreshGrant);
+    const text = plain.toString('latin1');
+    if (hasMarker) {
+      const usedBefore = r.report.used.size;
+      const secretOf = (t: PhantomTarget) => Buffer.from(this.vault.secretFor(t.credential, t.slot ?? 'secret'), 'utf8').toString('latin1');
+      const rewritten = rewritePhantoms(text, lookup, secretOf, r.report, 'body');
+      if (rewritten !== text) {
+        r.body = Buffer.from(rewritten, 'latin1');
+        if (decoded) delete r.headers['content-encoding'];
+      }
+      if (r.credential === null && r.report.used.size > usedBefore) {
+        const first = r.report.used.values().next().value!;
+        r.credential = first.credential;
+        r.pool = first.pool ?? null;
+      }
+    }
+    if (hidden) for (const form of hiddenForms(text)) scanPhantoms(form, lookup, r.report);
+  }
+
+    /** True when any OAuth credential exists (lets callers skip OAuth-only work). */
   hasOAuth(): boolean {
     return this.vault.hasOAuth();
   }
@@ -157,7 +213,7 @@ export class CredentialStage {
     const bound = this.vault.boundTo(host);
     if (bound.length !== 1) return;
     const cred: CredentialRow = bound[0]!;
-    if (!cred.header) return;
+    if (!cred.header || !cred.inject.includes('header')) return;
     const h = cred.header.toLowerCase();
     if (headers[h] !== undefined) return;
     const slot: SecretSlot = cred.kind === 'oauth' ? 'access' : 'secret';
@@ -166,6 +222,18 @@ export class CredentialStage {
     headers[h] = (cred.format ?? '{}').replace('{}', () => secret);
     report.used.set(`${cred.name}:${slot}`, { credential: cred.name, phantom: cred.phantom, bound: true, label: cred.name, slot });
   }
+}
+
+/** A refresh phantom inside a refresh grant goes in the body whatever the credential's sites are. */
+function alwaysAt(slot: SecretSlot, refreshGrant: boolean): { alwaysAt?: InjectSite } {
+  return slot === 'refresh' && refreshGrant ? { alwaysAt: 'body' } : {};
+}
+
+/** Searches the decoded forms of a header value or URL (percent-encoding, JSON escapes) for leaks and stale phantoms. */
+function scanHidden(text: string, lookup: PhantomLookup, report: RewriteReport): void {
+  // Two includes per value; phantoms are plain alphanumerics, so only an escape can hide one.
+  if (!text.includes('%') && !text.includes('\\u')) return;
+  for (const form of hiddenForms(text)) scanPhantoms(form, lookup, report);
 }
 
 /** The credential whose refresh token a rewrite injected, when exactly one did; else null (unattributable). */

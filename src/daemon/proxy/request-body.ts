@@ -1,11 +1,47 @@
 /**
- * Request bodies the proxy must inspect for phantoms. The body is read whole (bounded) before anything
- * goes upstream, rewritten, and then sent upstream whole with an exact content-length.
+ * Request bodies the proxy must inspect for phantoms. A body is read only once the request is known to go
+ * upstream (policy, approval and permits passed), whole and bounded, rewritten, and then sent upstream
+ * whole with an exact content-length. What all requests hold at once is bounded too ({@link BufferBudget}).
  */
 import type http from 'node:http';
 
 /** Largest body sluice inspects; larger requests are refused (fail closed) rather than passed unscanned. */
 export const MAX_INSPECTED_BODY_BYTES = 32 * 1024 * 1024;
+
+/** Default for `SLUICE_MAX_BUFFERED_BYTES`: request bytes all requests together may hold in memory. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A process-wide budget of buffered request bytes. A request reserves what it reads (and what decoding
+ * it produces) and gives it back when its exchange ends; a reservation past the limit fails, and the
+ * request is refused with nothing held. Counting only: it never holds data itself.
+ */
+export class BufferBudget {
+  private inUse = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Bytes reserved now. */
+  get used(): number {
+    return this.inUse;
+  }
+
+  /** Reserves `n` bytes; false (and nothing reserved) when that would pass the limit. */
+  tryReserve(n: number): boolean {
+    if (n <= 0) return true;
+    if (this.inUse + n > this.limit) return false;
+    this.inUse += n;
+    return true;
+  }
+
+  /** Gives back `n` bytes reserved earlier. */
+  release(n: number): void {
+    this.inUse = Math.max(0, this.inUse - n);
+  }
+}
+
+/** Why a body was not read. */
+export type BodyFailure = 'too_large' | 'aborted' | 'over_budget';
 
 /** True when the request declares a body. */
 export function hasBody(req: http.IncomingMessage): boolean {
@@ -14,29 +50,45 @@ export function hasBody(req: http.IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
-/** Reads the whole body; resolves with it, or with why it could not. Never rejects. */
-export async function readBody(req: import('node:stream').Readable & { headers?: http.IncomingHttpHeaders }, limit = MAX_INSPECTED_BODY_BYTES): Promise<Buffer | 'too_large' | 'aborted'> {
+/**
+ * Reads the whole body; resolves with it, or with why it could not. Never rejects. With `reserve`, every
+ * byte is reserved before it is kept (a declared length at once, a chunked body chunk by chunk); a
+ * refused reservation stops reading with `over_budget`, and what was reserved stays reserved (the caller
+ * owns it and gives it back).
+ */
+export async function readBody(req: import('node:stream').Readable & { headers?: http.IncomingHttpHeaders }, limit = MAX_INSPECTED_BODY_BYTES, reserve?: (n: number) => boolean): Promise<Buffer | BodyFailure> {
   const declared = Number(req.headers?.['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limit) return 'too_large';
+  const upFront = reserve && Number.isFinite(declared) ? declared : 0;
+  if (reserve && upFront > 0 && !reserve(upFront)) return 'over_budget';
   return new Promise((resolve) => {
     // Unlike peekBody, the stream is finished with once this settles, so its listeners are never removed
     // (removing four listeners per request showed in profiles).
     const parts: Buffer[] = [];
     let size = 0;
+    let reserved = upFront;
     let settled = false;
-    const done = (v: Buffer | 'too_large' | 'aborted'): void => {
+    const done = (v: Buffer | BodyFailure): void => {
       if (settled) return;
       settled = true;
       resolve(v);
     };
     req.on('data', (c: Buffer) => {
       if (settled) return;
-      parts.push(c);
       size += c.length;
       if (size > limit) {
         req.pause();
-        done('too_large');
+        return done('too_large');
       }
+      // Without a declared length (or past it), each chunk is reserved as it comes.
+      if (reserve && size > reserved) {
+        if (!reserve(size - reserved)) {
+          req.pause();
+          return done('over_budget');
+        }
+        reserved = size;
+      }
+      parts.push(c);
     });
     req.on('end', () => done(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)));
     req.on('error', () => done('aborted'));

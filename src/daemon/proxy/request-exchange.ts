@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import type { RecentRequest } from '../../shared/protocol/entities.js';
 import type { Permit } from '../concurrency/cap-registry.js';
+import type { RunAgent } from './proxy-auth.js';
 
 /** A per-run random prefix: ids stay unique across daemon restarts without a UUID per request. */
 const ID_PREFIX = crypto.randomBytes(6).toString('hex');
@@ -31,6 +32,10 @@ export class RequestExchange {
   /** Path without the query string (what logs and audit rows show). */
   path = '';
   client: string | null = null;
+  /** The `sluicectl run` agent whose per-run token the request carried (null: the owner's token). */
+  agent: RunAgent | null = null;
+  /** True once the request counted towards its agent's in-flight number (so finishing uncounts it once). */
+  agentCounted = false;
   verdict: string | null = null;
   ruleId: number | null = null;
   credential: string | null = null;
@@ -107,6 +112,7 @@ export class RequestExchange {
       method: this.method,
       path: this.path,
       credential: this.credential,
+      agent: this.agent?.name ?? null,
       status: this.status,
       outcome: this.outcome(),
       duration_ms: now - this.startedAt,

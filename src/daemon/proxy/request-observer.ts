@@ -24,6 +24,8 @@ export class RequestActivity implements RequestObserver {
   readonly recent = new RecentBuffer<RecentRequest>(200);
   readonly notices = new RecentBuffer<Notice>(100);
   private readonly lastNotice = new Map<string, number>();
+  /** Per `sluicectl run` agent id: requests in flight and admitted so far. */
+  private readonly agentCounts = new Map<string, { in_flight: number; requests: number }>();
 
   constructor(
     private readonly clock: Clock,
@@ -33,12 +35,24 @@ export class RequestActivity implements RequestObserver {
   ) {}
 
   started(ex: RequestExchange): void {
+    if (ex.agent && !ex.agentCounted) {
+      ex.agentCounted = true;
+      const c = this.agentCounts.get(ex.agent.id) ?? { in_flight: 0, requests: 0 };
+      c.in_flight++;
+      c.requests++;
+      this.agentCounts.set(ex.agent.id, c);
+    }
     if (this.bus.hasListeners) {
       this.bus.publish('request.started', { id: ex.id, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: ex.credential });
     }
   }
 
   finished(ex: RequestExchange): void {
+    if (ex.agentCounted) {
+      ex.agentCounted = false;
+      const c = this.agentCounts.get(ex.agent!.id);
+      if (c) c.in_flight--;
+    }
     this.stats.recordFinished(ex.credential, ex.outcome() === 'upstream_error' ? null : ex.status);
     const r = ex.toRecent(this.clock.now(), this.clock.iso());
     this.recent.add(r);
@@ -50,6 +64,16 @@ export class RequestActivity implements RequestObserver {
     this.stats.recordRejected(ex.credential);
     const who = ex.credential ? `credential ${ex.credential}` : 'all credentials';
     this.notice('warn', reason, reason === 'global_cap' ? `global cap ${cap} reached: refusing requests` : `cap ${cap} reached for ${who}: refusing requests`);
+  }
+
+  /** Requests in flight and admitted so far for agent `id` (zeros for an agent that made none). */
+  agentCountsFor(id: string): { in_flight: number; requests: number } {
+    return this.agentCounts.get(id) ?? { in_flight: 0, requests: 0 };
+  }
+
+  /** Drops the counts of an agent whose run ended. */
+  forgetAgent(id: string): void {
+    this.agentCounts.delete(id);
   }
 
   /** Records a notice; an identical notice within 30 s is not repeated. */

@@ -21,11 +21,12 @@ import { grantTypeOf } from '../oauth/token-exchange.js';
 import type { RefreshFlights } from '../oauth/refresh-flights.js';
 import type { TokenResponseStage } from './token-response.js';
 import { writeRefusal, type Refusal } from './refusals.js';
-import { hasBody, readBody } from './request-body.js';
+import { decodeContent } from './body-decoding.js';
+import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from './request-body.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { relayResponse, UpstreamLeg, type Reply } from './upstream-leg.js';
+import { relayResponse, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
 
 /** Everything the pipeline needs, injected by wire.ts. */
 export interface PipelineDeps {
@@ -44,8 +45,12 @@ export interface PipelineDeps {
   refreshFlights?: RefreshFlights | null;
   /** True when `host` + `path` is some OAuth credential's token URL. */
   isTokenUrl: (host: string, path: string) => boolean;
+  /** Request bytes all exchanges together may hold (SLUICE_MAX_BUFFERED_BYTES). */
+  budget: BufferBudget;
   /** The CONNECT request a tunnelled connection came through (undefined for plain proxy requests). */
   connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
+  /** Upstream connect and response-header limits (exceeded → 504 upstream_timeout). */
+  upstreamTimeouts: UpstreamTimeouts;
 }
 
 /** How a connection reached the proxy. */
@@ -62,6 +67,8 @@ interface Exchange {
   req: http.IncomingMessage;
   res: http.ServerResponse;
   leg: UpstreamLeg | null;
+  /** Request bytes this exchange reserved from the buffer budget (given back by finish). */
+  buffered: number;
 }
 
 /** Runs requests through the pipeline; see the module comment. */
@@ -72,7 +79,7 @@ export class RequestPipeline {
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null };
+    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0 };
     // finish() is idempotent, so a plain listener will do (once() wraps every request's listener).
     res.on('close', () => this.finish(x));
     // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead
@@ -94,30 +101,37 @@ export class RequestPipeline {
     ex.path = target.path.split('?')[0]!;
     ex.client = client;
     ex.tls = secure;
-    const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers });
+    const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers, invalidHost: target.invalidHost });
     if (denied) return this.refuse(x, denied.refusal, !denied.audited);
-    let body: Buffer | null = null;
-    if (hasBody(req)) {
-      const b = await readBody(req);
-      if (b === 'aborted') return;
-      if (b === 'too_large') return this.refuse(x, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
-      body = b;
-    } else {
-      req.resume();
-    }
-    // OAuth refreshes: refresh phantoms resolve only inside a refresh grant to a known token URL.
+    // Policy, approval and permits are decided on the request line and headers alone: a refused request's
+    // body is drained unread (writeRefusal), never buffered.
     ex.tokenEndpoint = ex.method === 'POST' && this.d.isTokenUrl(ex.host, ex.path);
-    const refreshGrant = ex.tokenEndpoint && grantTypeOf(body, req.headers['content-type']) === 'refresh_token';
-    const admitted = this.d.admission.admit(ex, req.headers, target.path, body, refreshGrant);
+    const withBody = hasBody(req);
+    const admitted = this.d.admission.admit(ex, req.headers, target.path, { tokenEndpoint: ex.tokenEndpoint, bodyFollows: withBody });
     // Admission answers synchronously unless something had to wait; awaiting a plain value would still cost a tick.
     const r = admitted instanceof Promise ? await admitted : admitted;
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return this.refuse(x, r.refusal, !r.audited);
     if (ex.finished) return r.permit.release();
     ex.permit = r.permit;
+    let original: OriginalRequest = { headers: req.headers, path: target.path, body: null, refreshGrant: false };
+    if (withBody) {
+      const read = await this.readRequestBody(x);
+      if (read === null) return;
+      const { body, decoded } = read;
+      // A decoded body is what a replay on another pool member sends (with its content-encoding dropped).
+      original = decoded ? { headers: { ...req.headers, 'content-encoding': undefined }, path: target.path, body: decoded, refreshGrant: false } : { ...original, body };
+      original.refreshGrant = ex.tokenEndpoint && grantTypeOf(decoded ?? body, req.headers['content-type']) === 'refresh_token';
+      const checked = this.d.admission.admitBody(ex, r.cred, body, decoded, original.refreshGrant);
+      const refusal = checked instanceof Promise ? await checked : checked;
+      if (ex.finished) return;
+      if (refusal) return this.refuse(x, refusal.refusal, !refusal.audited);
+    } else {
+      req.resume();
+    }
     ex.refreshOwner = refreshOwnerOf(r.cred);
     let endFlight: ((ok: boolean) => void) | null = null;
-    if (refreshGrant && ex.refreshOwner && this.d.refreshFlights) {
+    if (original.refreshGrant && ex.refreshOwner && this.d.refreshFlights) {
       // One refresh per credential at a time: wait for one under way; a spent token is answered from what it saved.
       const gate = await this.d.refreshFlights.gate(ex.refreshOwner, ex.pool, [r.cred.body, r.cred.path, ...Object.values(r.cred.headers).flat()]);
       if (!gate.send) return this.answerLocally(x, gate.answer);
@@ -126,7 +140,7 @@ export class RequestPipeline {
       endFlight = gate.end;
     }
     try {
-      await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, { headers: req.headers, path: target.path, body, refreshGrant });
+      await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
     } finally {
       endFlight?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
     }
@@ -139,6 +153,41 @@ export class RequestPipeline {
     x.ex.upstreamEnded = true;
     x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': body.length });
     x.res.end(body);
+  }
+
+  /**
+   * Reads (and, for a content-encoding, decodes) the body of an admitted request within the buffer
+   * budget. Null when the request was answered here (refused, or the client left).
+   */
+  private async readRequestBody(x: Exchange): Promise<{ body: Buffer; decoded: Buffer | null } | null> {
+    const { req } = x;
+    const reserve = (n: number): boolean => {
+      if (!this.d.budget.tryReserve(n)) return false;
+      x.buffered += n;
+      return true;
+    };
+    const b = await readBody(req, MAX_INSPECTED_BODY_BYTES, reserve);
+    if (b === 'aborted') return null;
+    if (b === 'too_large') return this.bodyRefused(x, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
+    if (b === 'over_budget') return this.bodyRefused(x, this.overBudget());
+    const decoded = await decodeContent(b, headerText(req.headers['content-encoding']), MAX_INSPECTED_BODY_BYTES);
+    if (decoded === null) return { body: b, decoded: null };
+    if ('failed' in decoded) {
+      // Fail closed: a body sluice cannot read cannot be searched for phantoms.
+      const message = decoded.failed === 'unsupported' ? `sluice cannot inspect a request body with content-encoding ${decoded.encoding}; send it uncompressed or as gzip, deflate or br` : `sluice could not decode the request body (content-encoding ${decoded.encoding}: ${decoded.failed === 'too_large' ? 'over 32 MiB decoded' : 'corrupt'})`;
+      return this.bodyRefused(x, { status: decoded.failed === 'unsupported' ? 415 : 400, code: 'undecodable_body', message });
+    }
+    if (!reserve(decoded.length)) return this.bodyRefused(x, this.overBudget());
+    return { body: b, decoded };
+  }
+
+  private bodyRefused(x: Exchange, r: Refusal): null {
+    if (!x.ex.finished) this.refuse(x, r);
+    return null;
+  }
+
+  private overBudget(): Refusal {
+    return { status: 503, code: 'buffer_budget', message: 'sluice is holding too many request bodies right now (SLUICE_MAX_BUFFERED_BYTES). Retry shortly.', retryAfterS: 1 };
   }
 
   /**
@@ -170,10 +219,10 @@ export class RequestPipeline {
       path,
       // A flat [name, value, …] list goes to the wire as is (still validated by Node), skipping a setHeader
       // call per header; the Host header is always the client's own.
-      headers: flatHeaders(headers) as unknown as http.OutgoingHttpHeaders,
+      headers: flatHeaders(headers),
       agent: ex.tls ? this.d.agents.https : this.d.agents.http,
     };
-    const leg = new UpstreamLeg(ex.tls, options);
+    const leg = new UpstreamLeg(ex.tls, options, this.d.upstreamTimeouts);
     x.leg = leg;
     let reply: Reply;
     try {
@@ -217,6 +266,15 @@ export class RequestPipeline {
     if (ex.finished) return;
     const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
     x.leg?.destroy();
+    if (err instanceof UpstreamTimeoutError) {
+      // Before any response: the client gets a provider-shaped 504; finish() releases permits and audits.
+      ex.errorKind = `upstream_timeout:${err.phase}`;
+      ex.status = 504;
+      this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
+      const what = err.phase === 'connect' ? `did not connect within ${err.afterMs} ms` : `sent no response headers within ${err.afterMs} ms`;
+      writeRefusal(x.req, res, { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` }, ex.host);
+      return;
+    }
     ex.errorKind = `upstream_${phase}_error${code ? ':' + code : ''}`;
     this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: code || undefined });
     if (res.headersSent) {
@@ -238,6 +296,8 @@ export class RequestPipeline {
     ex.finished = true;
     ex.clientLeft();
     ex.releasePermits();
+    if (x.buffered > 0) this.d.budget.release(x.buffered);
+    x.buffered = 0;
     if (!ex.upstreamEnded) x.leg?.destroy();
     if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
     this.d.observer.finished(ex);
@@ -249,6 +309,10 @@ function clientAddress(s: import('node:net').Socket | undefined): string | null 
 }
 
 function ignore(): void {}
+
+function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
 
 /** `headers` as a flat [name, value, name, value, …] list (repeated headers repeat their name). */
 function flatHeaders(headers: Record<string, string | string[]>): string[] {

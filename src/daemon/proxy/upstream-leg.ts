@@ -8,6 +8,26 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
+
+/** How long an upstream may take to connect, and then to answer with response headers. */
+export interface UpstreamTimeouts {
+  /** TCP connect plus TLS handshake of a new connection (a reused kept-alive one skips this). */
+  connectMs: number;
+  /** From the connection being ready until the response headers arrived. Streams have none after that. */
+  headerMs: number;
+}
+
+/** The upstream did not connect, or did not send response headers, in time. */
+export class UpstreamTimeoutError extends Error {
+  readonly code = 'UPSTREAM_TIMEOUT';
+  constructor(
+    readonly phase: 'connect' | 'headers',
+    readonly afterMs: number,
+  ) {
+    super(phase === 'connect' ? `upstream did not connect within ${afterMs} ms` : `upstream sent no response headers within ${afterMs} ms`);
+  }
+}
 
 /** Errors on a kept-alive socket the server closed just as the request was written. */
 const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
@@ -42,13 +62,16 @@ export class UpstreamLeg {
     readonly secure: boolean,
     /** Options of the first request; replays start from these. */
     readonly options: https.RequestOptions,
+    /** Connect and response-header limits of every attempt; null = none. */
+    readonly timeouts: UpstreamTimeouts | null = null,
   ) {}
 
   /**
    * Sends `body` (the whole of it: sluice has buffered every body it forwards) with `options` and
    * resolves with the response once its headers arrive; rejects with the request's error. A request that
    * failed on a reused kept-alive socket before any response is sent once more on a new one. Headers and
-   * body leave in one write.
+   * body leave in one write. An attempt that does not connect, or gets no response headers, within
+   * {@link timeouts} is torn down and rejects with an {@link UpstreamTimeoutError}.
    */
   send(options: https.RequestOptions, body: Buffer | null): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
@@ -58,14 +81,25 @@ export class UpstreamLeg {
         if (this.closed) return reject(Object.assign(new Error('upstream request cancelled'), { code: 'ECANCELED' }));
         const req = (this.secure ? https : http).request(options);
         this.request = req;
+        let timedOut = false;
+        const stopTimers = this.timeouts
+          ? this.armTimeouts(req, (err) => {
+              // Settled first, so the error destroy() causes is ignored below (and never retried).
+              timedOut = true;
+              reject(err);
+              req.destroy();
+            })
+          : null;
         req.once('response', (res) => {
+          stopTimers?.();
           answered = true;
           this.response = res;
           resolve(res);
         });
         req.on('error', (err: NodeJS.ErrnoException) => {
           // After the response began, its own 'close' reports the failure.
-          if (answered || req !== this.request) return;
+          if (answered || timedOut || req !== this.request) return;
+          stopTimers?.();
           if (!retried && !this.closed && req.reusedSocket && STALE_SOCKET.has(err.code ?? '')) {
             retried = true;
             attempt();
@@ -77,6 +111,42 @@ export class UpstreamLeg {
       };
       attempt();
     });
+  }
+
+  /**
+   * Starts the connect timer when `req` gets a new socket (the header timer once it connected, or at once
+   * on a reused one); on expiry calls `expired`, which tears the request (and its socket, which then never
+   * returns to the pool) down. Returns a function that stops both timers.
+   */
+  private armTimeouts(req: http.ClientRequest, expired: (err: UpstreamTimeoutError) => void): () => void {
+    const limits = this.timeouts!;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let stopped = false;
+    const stop = (): void => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    };
+    const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
+      if (stopped) return;
+      stop();
+      expired(new UpstreamTimeoutError(phase, ms));
+    };
+    const startHeaderTimer = (): void => {
+      if (stopped) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(expire('headers', limits.headerMs), limits.headerMs);
+    };
+    req.once('socket', (socket: Socket) => {
+      if (stopped) return;
+      // A kept-alive socket from the pool is connected already; a new one is not until its TLS handshake ends
+      // (the agent hands it over a tick after creating it, long before any I/O could complete).
+      if (req.reusedSocket) return startHeaderTimer();
+      timer = setTimeout(expire('connect', limits.connectMs), limits.connectMs);
+      socket.once(this.secure ? 'secureConnect' : 'connect', startHeaderTimer);
+    });
+    req.once('close', stop);
+    return stop;
   }
 
   /** Tears down the current request and response (the client left, or the exchange failed). */

@@ -7,6 +7,8 @@
  * treatment; server→client messages have any real secret of ours replaced by its phantom.
  */
 import type http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -23,6 +25,7 @@ import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import type { RequestObserver } from './request-observer.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
+import type { UpstreamTimeouts } from './upstream-leg.js';
 
 /** What the relay needs. */
 export interface WebSocketRelayDeps {
@@ -37,18 +40,21 @@ export interface WebSocketRelayDeps {
   overrides: readonly ResolveOverride[];
   /** The CONNECT request a tunnelled socket came through (undefined for a direct connection). */
   connectRequestOf: (socket: Duplex) => http.IncomingMessage | undefined;
+  /** Upstream connect and upgrade-answer limits (exceeded → 504 upstream_timeout). */
+  upstreamTimeouts: UpstreamTimeouts;
 }
 
 const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
-const CHOSEN_PROTOCOL = Symbol('sluice.ws.protocol');
 
 /** Handles upgrade requests on the proxy's servers. */
 export class WebSocketRelay {
+  /** The subprotocol the upstream chose, per upgrade request: the client is offered exactly that one. */
+  private readonly chosenProtocol = new WeakMap<http.IncomingMessage, string>();
   private readonly wss = new WebSocketServer({
     noServer: true,
     autoPong: false,
     perMessageDeflate: false,
-    handleProtocols: (_protocols, req) => (req as unknown as Record<symbol, string | undefined>)[CHOSEN_PROTOCOL] ?? false,
+    handleProtocols: (_protocols, req) => this.chosenProtocol.get(req) ?? false,
   });
 
   constructor(private readonly d: WebSocketRelayDeps) {}
@@ -85,7 +91,7 @@ export class WebSocketRelay {
     };
     const denied = this.d.admission.checkAccess(ex, { isSSL, connectRequest, headers: req.headers });
     if (denied) return refuse(denied.refusal, denied.audited);
-    const r = await this.d.admission.admit(ex, req.headers, target.path, null);
+    const r = await this.d.admission.admit(ex, req.headers, target.path);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
@@ -99,7 +105,7 @@ export class WebSocketRelay {
       ex.releasePermits();
       return;
     }
-    (req as unknown as Record<symbol, string | undefined>)[CHOSEN_PROTOCOL] = up.ws.protocol || undefined;
+    if (up.ws.protocol) this.chosenProtocol.set(req, up.ws.protocol);
     this.wss.handleUpgrade(req, socket, head, (client) => this.relay(ex, client, up.ws));
   }
 
@@ -111,10 +117,38 @@ export class WebSocketRelay {
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
     const url = `${isSSL ? 'wss' : 'ws'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${cred.path}`;
     return new Promise((resolve) => {
-      // ws passes TLS options through to tls.connect; `servername` keeps SNI and the certificate check on
-      // the real host name when SLUICE_RESOLVE points the connection elsewhere.
-      const options = { headers, servername: t.servername, secureContext: this.d.agents.secureContext, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, handshakeTimeout: 30_000 };
+      const limits = this.d.upstreamTimeouts;
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
+        const what = phase === 'connect' ? `did not connect within ${ms} ms` : `did not answer the WebSocket upgrade within ${ms} ms`;
+        ex.errorKind = `upstream_timeout:${phase}`;
+        // Settled first: the error terminate() causes must not answer the client again.
+        resolve({ ok: false, refusal: { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` } });
+        ws.removeAllListeners('error');
+        ws.on('error', () => {});
+        ws.terminate();
+      };
+      const stopTimer = (): void => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+      };
+      // ws's own connection factory, plus the timers: connect (TCP + TLS) first, then the upgrade answer.
+      const createConnection = (opts: tls.ConnectionOptions & net.NetConnectOpts): Duplex => {
+        const socket = isSSL ? tls.connect({ ...opts, path: undefined }) : net.connect({ ...opts, path: undefined } as net.NetConnectOpts);
+        timer = setTimeout(expire('connect', limits.connectMs), limits.connectMs);
+        socket.once(isSSL ? 'secureConnect' : 'connect', () => {
+          stopTimer();
+          timer = setTimeout(expire('headers', limits.headerMs), limits.headerMs);
+        });
+        return socket;
+      };
+      // ws passes TLS options through to the connection; `servername` keeps SNI and the certificate check on
+      // the real host name when SLUICE_RESOLVE points the connection elsewhere (none for an IP literal).
+      const options = { headers, servername: t.servername ?? '', secureContext: this.d.agents.secureContext, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, createConnection };
       const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
+      ws.once('upgrade', stopTimer);
+      ws.once('unexpected-response', stopTimer);
+      ws.once('error', stopTimer);
       ws.once('open', () => resolve({ ok: true, ws }));
       ws.once('unexpected-response', (_r, res) => {
         ex.status = res.statusCode ?? 502;

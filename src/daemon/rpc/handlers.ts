@@ -3,9 +3,9 @@
  * handler returns a secret; `proxy.env` returns the proxy access token, which the owner-only socket
  * already protects (anyone who can call it can read the token file).
  */
-import type { DaemonStatus, StatsSnapshot } from '../../shared/protocol/entities.js';
+import type { AgentInfo, DaemonStatus, StatsSnapshot } from '../../shared/protocol/entities.js';
 import type { Snapshot } from '../../shared/protocol/events.js';
-import type { ProxyEnv } from '../../shared/protocol/results.js';
+import type { AgentFence, ProxyEnv } from '../../shared/protocol/results.js';
 import type { ApprovalBroker } from '../approval/approval-broker.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -14,6 +14,8 @@ import type { ProxyAuth } from '../proxy/proxy-auth.js';
 import type { CredentialService } from '../services/credential-service.js';
 import type { LimitsService } from '../services/limits-service.js';
 import type { RuleService } from '../services/rule-service.js';
+import type { Clock } from '../clock.js';
+import type { RunAgent } from '../proxy/proxy-auth.js';
 import type { Handlers } from './rpc-dispatch.js';
 
 /** What the handlers call into. */
@@ -21,6 +23,13 @@ export interface HandlerDeps {
   status(): DaemonStatus;
   stats(): StatsSnapshot;
   env(): ProxyEnv;
+  /** The agent environment with `token` instead of the owner's token. */
+  envWith(token: string): ProxyEnv;
+  /** The proxy's Unix socket, for isolated agents. */
+  proxySocket: string;
+  /** What an isolated agent must not reach. */
+  fence: AgentFence;
+  clock: Clock;
   shutdown(): void;
   creds: CredentialService;
   rules: RuleService;
@@ -45,6 +54,13 @@ export function createHandlers(d: HandlerDeps): Handlers {
     recent_requests: d.activity.recent.last(50),
     notices: d.activity.notices.last(50),
   });
+  const agentInfo = (a: RunAgent): AgentInfo => ({ id: a.id, name: a.name, started_at: new Date(a.startedAt).toISOString(), ...d.activity.agentCountsFor(a.id) });
+  const endRun = (a: RunAgent): boolean => {
+    if (!d.auth.revoke(a.id)) return false;
+    d.activity.forgetAgent(a.id);
+    d.audit.append({ event: 'agent_stopped', detail: `${a.name} (${a.id})` });
+    return true;
+  };
   return {
     'daemon.status': () => d.status(),
     'daemon.shutdown': () => {
@@ -57,6 +73,19 @@ export function createHandlers(d: HandlerDeps): Handlers {
       d.audit.append({ event: 'proxy_token_rotated' });
       return { rotated: true };
     },
+    'agents.register': (p, conn) => {
+      const { agent, token } = d.auth.issue(p.name, d.clock.now());
+      // The run's token lives as long as the connection of the `sluicectl run` that asked for it: a run that
+      // dies without saying goodbye still has its token revoked.
+      conn.socket.once('close', () => endRun(agent));
+      d.audit.append({ event: 'agent_started', detail: `${agent.name} (${agent.id})` });
+      return { agent: agentInfo(agent), env: d.envWith(token), proxy_socket: d.proxySocket, fence: d.fence };
+    },
+    'agents.unregister': (p) => {
+      const a = d.auth.agents().find((x) => x.id === p.id);
+      return { removed: a ? endRun(a) : false };
+    },
+    'agents.list': () => ({ agents: d.auth.agents().map(agentInfo) }),
     'cred.add': (p) => d.creds.add(p),
     'cred.list': () => ({ credentials: d.creds.list() }),
     'cred.update': (p) => d.creds.update(p),

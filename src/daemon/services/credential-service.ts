@@ -54,6 +54,7 @@ export class CredentialService {
       phantom: row.phantom,
       phantom_refresh: row.phantom_refresh,
       token_url: row.token_url,
+      inject: row.inject,
       in_flight: c.in_flight,
       queued: c.queued,
       ...(row.kind === 'oauth' ? { needs_login: this.needsLogin(row.name) } : {}),
@@ -71,7 +72,7 @@ export class CredentialService {
   add(p: ParamsOut<'cred.add'>): CredentialInfo {
     for (const h of p.hosts) assertValidGlob(h, 'host');
     const row = this.vault.add({ ...p });
-    this.audit.append({ event: 'cred_added', credential: row.name, detail: `hosts=${row.hosts.join(',')}` });
+    this.audit.append({ event: 'cred_added', credential: row.name, detail: `hosts=${row.hosts.join(',')} inject=${row.inject.join(',')}` });
     const info = this.info(row);
     this.bus.publish('cred.changed', { action: 'added', name: row.name, credential: info });
     return info;

@@ -3,6 +3,7 @@
  * so nothing in this module ever sees a plaintext secret.
  */
 import type { CredentialKind } from '../../shared/protocol/entities.js';
+import { canonicalSites, DEFAULT_INJECT, isInjectSite, type InjectSite } from '../../shared/protocol/inject-sites.js';
 import type { Db } from './database.js';
 
 /** Encrypted secret as stored: AES-256-GCM iv, ciphertext and auth tag. */
@@ -25,6 +26,8 @@ export interface CredentialRow {
   phantom_refresh: string | null;
   /** OAuth only: where refresh requests go. */
   token_url: string | null;
+  /** Where the phantom may be swapped for the secret (canonical order, never empty). */
+  inject: InjectSite[];
   sealed: SealedSecret;
   max_concurrent: number;
   queue_timeout_ms: number;
@@ -41,6 +44,7 @@ export interface CredentialPatch {
   max_concurrent?: number;
   queue_timeout_ms?: number;
   token_url?: string | null;
+  inject?: InjectSite[];
 }
 
 interface RawRow {
@@ -53,6 +57,7 @@ interface RawRow {
   phantom: string;
   phantom_refresh: string | null;
   token_url: string | null;
+  inject: string;
   secret_iv: Buffer;
   secret_ct: Buffer;
   secret_tag: Buffer;
@@ -73,12 +78,19 @@ function fromRaw(r: RawRow): CredentialRow {
     phantom: r.phantom,
     phantom_refresh: r.phantom_refresh,
     token_url: r.token_url,
+    inject: parseSites(r.inject),
     sealed: { iv: r.secret_iv, ct: r.secret_ct, tag: r.secret_tag },
     max_concurrent: r.max_concurrent,
     queue_timeout_ms: r.queue_timeout_ms,
     created_at: r.created_at,
     updated_at: r.updated_at,
   };
+}
+
+/** The stored comma list as sites; the CHECK constraint guarantees the form, this only guards against a hand edit. */
+function parseSites(stored: string): InjectSite[] {
+  const sites = stored.split(',').filter(isInjectSite);
+  return sites.length > 0 ? canonicalSites(sites) : [...DEFAULT_INJECT];
 }
 
 /** CRUD over credential rows with prepared statements. */
@@ -92,9 +104,9 @@ export class CredentialsRepo {
     this.selectAll = db.prepare<[], RawRow>('SELECT * FROM credentials ORDER BY name');
     this.selectByName = db.prepare<[string], RawRow>('SELECT * FROM credentials WHERE name = ?');
     this.insertStmt = db.prepare(
-      `INSERT INTO credentials (name, kind, hosts, header, format, phantom, phantom_refresh, token_url, secret_iv, secret_ct, secret_tag,
+      `INSERT INTO credentials (name, kind, hosts, header, format, phantom, phantom_refresh, token_url, inject, secret_iv, secret_ct, secret_tag,
          max_concurrent, queue_timeout_ms, created_at, updated_at)
-       VALUES (@name, @kind, @hosts, @header, @format, @phantom, @phantom_refresh, @token_url, @iv, @ct, @tag, @max_concurrent, @queue_timeout_ms, @now, @now)`,
+       VALUES (@name, @kind, @hosts, @header, @format, @phantom, @phantom_refresh, @token_url, @inject, @iv, @ct, @tag, @max_concurrent, @queue_timeout_ms, @now, @now)`,
     );
     this.deleteStmt = db.prepare<[string]>('DELETE FROM credentials WHERE name = ?');
   }
@@ -121,6 +133,7 @@ export class CredentialsRepo {
       phantom: row.phantom,
       phantom_refresh: row.phantom_refresh,
       token_url: row.token_url,
+      inject: canonicalSites(row.inject).join(','),
       iv: row.sealed.iv,
       ct: row.sealed.ct,
       tag: row.sealed.tag,
@@ -141,6 +154,7 @@ export class CredentialsRepo {
     if (patch.max_concurrent !== undefined) (sets.push('max_concurrent = @mc'), (params.mc = patch.max_concurrent));
     if (patch.queue_timeout_ms !== undefined) (sets.push('queue_timeout_ms = @qt'), (params.qt = patch.queue_timeout_ms));
     if (patch.token_url !== undefined) (sets.push('token_url = @token_url'), (params.token_url = patch.token_url));
+    if (patch.inject !== undefined) (sets.push('inject = @inject'), (params.inject = canonicalSites(patch.inject).join(',')));
     if (patch.sealed !== undefined) {
       sets.push('secret_iv = @iv', 'secret_ct = @ct', 'secret_tag = @tag');
       Object.assign(params, { iv: patch.sealed.iv, ct: patch.sealed.ct, tag: patch.sealed.tag });

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import type { CredentialKind } from '../../shared/protocol/entities.js';
 import { SluiceError } from '../../shared/protocol/error-codes.js';
 import { MAX_CONCURRENT_DEFAULT } from '../../shared/protocol/limits.js';
+import { DEFAULT_INJECT, type InjectSite } from '../../shared/protocol/inject-sites.js';
 import type { CredentialPatch, CredentialRow, CredentialsRepo } from '../store/credentials-repo.js';
 import { hostMatches } from '../policy/host-glob.js';
 import { jwtClaims, parseOAuthSecret, serializeOAuthSecret, type OAuthTokens } from './oauth-secret.js';
@@ -33,6 +34,8 @@ export interface NewCredential {
   queue_timeout_ms?: number | undefined;
   /** OAuth: where refreshes go; `secret` is then the OAuth JSON. */
   token_url?: string | undefined;
+  /** Where the phantom is swapped for the secret; default: request headers only. */
+  inject?: InjectSite[] | undefined;
   secret: string;
 }
 
@@ -44,6 +47,7 @@ export interface CredentialUpdate {
   max_concurrent?: number | undefined;
   queue_timeout_ms?: number | undefined;
   token_url?: string | undefined;
+  inject?: InjectSite[] | undefined;
   secret?: string | undefined;
 }
 
@@ -186,6 +190,7 @@ export class CredentialVault {
         phantom,
         phantom_refresh: phantomRefresh,
         token_url: c.kind === 'oauth' ? c.token_url! : null,
+        inject: c.inject ?? [...DEFAULT_INJECT],
         sealed: seal(this.key, c.name, secret),
         max_concurrent: c.max_concurrent ?? MAX_CONCURRENT_DEFAULT,
         queue_timeout_ms: c.queue_timeout_ms ?? 0,
@@ -205,6 +210,7 @@ export class CredentialVault {
       max_concurrent: u.max_concurrent,
       queue_timeout_ms: u.queue_timeout_ms,
       token_url: u.token_url,
+      inject: u.inject,
     };
     if (u.secret !== undefined) {
       const kind = this.rows.get(name)?.kind;

@@ -3,6 +3,8 @@
  * `sluicectl --json` output. None of these shapes has a field that can hold a secret.
  */
 
+import type { InjectSite } from './inject-sites.js';
+
 /** What kind of secret a credential holds. */
 export type CredentialKind = 'api-key' | 'oauth';
 
@@ -24,6 +26,8 @@ export interface CredentialInfo {
   phantom_refresh: string | null;
   /** OAuth only: where refreshes go. */
   token_url: string | null;
+  /** Where the phantom is swapped for the secret (canonical order); elsewhere it travels as the phantom. */
+  inject: InjectSite[];
   in_flight: number;
   queued: number;
   /** OAuth only: true when its refresh token was refused (`invalid_grant`) and it needs a new login (`cred update`). */
@@ -133,6 +137,17 @@ export interface Notice {
 }
 
 /** A recently finished request, as dashboards list it. */
+/** A running `sluicectl run` agent (`agents.list`). Its per-run token is never shown. */
+export interface AgentInfo {
+  id: string;
+  /** `--name`, or the command's basename. */
+  name: string;
+  started_at: string;
+  in_flight: number;
+  /** Requests admitted so far. */
+  requests: number;
+}
+
 export interface RecentRequest {
   id: string;
   ts: string;
@@ -141,6 +156,8 @@ export interface RecentRequest {
   method: string;
   path: string;
   credential: string | null;
+  /** The `sluicectl run` agent that made the request (`--name`), or null. */
+  agent?: string | null;
   status: number | null;
   outcome: string;
   duration_ms: number;

@@ -12,6 +12,7 @@ import {
   QUEUE_TIMEOUT_MAX_MS,
   QUEUE_TIMEOUT_MIN_MS,
 } from './limits.js';
+import { canonicalSites, INJECT_SITES } from './inject-sites.js';
 
 const name = z.string().regex(NAME_PATTERN, 'names are 1-64 characters: letters, digits, . _ - (not first)');
 const hostPattern = z
@@ -40,6 +41,11 @@ const format = z
   .refine((f) => f.split('{}').length === 2, 'format must contain {} exactly once');
 const secret = z.string().min(1, 'the secret is empty').max(64 * 1024, 'the secret is too long');
 const empty = z.object({}).strict();
+const injectSites = z
+  .array(z.enum(INJECT_SITES, { errorMap: () => ({ message: `inject sites are ${INJECT_SITES.join(', ')}` }) }))
+  .min(1, `inject needs at least one of ${INJECT_SITES.join(', ')}`)
+  .max(4)
+  .transform((sites) => canonicalSites(sites));
 const tokenUrl = z
   .string()
   .max(2048)
@@ -52,6 +58,11 @@ export const PARAMS = {
   'daemon.shutdown': empty,
   'proxy.env': empty,
   'token.rotate': empty,
+  'agents.register': z
+    .object({ name: z.string().min(1, 'an agent name is 1-64 characters').max(64, 'an agent name is 1-64 characters').regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits and . _ -') })
+    .strict(),
+  'agents.unregister': z.object({ id: z.string().regex(/^[0-9a-f]{12}$/, 'not an agent id') }).strict(),
+  'agents.list': empty,
   'cred.add': z
     .object({
       name,
@@ -62,6 +73,7 @@ export const PARAMS = {
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
       token_url: tokenUrl.optional(),
+      inject: injectSites.optional(),
       secret,
     })
     .strict()
@@ -76,6 +88,7 @@ export const PARAMS = {
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
       token_url: tokenUrl.optional(),
+      inject: injectSites.optional(),
       secret: secret.optional(),
     })
     .strict(),

@@ -1,5 +1,6 @@
 /** What each RPC method returns. Shared by the daemon's handlers and the typed client. */
 import type {
+  AgentInfo,
   ApprovalDecision,
   ApprovalInfo,
   AuditRow,
@@ -21,12 +22,27 @@ export interface ProxyEnv {
   vars: Record<string, string>;
 }
 
+/**
+ * What `run --isolate` must keep from an agent, as the daemon knows it: its state directories (replaced by
+ * empty ones), the files inside them the agent needs (the CA files, read-only), and state files that may
+ * live elsewhere (the RPC socket, the master key, the database) to cover.
+ */
+export interface AgentFence {
+  state_dirs: string[];
+  readable: string[];
+  hidden: string[];
+}
+
 /** Result type per method. */
 export interface Results {
   'daemon.status': DaemonStatus;
   'daemon.shutdown': { ok: true };
   'proxy.env': ProxyEnv;
   'token.rotate': { rotated: true };
+  /** A per-run proxy token (inside `env`), alive until `agents.unregister` or until this RPC connection closes. */
+  'agents.register': { agent: AgentInfo; env: ProxyEnv; proxy_socket: string; fence: AgentFence };
+  'agents.unregister': { removed: boolean };
+  'agents.list': { agents: AgentInfo[] };
   'cred.add': CredentialInfo;
   'cred.list': { credentials: CredentialInfo[] };
   'cred.update': CredentialInfo;

@@ -9,6 +9,9 @@ afterEach(async () => {
   daemon = undefined;
 });
 
+/** What the daemon answers `agents.register` with: a per-run token inside the same proxy environment. */
+const REGISTERED = { agent: { id: '0123456789ab', name: 'node', started_at: STATUS.started_at, in_flight: 0, requests: 0 }, env: PROXY_ENV, proxy_socket: '/tmp/x/proxy.sock', fence: { state_dirs: [], readable: [], hidden: [] } };
+
 const event = (seq: number, type: string, extra: Record<string, unknown> = {}) => ({ seq, type, ...extra });
 const send = (conn: FakeConnection, ...events: unknown[]) => {
   for (const e of events) conn.notify('event', e);
@@ -16,7 +19,7 @@ const send = (conn: FakeConnection, ...events: unknown[]) => {
 
 describe('sluicectl run', () => {
   it('runs the command with the proxy env and exits with its exit code', async () => {
-    daemon = await startFakeDaemon({ 'proxy.env': () => PROXY_ENV });
+    daemon = await startFakeDaemon({ 'agents.register': () => REGISTERED });
     const run = await runCli(['--socket', daemon.socketPath, 'run', '--', process.execPath, '-e', 'console.log(process.env.HTTPS_PROXY); process.exit(7)']);
     expect(run.stderr).toBe('');
     expect(run.stdout).toBe('http://sluice:tok@127.0.0.1:8787\n');
@@ -24,13 +27,13 @@ describe('sluicectl run', () => {
   });
 
   it('exits 128+N when the command is killed by signal N', async () => {
-    daemon = await startFakeDaemon({ 'proxy.env': () => PROXY_ENV });
+    daemon = await startFakeDaemon({ 'agents.register': () => REGISTERED });
     const run = await runCli(['--socket', daemon.socketPath, 'run', '--', process.execPath, '-e', "process.kill(process.pid, 'SIGTERM')"]);
     expect(run.code).toBe(128 + 15);
   });
 
   it('forwards SIGTERM to the command instead of dying first', async () => {
-    daemon = await startFakeDaemon({ 'proxy.env': () => PROXY_ENV });
+    daemon = await startFakeDaemon({ 'agents.register': () => REGISTERED });
     // The child ends by itself after 3 s, so a broken forwarder cannot leave it running after the test.
     const script = "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.exit(42); }); console.log('ready'); setTimeout(() => process.exit(0), 3000);";
     const child = startCli(['--socket', daemon.socketPath, 'run', '--', process.execPath, '-e', script]);

@@ -37,17 +37,20 @@ describe('CredentialStage phantom replacement', () => {
   });
 
   it('replaces a bound phantom in the query string', () => {
+    m.vault.update('anthropic', { inject: ['header', 'query', 'body', 'path'] });
     const r = stage.apply(ANTHROPIC, {}, `/v1/models?key=${ant.phantom}&limit=5`, null);
     expect(r.path).toBe(`/v1/models?key=${ANT_SECRET}&limit=5`);
     expect(r.credential).toBe('anthropic');
   });
 
   it('replaces a bound phantom in the path', () => {
+    m.vault.update('anthropic', { inject: ['header', 'query', 'body', 'path'] });
     const r = stage.apply(ANTHROPIC, {}, `/bot${ant.phantom}/sendMessage`, null);
     expect(r.path).toBe(`/bot${ANT_SECRET}/sendMessage`);
   });
 
   it('replaces a bound phantom in a JSON body and keeps non-ASCII text intact', () => {
+    m.vault.update('anthropic', { inject: ['header', 'query', 'body', 'path'] });
     const body = Buffer.from(JSON.stringify({ prompt: 'héllo ✓ 日本', api_key: ant.phantom }), 'utf8');
     const r = stage.apply(ANTHROPIC, { 'content-type': 'application/json' }, '/v1/messages', body);
     expect(JSON.parse(r.body!.toString('utf8'))).toEqual({ prompt: 'héllo ✓ 日本', api_key: ANT_SECRET });
@@ -55,6 +58,7 @@ describe('CredentialStage phantom replacement', () => {
   });
 
   it('replaces a bound phantom in a form body', () => {
+    m.vault.update('anthropic', { inject: ['header', 'query', 'body', 'path'] });
     const body = Buffer.from(`grant_type=client_credentials&client_secret=${ant.phantom}&scope=a+b`);
     const r = stage.apply(ANTHROPIC, { 'content-type': 'application/x-www-form-urlencoded' }, '/oauth/token', body);
     expect(r.body!.toString('utf8')).toBe(`grant_type=client_credentials&client_secret=${ANT_SECRET}&scope=a+b`);
@@ -85,12 +89,12 @@ describe('CredentialStage leaks and unknown phantoms', () => {
     expect(r.credential).toBeNull();
   });
 
-  it('strips an unknown phantom-shaped token', () => {
+  it('reports an unknown phantom-shaped token (the caller refuses the request: issue 23) and leaves it in place', () => {
     const unknown = newPhantom('sk-ant-api03-');
     const r = stage.apply(ANTHROPIC, { 'x-api-key': unknown }, `/p?k=${unknown}`, null);
-    expect(r.headers['x-api-key']).toBe('');
-    expect(r.path).toBe('/p?k=');
-    expect(r.report.stripped).toBe(2);
+    expect(r.headers['x-api-key']).toBe(unknown);
+    expect(r.path).toBe(`/p?k=${unknown}`);
+    expect(r.report.unknown).toBe(2);
     expect(r.credential).toBeNull();
   });
 });

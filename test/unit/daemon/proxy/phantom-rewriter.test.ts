@@ -1,4 +1,4 @@
-/** Phantom rewriting in arbitrary text: bound → secret, bound elsewhere → leak (left in place), unknown → stripped. */
+/** Phantom rewriting in arbitrary text: bound → secret, bound elsewhere → leak (left in place), unknown → stripped (without a site: WebSocket messages) and counted. */
 import { describe, expect, it } from 'vitest';
 import { mayContainPhantom, newReport, rewritePhantoms, type PhantomLookup, type PhantomTarget } from '../../../../src/daemon/proxy/phantom-rewriter.js';
 import { newPhantom, phantomCore } from '../../../../src/daemon/vault/phantom.js';
@@ -35,7 +35,7 @@ describe('rewritePhantoms', () => {
     expect(out).toBe('Bearer sk-ant-api03-REAL-work');
     expect([...report.used.values()].map((t) => t.credential)).toEqual(['work']);
     expect(report.leaked).toEqual([]);
-    expect(report.stripped).toBe(0);
+    expect(report.unknown).toBe(0);
   });
 
   it('replaces every occurrence, in a URL path and query alike', () => {
@@ -55,7 +55,7 @@ describe('rewritePhantoms', () => {
     const unknown = newPhantom('sk-ant-api03-');
     const { out, report } = rewrite(`x-api-key=${unknown};`);
     expect(out).toBe('x-api-key=;');
-    expect(report.stripped).toBe(1);
+    expect(report.unknown).toBe(1);
     expect(report.used.size).toBe(0);
   });
 
@@ -63,7 +63,7 @@ describe('rewritePhantoms', () => {
     const forged = 'ghp_' + phantomCore(WORK);
     const { out, report } = rewrite(`token ${forged}`);
     expect(out).toBe('token ');
-    expect(report.stripped).toBe(1);
+    expect(report.unknown).toBe(1);
     expect(report.used.size).toBe(0);
   });
 
