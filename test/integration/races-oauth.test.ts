@@ -92,6 +92,32 @@ describe('issue 22 #10: agent refreshes are single-flight', () => {
   });
 });
 
+describe('issue 22 #10: invalid_grant for a refresh token that is no longer current', () => {
+  test('an agent refresh refused after the member was updated mid-flight cools nothing and is not replayed', async () => {
+    const a = account('sa');
+    const b = account('sb');
+    await d.client.call('cred.add', { name: 'sa', kind: 'oauth', hosts: [API], token_url: TOKEN_URL, secret: authJson(a) });
+    await d.client.call('cred.add', { name: 'sb', kind: 'oauth', hosts: [API], token_url: TOKEN_URL, secret: authJson(b) });
+    const pool = await d.client.call('pool.create', { name: 'stale', members: ['sa', 'sb'] });
+    oa.spendRefresh(a.id);
+    oa.delayMs = 600;
+    try {
+      const pending = refresh(pool.phantom_refresh!);
+      await new Promise((r) => setTimeout(r, 150));
+      const fresh = oa.addAccount(`${a.id}-relogin`);
+      await d.client.call('cred.update', { name: 'sa', secret: authJson(fresh) });
+      const r = await pending;
+      expect(r.status).toBe(400);
+      const st = (await d.client.call('pool.status', { name: 'stale' })).pools[0]!;
+      expect(st.members.every((m) => m.healthy)).toBe(true);
+      expect(st.active).toBe('sa');
+      expect(refreshesAt(b)).toHaveLength(0);
+    } finally {
+      oa.delayMs = 0;
+    }
+  });
+});
+
 describe('issue 22 #11: a dead OAuth credential', () => {
   test('after invalid_grant on a proactive refresh, cred list shows needs_login until cred update with a new secret', async () => {
     const a = account('dead');
