@@ -7,6 +7,9 @@ import type { Verdict } from '../shared/protocol/entities.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS, GLOBAL_CAP_MAX } from '../shared/protocol/limits.js';
 import { resolveHome, resolveSocketPath } from '../shared/rpc/paths.js';
 
+/** Default upper bound of a pool cooldown, in seconds (24 h). */
+export const DEFAULT_MAX_COOLDOWN_S = 86_400;
+
 /** One `SLUICE_RESOLVE` entry: connect to `addr:addrPort` for requests to `host:port`. */
 export interface ResolveOverride {
   host: string;
@@ -31,6 +34,10 @@ export interface DaemonConfig {
   proxyPort: number;
   proxyAuth: boolean;
   globalCap: number | null;
+  /** The variable the global cap came from (null when neither was set to a valid value). */
+  globalCapVar: string | null;
+  /** Upper bound of any pool cooldown (`SLUICE_MAX_COOLDOWN_S`, default 24 h). */
+  maxCooldownMs: number;
   approvalTimeoutMs: number;
   defaultVerdict: Verdict;
   upstreamCaPath: string | null;
@@ -102,12 +109,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const listen = parseListen(env.SLUICE_PROXY_LISTEN ?? '127.0.0.1:8787');
 
   let globalCap: number | null = null;
-  const capName = env.SLUICE_MAX_GLOBAL_CONCURRENT !== undefined ? 'SLUICE_MAX_GLOBAL_CONCURRENT' : 'PROXY_MAX_GLOBAL_CONCURRENT';
+  let globalCapVar: string | null = null;
+  // An empty value counts as unset, so an exported-but-empty SLUICE_ variable does not mask the seed's name.
+  const capName = env.SLUICE_MAX_GLOBAL_CONCURRENT ? 'SLUICE_MAX_GLOBAL_CONCURRENT' : 'PROXY_MAX_GLOBAL_CONCURRENT';
   const capRaw = env[capName];
   if (capRaw !== undefined && capRaw !== '') {
     const n = Number(capRaw);
-    if (Number.isInteger(n) && n > 0 && n <= GLOBAL_CAP_MAX) globalCap = n;
-    else warnings.push(`${capName}=${JSON.stringify(capRaw)} is not a whole number between 1 and ${GLOBAL_CAP_MAX}; ignoring it (no global cap)`);
+    if (Number.isInteger(n) && n > 0 && n <= GLOBAL_CAP_MAX) {
+      globalCap = n;
+      globalCapVar = capName;
+    } else warnings.push(`${capName}=${JSON.stringify(capRaw)} is not a whole number between 1 and ${GLOBAL_CAP_MAX}; ignoring it (no global cap)`);
+  }
+
+  let maxCooldownMs = DEFAULT_MAX_COOLDOWN_S * 1000;
+  if (env.SLUICE_MAX_COOLDOWN_S) {
+    const n = Number(env.SLUICE_MAX_COOLDOWN_S);
+    if (!Number.isInteger(n) || n < 1 || n > 30 * 86_400) throw new ConfigError('SLUICE_MAX_COOLDOWN_S must be a whole number of seconds (1 to 2592000)');
+    maxCooldownMs = n * 1000;
   }
 
   let approvalTimeoutMs = DEFAULT_APPROVAL_TIMEOUT_MS;
@@ -144,6 +162,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     proxyPort: listen.port,
     proxyAuth: !['off', '0', 'false'].includes(authRaw),
     globalCap,
+    globalCapVar,
+    maxCooldownMs,
     approvalTimeoutMs,
     defaultVerdict: dv,
     upstreamCaPath: env.SLUICE_UPSTREAM_CA ? path.resolve(env.SLUICE_UPSTREAM_CA) : null,

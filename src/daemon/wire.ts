@@ -30,6 +30,7 @@ import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { TokenResponseStage } from './proxy/token-response.js';
 import { TlsContexts } from './proxy/tls-contexts.js';
 import { TokenExchange } from './oauth/token-exchange.js';
+import { RefreshFlights } from './oauth/refresh-flights.js';
 import { TokenRefresher } from './oauth/token-refresher.js';
 import { createHandlers } from './rpc/handlers.js';
 import { createDispatcher } from './rpc/rpc-dispatch.js';
@@ -235,17 +236,23 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const policy = new PolicyEngine(rulesRepo.list(), cfg.defaultVerdict);
   const rules = new RuleService(rulesRepo, policy, audit, bus, clock);
   const poolsRepo = new PoolsRepo(db);
-  const health = new MemberHealth(clock, (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()));
+  const health = new MemberHealth(clock, (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()), cfg.maxCooldownMs);
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
   poolsRef.svc = pools;
-  const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name));
+  const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name), (name) => {
+    stats.forget(name);
+    health.clear(name);
+  });
   const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
-  limits.init(cfg.globalCap);
+  limits.init(cfg.globalCap, cfg.globalCapVar, (message, fields) => log.warn(message, fields));
   const broker = new ApprovalBroker(
     clock,
     { timeoutMs: cfg.approvalTimeoutMs },
-    (host, port, verdict) => rules.add({ verdict, host, port, method: null, path: null, coalesce: true, source: 'approval' }),
+    (host, port, verdict) => {
+      const r = rules.add({ verdict, host, port, method: null, path: null, coalesce: true, source: 'approval' }, { replaceAsk: true });
+      return { rule_id: r.rule.id, replaced: r.replaced ?? null };
+    },
     (type, payload) => bus.publish(type, payload),
   );
   const auth = new ProxyAuth(cfg.tokenPath, cfg.proxyAuth);
@@ -254,9 +261,11 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   let proxyRef: ProxyServer | null = null;
   const credentials = new CredentialStage(vault, pools);
   const exchange = new TokenExchange(vault, pools, clock, log);
-  const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log });
+  const refreshFlights = new RefreshFlights(vault, exchange);
+  const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log, flights: refreshFlights, onNeedsLoginChanged: (name) => creds.changedByDaemon(name) });
+  creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
-  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock });
+  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, flights: refreshFlights });
   const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => proxyRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
   const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
@@ -269,6 +278,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     overrides: cfg.resolve,
     poolFailover,
     tokenResponses,
+    refreshFlights,
     isTokenUrl: (host, path) => vault.byTokenUrl(host, path).length > 0,
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
     upstreamTimeouts,

@@ -56,7 +56,8 @@ function answerCommand(answer: Answer) {
       });
       printResult(args, outcome.result, (r) => {
         const verb = `${args.always ? 'always ' : ''}${answer === 'allow' ? 'allowed' : 'denied'}`;
-        return `${verb} ${outcome.label} (applied to ${r.waiters} request${r.waiters === 1 ? '' : 's'})`;
+        const saved = r.saved ? `; saved rule ${r.saved.rule_id}${r.saved.replaced !== null ? `, replacing ask rule ${r.saved.replaced}` : ''}` : '';
+        return `${verb} ${outcome.label} (applied to ${r.waiters} request${r.waiters === 1 ? '' : 's'})${saved}`;
       });
     }),
   };

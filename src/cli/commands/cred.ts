@@ -147,7 +147,7 @@ export function credTable(creds: CredentialInfo[]): string[] {
     ['NAME', 'KIND', 'HOSTS', 'HEADER', 'INJECT', 'IN-FLIGHT', 'QUEUED', 'PHANTOM'],
     creds.map((c) => [
       c.name,
-      c.kind,
+      c.needs_login ? `${c.kind} (needs login)` : c.kind,
       c.hosts.join(','),
       c.header,
       (c.inject ?? ['header']).join(','),

@@ -35,8 +35,17 @@ export interface BrokerOptions {
 /** Where the broker reports what happens; the daemon wires this to the event bus. */
 export type BrokerEvents = <K extends 'approval.pending' | 'approval.updated' | 'approval.resolved'>(type: K, payload: EventPayloads[K]) => void;
 
-/** Persists an always-* answer as a rule for `host:port`; must be idempotent. */
-export type PersistDecision = (host: string, port: number, verdict: 'allow' | 'deny') => void;
+/** What an always-* answer saved: the rule in force for `host:port`, and the `ask` rule it replaced, if any. */
+export interface SavedRule {
+  rule_id: number;
+  replaced: number | null;
+}
+
+/**
+ * Persists an always-* answer as a rule for `host:port`; must be idempotent. Returns what was saved, or
+ * throws when it could not be (the answer still applies to the waiting requests; see `resolve`).
+ */
+export type PersistDecision = (host: string, port: number, verdict: 'allow' | 'deny') => SavedRule | void;
 
 interface Waiter {
   settle: (o: ApprovalOutcome) => void;
@@ -140,19 +149,22 @@ export class ApprovalBroker {
 
   /**
    * Answers prompt `id` for all its waiters and returns how many there were. Always-* persist one rule for
-   * `host:port` before any waiter proceeds. Throws `already_resolved` or `unknown_approval`.
+   * `host:port` before any waiter proceeds; `saved` says what was saved (null for once-answers). When the
+   * rule cannot be saved, the error is thrown and the prompt stays pending (nobody passes on an answer that
+   * was not recorded; the user can answer again). Throws `already_resolved` or `unknown_approval`.
    */
-  resolve(id: string, decision: ApprovalDecision): { waiters: number } {
+  resolve(id: string, decision: ApprovalDecision): { waiters: number; saved: SavedRule | null } {
     const prompt = this.prompts.get(id);
     if (!prompt) {
       const earlier = this.recentlyResolved.get(id);
       if (earlier) throw new SluiceError('already_resolved', `approval ${id} was already resolved (${earlier})`);
       throw new SluiceError('unknown_approval', `no pending approval with id ${id}`);
     }
+    let saved: SavedRule | null = null;
     if (decision === 'always_allow' || decision === 'always_deny') {
-      this.persist(prompt.info.host, prompt.info.port, decision === 'always_allow' ? 'allow' : 'deny');
+      saved = this.persist(prompt.info.host, prompt.info.port, decision === 'always_allow' ? 'allow' : 'deny') ?? null;
     }
-    return { waiters: this.finish(prompt, decision) };
+    return { waiters: this.finish(prompt, decision), saved };
   }
 
   private finish(prompt: Prompt, how: ApprovalDecision | 'timeout' | 'shutdown'): number {

@@ -1,8 +1,11 @@
 /**
- * Concurrency caps: one global semaphore (optional) and one per credential, sized from the credential's
- * `max_concurrent`. Acquire global first, then per-credential; release per-credential first. A cap change
- * drops the old semaphore so the next request sees the new cap, while in-flight requests keep their
- * permits on the old one until they finish. Counts here include those orphaned permits.
+ * Concurrency caps: one global semaphore and one per credential, sized from the credential's
+ * `max_concurrent`. A granted request holds the global slot and then its credential's; release
+ * per-credential first. A request that has to wait in a credential's queue holds nothing while it waits and
+ * takes its global slot only once its credential slot is granted, so a queued request never shuts out
+ * requests for other credentials. Semaphores are resized in place when a cap changes: requests in flight
+ * keep counting against the new cap (it is never exceeded by re-setting it), and an unchanged value is a
+ * no-op.
  */
 import type { Clock } from '../clock.js';
 import { Semaphore, type Release } from './semaphore.js';
@@ -31,9 +34,9 @@ export interface CapConfig {
 
 /** Owns all semaphores and the live in-flight/queued counts. */
 export class CapRegistry {
-  private global: Semaphore | null = null;
+  /** Counts every proxied request in flight; capacity Infinity while there is no global cap. */
+  private readonly global: Semaphore;
   private globalCap: number | null = null;
-  private globalInFlight = 0;
   private readonly perCred = new Map<string, Semaphore>();
   private readonly counts = new Map<string, CapCounts>();
 
@@ -41,29 +44,43 @@ export class CapRegistry {
     private readonly clock: Clock,
     private readonly configOf: (name: string) => CapConfig | undefined,
     private readonly onChange: () => void = () => {},
-  ) {}
+  ) {
+    this.global = new Semaphore(Infinity, clock);
+  }
 
   /** The global cap, or null for unlimited. */
   getGlobalCap(): number | null {
     return this.globalCap;
   }
 
-  /** Sets the global cap (null = unlimited); applies to the next request. */
+  /**
+   * Sets the global cap (null = unlimited). Requests in flight keep their permits and count against the
+   * new cap; setting the value it already has changes nothing.
+   */
   setGlobalCap(cap: number | null): void {
+    if (cap === this.globalCap) return;
     this.globalCap = cap;
-    this.global = cap === null ? null : new Semaphore(cap, this.clock);
+    this.global.resize(cap ?? Infinity);
     this.onChange();
   }
 
-  /** Forgets the semaphore of `name` so its next request uses the current configured cap. */
+  /**
+   * Applies `name`'s current configured cap to its semaphore in place (its holders keep counting, its
+   * waiters keep their order); forgets it when the credential is gone.
+   */
   invalidate(name: string): void {
-    this.perCred.delete(name);
+    const sem = this.perCred.get(name);
+    if (sem) {
+      const cfg = this.configOf(name);
+      if (cfg) sem.resize(cfg.max_concurrent);
+      else this.perCred.delete(name);
+    }
     this.onChange();
   }
 
   /** Requests holding a global permit (all proxied requests in flight). */
   globalInFlightCount(): number {
-    return this.globalInFlight;
+    return this.global.inFlight;
   }
 
   /** Live counts for `name` (zeros when it has never been used). */
@@ -90,13 +107,16 @@ export class CapRegistry {
   async acquire(credential: string | null, signal?: AbortSignal | (() => AbortSignal)): Promise<Permit | { refused: CapRefusal } | { aborted: true }> {
     const now = this.tryAcquire(credential, signal);
     if (now) return now;
-    // The credential's slots are all taken and it has a queue: take the global slot, then wait in line.
-    const global = this.takeGlobal();
-    if ('refused' in global) return global;
+    // The credential's slots are all taken and it has a queue. A full global cap refuses at once; else wait
+    // in the credential's line holding nothing, and take the global slot only once the credential's is
+    // granted (never waiting for it while holding the credential's, so no two requests wait on each other).
+    if (this.global.inFlight >= this.global.capacity) return { refused: { reason: 'global_cap', cap: this.global.capacity } };
     const cred = await this.acquireCredential(credential!, signal);
-    if (!('release' in cred)) {
-      global.drop();
-      return cred;
+    if (!('release' in cred)) return cred;
+    const global = this.takeGlobal();
+    if ('refused' in global) {
+      cred.release();
+      return global;
     }
     return this.permit(cred.release, global.drop, signal);
   }
@@ -131,17 +151,11 @@ export class CapRegistry {
 
   /** Takes a global slot (counted even without a global cap); `drop` gives it back exactly once. */
   private takeGlobal(): { drop: Release } | { refused: CapRefusal } {
-    let releaseGlobal: Release = noop;
-    if (this.global) {
-      const g = this.global.tryAcquire();
-      if (!g) return { refused: { reason: 'global_cap', cap: this.global.capacity } };
-      releaseGlobal = g;
-    }
-    this.globalInFlight++;
+    const g = this.global.tryAcquire();
+    if (!g) return { refused: { reason: 'global_cap', cap: this.global.capacity } };
     return {
       drop: once(() => {
-        this.globalInFlight--;
-        releaseGlobal();
+        g();
         this.onChange();
       }),
     };

@@ -1,6 +1,8 @@
 /**
  * A counting semaphore with an optional bounded FIFO wait. A permit is released exactly once (the release
  * function is idempotent); a waiter that gives up (timeout or abort) leaves the queue without taking a slot.
+ * The capacity can change while permits are held: the semaphore counts its holders, so lowering it lets
+ * nobody new in until the count drops below the new value, and raising it wakes waiters in arrival order.
  */
 import type { Clock } from '../clock.js';
 
@@ -15,16 +17,35 @@ interface Waiter {
 /** Why an acquire failed. */
 export type AcquireFailure = 'full' | 'timeout' | 'aborted';
 
-/** A semaphore with `capacity` permits. Capacity never changes: to change a cap, make a new semaphore. */
+/** A semaphore with `capacity` permits (`Infinity` = unlimited, still counting holders); see {@link resize}. */
 export class Semaphore {
   private inUse = 0;
   private readonly waiters: Waiter[] = [];
 
   constructor(
-    readonly capacity: number,
+    private cap: number,
     private readonly clock: Clock,
     private readonly onChange: () => void = () => {},
   ) {}
+
+  /** Permits that may be held at once. */
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /**
+   * Changes the capacity in place. Held permits stay held and keep counting (so a lower cap admits nobody
+   * until enough of them are released); a higher cap hands the new slots to waiters in arrival order.
+   */
+  resize(capacity: number): void {
+    if (capacity === this.cap) return;
+    this.cap = capacity;
+    while (this.inUse < this.cap && this.waiters.length > 0) {
+      this.inUse++;
+      this.waiters.shift()!.grant(this.makeRelease());
+    }
+    this.onChange();
+  }
 
   /** Permits held now. */
   get inFlight(): number {
@@ -79,9 +100,10 @@ export class Semaphore {
     return () => {
       if (released) return;
       released = true;
-      const next = this.waiters.shift();
+      // Hand the permit straight to the oldest waiter (inUse stays the same), unless a lowered capacity
+      // means this slot no longer exists.
+      const next = this.inUse <= this.cap ? this.waiters.shift() : undefined;
       if (next) {
-        // Hand the permit straight to the oldest waiter: inUse stays the same.
         next.grant(this.makeRelease());
       } else {
         this.inUse--;

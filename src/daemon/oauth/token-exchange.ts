@@ -111,6 +111,23 @@ export class TokenExchange {
     return { body: Buffer.from(form!.toString()), unreadable };
   }
 
+  /**
+   * A token response built from `owner.credential`'s saved tokens, with every token replaced by the phantom
+   * the agent holds (the id_token keeps its claims, never its signature). For an agent whose refresh was
+   * answered by another one's (single-flight): it gets what that refresh saved, and no real token.
+   */
+  savedAsPhantoms(owner: TokenOwner): Buffer {
+    const phantoms = this.phantomsFor(owner);
+    const out: Record<string, unknown> = { access_token: phantoms.access, refresh_token: phantoms.refresh, token_type: 'Bearer' };
+    const row = owner.credential ? this.vault.get(owner.credential) : undefined;
+    if (row?.kind === 'oauth') {
+      const t = this.vault.oauthTokens(row.name);
+      if (t.id_token) out.id_token = resign(t.id_token);
+      if (t.expires_at !== null) out.expires_in = Math.max(0, Math.round((t.expires_at - this.clock.now()) / 1000));
+    }
+    return Buffer.from(JSON.stringify(out));
+  }
+
   private phantomsFor(owner: TokenOwner): { access: string; refresh: string } {
     if (owner.pool && this.pools.has(owner.pool)) {
       const p = this.pools.get(owner.pool);

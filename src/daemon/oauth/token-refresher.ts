@@ -1,9 +1,15 @@
 /**
  * Proactive OAuth refresh: shortly before a member's access token expires (and before a pool switches to
  * a member whose token already expired), the daemon refreshes it itself at the credential's token URL, so
- * failover never waits for the agent to notice. Refreshes of one credential are single-flight: concurrent
- * callers share one request, because a rotating refresh token can be spent only once.
+ * failover never waits for the agent to notice. Refreshes of one credential are single-flight (shared with
+ * agents' refreshes through the proxy, see {@link RefreshFlights}): a rotating refresh token can be spent
+ * only once.
+ *
+ * A failing credential is retried with exponential backoff (30 s, 60 s, … up to 1 h) rather than every
+ * check; after `invalid_grant` it is not retried at all until its refresh token changes (`cred update` with
+ * a new secret, or an agent's successful refresh), and it reads as `needs login` meanwhile.
  */
+import crypto from 'node:crypto';
 import https from 'node:https';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -13,6 +19,7 @@ import { AUTH_COOLDOWN_MS } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import { connectTarget, type UpstreamAgents } from '../proxy/upstream-agents.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
+import { RefreshFlights } from './refresh-flights.js';
 import type { TokenExchange } from './token-exchange.js';
 import { bodyCoding, decodeWhole } from '../proxy/content-coding.js';
 
@@ -22,6 +29,21 @@ const MAX_ANSWER = 1024 * 1024;
 /** Refresh this long before expiry. */
 export const REFRESH_AHEAD_MS = 5 * 60_000;
 const CHECK_EVERY_MS = 30_000;
+/** First retry delay after a failed refresh; doubles per failure. */
+export const BACKOFF_BASE_MS = 30_000;
+/** Longest retry delay. */
+export const BACKOFF_MAX_MS = 3_600_000;
+
+/** Why a credential is not being refreshed now. */
+interface FailureState {
+  failures: number;
+  /** No proactive attempt before this time (epoch ms). */
+  nextAttemptAt: number;
+  /** Hash of the refresh token that failed (the state applies only while it is current). */
+  token: string | null;
+  /** True after `invalid_grant`: no retry at all while that token is current. */
+  dead: boolean;
+}
 
 /** What the refresher needs. */
 export interface TokenRefresherDeps {
@@ -33,14 +55,54 @@ export interface TokenRefresherDeps {
   overrides: readonly ResolveOverride[];
   clock: Clock;
   log: Logger;
+  /** Shared with the proxy's refresh grants; a private one when absent. */
+  flights?: RefreshFlights;
+  /** Told when a credential starts or stops needing a login (for `cred.changed`). */
+  onNeedsLoginChanged?: (name: string) => void;
 }
 
 /** Refreshes OAuth credentials ahead of expiry; single-flight per credential. */
 export class TokenRefresher {
-  private readonly inFlight = new Map<string, Promise<boolean>>();
+  private readonly flights: RefreshFlights;
+  private readonly failing = new Map<string, FailureState>();
   private timer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(private readonly d: TokenRefresherDeps) {}
+  constructor(private readonly d: TokenRefresherDeps) {
+    this.flights = d.flights ?? new RefreshFlights(d.vault, d.exchange);
+  }
+
+  /**
+   * True when `name`'s refresh token was refused with `invalid_grant` and has not changed since: the
+   * account needs a new login (`cred update` with a new secret).
+   */
+  needsLogin(name: string): boolean {
+    const f = this.failing.get(name);
+    return f !== undefined && f.dead && f.token === this.tokenHash(name);
+  }
+
+  /**
+   * True when a proactive refresh of `name` may be attempted now: not backing off and not needing a login.
+   * A new refresh token (an updated credential, or an agent's refresh) starts over.
+   */
+  private mayAttempt(name: string): boolean {
+    const f = this.failing.get(name);
+    if (!f) return true;
+    if (f.token !== this.tokenHash(name)) {
+      this.failing.delete(name);
+      if (f.dead) this.d.onNeedsLoginChanged?.(name);
+      return true;
+    }
+    return !f.dead && this.d.clock.now() >= f.nextAttemptAt;
+  }
+
+  private tokenHash(name: string): string | null {
+    try {
+      const rt = this.d.vault.oauthTokens(name).refresh_token;
+      return crypto.createHash('sha256').update(rt).digest('hex');
+    } catch {
+      return null;
+    }
+  }
 
   /** Starts the periodic check. */
   start(): void {
@@ -60,7 +122,7 @@ export class TokenRefresher {
     const due = this.d.vault.list().filter((r) => {
       if (r.kind !== 'oauth' || !r.token_url) return false;
       const exp = this.d.vault.oauthTokens(r.name).expires_at;
-      return exp !== null && exp - now < REFRESH_AHEAD_MS;
+      return exp !== null && exp - now < REFRESH_AHEAD_MS && this.mayAttempt(r.name);
     });
     await Promise.all(due.map((r) => this.refresh(r.name)));
   }
@@ -70,17 +132,26 @@ export class TokenRefresher {
     const row = this.d.vault.get(name);
     if (!row || row.kind !== 'oauth') return;
     const exp = this.d.vault.oauthTokens(name).expires_at;
-    if (exp !== null && exp <= this.d.clock.now()) await this.refresh(name);
+    if (exp !== null && exp <= this.d.clock.now() && this.mayAttempt(name)) await this.refresh(name);
   }
 
-  /** Refreshes `name` now, sharing a refresh already under way. Resolves true on success. */
+  /** Refreshes `name` now, sharing a refresh already under way (the daemon's or an agent's). Resolves true on success. */
   refresh(name: string): Promise<boolean> {
-    let p = this.inFlight.get(name);
-    if (!p) {
-      p = this.doRefresh(name).finally(() => this.inFlight.delete(name));
-      this.inFlight.set(name, p);
+    return this.flights.run(name, () => this.doRefresh(name));
+  }
+
+  /** Records a failed refresh: back off, or (after `invalid_grant` for the current token) stop until it changes. */
+  private failed(name: string, dead: boolean): void {
+    const prev = this.failing.get(name);
+    const failures = (prev?.failures ?? 0) + 1;
+    const delay = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 20), BACKOFF_MAX_MS);
+    this.failing.set(name, { failures, nextAttemptAt: this.d.clock.now() + delay, token: this.tokenHash(name), dead });
+    if (dead) {
+      this.d.log.warn('oauth credential needs a new login: its refresh token was refused (invalid_grant); not retrying until it is updated', { credential: name });
+      if (!prev?.dead) this.d.onNeedsLoginChanged?.(name);
+    } else {
+      this.d.log.info('will retry the oauth refresh later', { credential: name, retry_in_s: delay / 1000 });
     }
-    return p;
   }
 
   private async doRefresh(name: string): Promise<boolean> {
@@ -112,19 +183,27 @@ export class TokenRefresher {
         if (res.body === null) throw new Error('undecodable');
         this.d.exchange.save(name, JSON.parse(res.body) as Parameters<TokenExchange['save']>[1]);
         this.d.audit.append({ event: 'oauth_refreshed', credential: name, status: res.status, detail: 'proactive refresh' });
+        const was = this.failing.get(name);
+        this.failing.delete(name);
+        if (was?.dead) this.d.onNeedsLoginChanged?.(name);
         return true;
       } catch {
         this.d.log.warn('token endpoint answered with an unreadable body', { credential: name });
         this.d.audit.append({ event: 'oauth_refresh_failed', credential: name, status: res.status, detail: 'unreadable token answer' });
+        this.failed(name, false);
         return false;
       }
     }
     this.d.audit.append({ event: 'oauth_refresh_failed', credential: name, status: res.status || null, detail: 'error' in res ? res.error : null });
     this.d.log.warn('proactive oauth refresh failed', { credential: name, status: res.status });
-    if (/invalid_grant|invalid_token/.test(res.body ?? '') || res.status === 401) {
+    // A refusal of a token that is no longer the current one (the credential changed meanwhile) says
+    // nothing about the credential: it cools nothing and marks nothing.
+    const stillCurrent = this.d.vault.get(name) !== undefined && this.d.vault.oauthTokens(name).refresh_token === tokens.refresh_token;
+    if (stillCurrent && (/invalid_grant|invalid_token/.test(res.body ?? '') || res.status === 401)) {
       const pool = this.d.pools.poolOf(name);
       if (pool) this.d.pools.failover(pool, name, 'auth_failed', this.d.clock.now() + AUTH_COOLDOWN_MS);
     }
+    if (stillCurrent) this.failed(name, /invalid_grant/.test(res.body ?? ''));
     return false;
   }
 }

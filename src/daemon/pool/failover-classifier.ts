@@ -1,8 +1,11 @@
 /**
  * Decides, at response-header time, whether a pool member's response means "stop using this member for a
  * while", and for how long. 429, or 403 whose body names a quota/rate error → rate-limited (60 s);
- * 401, or `invalid_grant`/`invalid_token` from a token endpoint → auth failure (300 s). A `retry-after` or
- * provider reset header sets the end instead when present (the latest one wins). 5xx never cools.
+ * 401, or `invalid_grant`/`invalid_token` from a token endpoint → auth failure (300 s). For rate-limit and
+ * quota reasons a `retry-after` or provider reset header sets the end instead when present (the latest one
+ * wins); an auth cooldown always lasts its 300 s, whatever reset headers the response carries (they describe
+ * rate limits, not the credential). Numeric header values of 1e9 and more are epoch times (seconds, or
+ * milliseconds from 1e12), never durations. 5xx never cools. {@link MemberHealth} clamps every cooldown.
  */
 
 /** Why a member cools. */
@@ -42,6 +45,18 @@ export function parseDuration(v: string): number | null {
   return matched.length > 0 && matched.length === s.length ? total : null;
 }
 
+/** Numbers at or above this are epoch seconds (a relative wait of 31 years is not one anyone sends). */
+const EPOCH_S_FROM = 1e9;
+/** Numbers at or above this are epoch milliseconds. */
+const EPOCH_MS_FROM = 1e12;
+
+/** A bare number from a reset header as an absolute time: epoch ms or s when that large, else seconds from now. */
+function numericEnd(n: number, now: number): number {
+  if (n >= EPOCH_MS_FROM) return n;
+  if (n >= EPOCH_S_FROM) return n * 1000;
+  return now + n * 1000;
+}
+
 /** The latest cooldown end the response's headers ask for, or null when none is given. */
 export function headerCooldownEnd(headers: Record<string, string | string[] | undefined>, now: number): number | null {
   let end: number | null = null;
@@ -52,14 +67,18 @@ export function headerCooldownEnd(headers: Record<string, string | string[] | un
     const v = Array.isArray(raw) ? raw[0] : raw;
     if (v === undefined) continue;
     const n = name.toLowerCase();
+    const trimmed = v.trim();
+    const bare = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : null;
     if (n === 'retry-after') {
-      const secs = Number(v);
-      consider(Number.isFinite(secs) ? now + secs * 1000 : Date.parse(v));
+      consider(bare !== null ? numericEnd(bare, now) : Date.parse(v));
     } else if (/^anthropic-ratelimit-.*-reset$/.test(n)) {
-      consider(Date.parse(v));
+      consider(bare !== null ? numericEnd(bare, now) : Date.parse(v));
     } else if (n.startsWith('x-ratelimit-reset')) {
-      const d = parseDuration(v);
-      consider(d === null ? Date.parse(v) : now + d);
+      if (bare !== null) consider(numericEnd(bare, now));
+      else {
+        const d = parseDuration(v);
+        consider(d === null ? Date.parse(v) : now + d);
+      }
     }
   }
   return end;
@@ -73,6 +92,6 @@ export function classify(status: number, headers: Record<string, string | string
   else if (status === 401) reason = 'auth_failed';
   else if (isTokenEndpoint && status >= 400 && status < 500 && body !== null && TOKEN_RE.test(body)) reason = 'auth_failed';
   if (!reason) return null;
-  const fallback = now + (reason === 'auth_failed' ? AUTH_COOLDOWN_MS : RATE_LIMIT_COOLDOWN_MS);
-  return { reason, until: headerCooldownEnd(headers, now) ?? fallback };
+  if (reason === 'auth_failed') return { reason, until: now + AUTH_COOLDOWN_MS };
+  return { reason, until: headerCooldownEnd(headers, now) ?? now + RATE_LIMIT_COOLDOWN_MS };
 }

@@ -1,9 +1,13 @@
 /**
  * Process-wide cooldowns of credentials, shared by every pool and every reload. A cooldown only ever
  * extends (a shorter one never shortens it), is applied in memory synchronously, and is persisted so a
- * restart remembers it. Expired cooldowns read as healthy.
+ * restart remembers it. Every cooldown ends at most `maxCooldownMs` from when it is applied or loaded (a
+ * misread header can never park an account for years). Expired cooldowns read as healthy.
  */
 import type { Clock } from '../clock.js';
+
+/** Default upper bound of any cooldown: 24 h (`SLUICE_MAX_COOLDOWN_S`). */
+export const DEFAULT_MAX_COOLDOWN_MS = 86_400_000;
 
 /** A member's current cooldown. */
 export interface Cooldown {
@@ -18,15 +22,21 @@ export class MemberHealth {
   constructor(
     private readonly clock: Clock,
     private readonly persist: (name: string, until: number | null, reason: string | null) => void = () => {},
+    private readonly maxCooldownMs: number = DEFAULT_MAX_COOLDOWN_MS,
   ) {}
 
-  /** Restores persisted cooldowns (expired ones are ignored). */
+  /** Restores persisted cooldowns (expired ones are ignored, overlong ones clamped). */
   load(rows: { name: string; until: number; reason: string }[]): void {
-    for (const r of rows) if (r.until > this.clock.now()) this.cooling.set(r.name, { until: r.until, reason: r.reason });
+    for (const r of rows) if (r.until > this.clock.now()) this.cooling.set(r.name, { until: this.clamp(r.until), reason: r.reason });
   }
 
-  /** Cools `name` until `until` unless it already cools longer. Returns the cooldown in force. */
-  cool(name: string, until: number, reason: string): Cooldown {
+  private clamp(until: number): number {
+    return Math.min(until, this.clock.now() + this.maxCooldownMs);
+  }
+
+  /** Cools `name` until `until` (clamped) unless it already cools longer. Returns the cooldown in force. */
+  cool(name: string, requested: number, reason: string): Cooldown {
+    const until = this.clamp(requested);
     const cur = this.get(name);
     if (cur && cur.until >= until) return cur;
     const c = { until, reason };

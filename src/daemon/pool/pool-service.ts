@@ -17,6 +17,9 @@ import type { FailoverReason } from './failover-classifier.js';
 import type { MemberHealth } from './member-health.js';
 import { chooseActive } from './pool-resolver.js';
 
+/** A pool's `pool_exhausted` audit row is not repeated within this window (like its notice). */
+export const EXHAUSTED_REPEAT_MS = 30_000;
+
 /** Cooldown used by `pool rotate` for the member it parks. */
 export const MANUAL_ROTATE_MS = 300_000;
 
@@ -31,6 +34,8 @@ export class PoolService {
   private pools = new Map<string, PoolRow>();
   private byCoreIndex = new Map<string, { pool: PoolRow; slot: 'access' | 'refresh' }>();
   private changes = 0;
+  /** When each pool last wrote a `pool_exhausted` row; cleared when it switches to a healthy member. */
+  private readonly exhaustedAt = new Map<string, number>();
 
   constructor(
     private readonly repo: PoolsRepo,
@@ -148,12 +153,14 @@ export class PoolService {
     return info;
   }
 
-  /** Removes a pool; its member credentials stay. */
+  /** Removes a pool; its member credentials stay. Publishes `pool.changed` with `removed: true`. */
   remove(name: string): void {
-    this.get(name);
+    const last = this.info(this.get(name));
     this.repo.remove(name);
     this.reload();
+    this.exhaustedAt.delete(name);
     this.audit.append({ event: 'pool_removed', credential: name });
+    this.bus.publish('pool.changed', { pool: last, removed: true });
   }
 
   /**
@@ -172,11 +179,19 @@ export class PoolService {
     const to = choice.allCooling ? null : choice.member;
     if (to && to !== pool.active_member) this.setActive(pool, to);
     if (to && to !== member) {
+      this.exhaustedAt.delete(poolName);
       this.audit.append({ event: 'cred_failover', credential: member, detail: `${poolName}:${member}->${to}:${reason}` });
       this.notice('warn', 'cred_failover', `pool ${poolName}: ${member} ${reason.replace('_', ' ')}; switched to ${to}`);
     } else {
-      this.audit.append({ event: 'pool_exhausted', credential: member, detail: `${poolName}:${member}:${reason}` });
-      this.notice('warn', 'pool_exhausted', `pool ${poolName}: every member is cooling (${member} ${reason.replace('_', ' ')})`);
+      // One row per exhaustion, not one per late failure of the burst that caused it (same 30 s window as
+      // the notice).
+      const now = this.clock.now();
+      const last = this.exhaustedAt.get(poolName);
+      if (last === undefined || now - last >= EXHAUSTED_REPEAT_MS) {
+        this.exhaustedAt.set(poolName, now);
+        this.audit.append({ event: 'pool_exhausted', credential: member, detail: `${poolName}:${member}:${reason}` });
+        this.notice('warn', 'pool_exhausted', `pool ${poolName}: every member is cooling (${member} ${reason.replace('_', ' ')})`);
+      }
     }
     this.bus.publish('cred.failover', { pool: poolName, from: member, to, reason });
     this.bus.publish('pool.changed', { pool: this.info(pool) });
@@ -195,6 +210,7 @@ export class PoolService {
   reset(name: string): PoolInfo {
     const pool = this.get(name);
     for (const m of pool.members) this.health.clear(m);
+    this.exhaustedAt.delete(name);
     this.audit.append({ event: 'pool_reset', credential: name });
     const info = this.info(pool);
     this.bus.publish('pool.changed', { pool: info });

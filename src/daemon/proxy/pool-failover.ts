@@ -37,6 +37,8 @@ export interface PoolFailoverDeps {
 
 /** How much of a 403 body is read to look for a quota error before it streams on to the client. */
 const MAX_PEEK = 64 * 1024;
+/** How long a 403 body is waited for; one not classified by then passes through as it is. */
+export const PEEK_WAIT_MS = 2_000;
 
 /** Classifies pooled responses and replays failures once. */
 export class PoolFailover {
@@ -45,7 +47,7 @@ export class PoolFailover {
   /**
    * Inspects `leg.response` for pooled exchange `ex`; may replace it with a replay's response. 429 and
    * 401 are classified from the status line alone, so the member cools at header time even when the body
-   * streams or is huge; only a 403 needs a (bounded) look at its body. Resolves with what the client gets;
+   * streams or is huge; only a 403 needs a look at its body, bounded in size (64 KiB) and time (2 s). Resolves with what the client gets;
    * rejects when the response broke off while being looked at.
    */
   async onResponse(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<Reply> {
@@ -53,7 +55,7 @@ export class PoolFailover {
     const status = up.statusCode ?? 0;
     let peek: BodyPeek | null = null;
     if (needsBody(status, false)) {
-      const p = await peekBody(up, MAX_PEEK);
+      const p = await peekBody(up, MAX_PEEK, { ms: PEEK_WAIT_MS, setTimer: (fn, ms) => this.d.clock.setTimer(fn, ms) });
       if (p === 'aborted') throw Object.assign(new Error('failure response aborted'), { code: 'ECONNRESET' });
       peek = p;
     }

@@ -104,18 +104,27 @@ export interface BodyPeek {
   complete: boolean;
 }
 
+/** Bounds a body peek by time: after `ms` (on `setTimer`'s clock) it settles with what has arrived. */
+export interface PeekDeadline {
+  ms: number;
+  setTimer: (fn: () => void, ms: number) => () => void;
+}
+
 /**
- * Reads up to about `limit` bytes of a (paused) stream, then pauses it again with the rest unread. The
- * caller must put `head` back in front of the rest (see {@link PrefixFilter}).
+ * Reads up to about `limit` bytes of a (paused) stream, then pauses it again with the rest unread; with a
+ * `deadline`, also stops when that much time has passed (a slowly streamed body is not held back longer).
+ * The caller must put `head` back in front of the rest (see {@link PrefixFilter}).
  */
-export function peekBody(stream: import('node:stream').Readable, limit: number): Promise<BodyPeek | 'aborted'> {
+export function peekBody(stream: import('node:stream').Readable, limit: number, deadline?: PeekDeadline): Promise<BodyPeek | 'aborted'> {
   return new Promise((resolve) => {
     const parts: Buffer[] = [];
     let size = 0;
     let settled = false;
+    let cancelTimer = (): void => {};
     const done = (v: BodyPeek | 'aborted') => {
       if (settled) return;
       settled = true;
+      cancelTimer();
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('error', onErr);
@@ -139,6 +148,12 @@ export function peekBody(stream: import('node:stream').Readable, limit: number):
     stream.on('end', onEnd);
     stream.on('error', onErr);
     stream.on('close', onClose);
+    if (deadline) {
+      cancelTimer = deadline.setTimer(() => {
+        stream.pause();
+        done({ head: Buffer.concat(parts, size), complete: false });
+      }, deadline.ms);
+    }
     stream.resume();
   });
 }

@@ -47,6 +47,8 @@ export class RequestExchange {
   tokenEndpoint = false;
   /** For a refresh request: the credential whose real refresh token was injected (the response's owner). */
   refreshOwner: string | null = null;
+  /** For a refresh request: the real refresh token it carries (in memory only; see RefreshFlights). */
+  refreshSent: string | null = null;
   status: number | null = null;
   bytes = 0;
   refusal: string | null = null;

@@ -18,6 +18,7 @@ import type { RequestObserver } from './request-observer.js';
 import type { OriginalRequest, PoolFailover } from './pool-failover.js';
 import { refreshOwnerOf } from './credential-stage.js';
 import { grantTypeOf } from '../oauth/token-exchange.js';
+import type { RefreshFlights } from '../oauth/refresh-flights.js';
 import type { TokenResponseStage } from './token-response.js';
 import { writeRefusal, type Refusal } from './refusals.js';
 import { decodeContent } from './body-decoding.js';
@@ -43,6 +44,8 @@ export interface PipelineDeps {
   poolFailover: PoolFailover | null;
   /** Token-endpoint response handling (null: OAuth disabled). */
   tokenResponses: TokenResponseStage | null;
+  /** One refresh per credential at a time, shared with the daemon's refresher (null: OAuth disabled). */
+  refreshFlights?: RefreshFlights | null;
   /** True when `host` + `path` is some OAuth credential's token URL. */
   isTokenUrl: (host: string, path: string) => boolean;
   /** Request bytes all exchanges together may hold (SLUICE_MAX_BUFFERED_BYTES). */
@@ -136,7 +139,29 @@ export class RequestPipeline {
       req.resume();
     }
     ex.refreshOwner = refreshOwnerOf(r.cred);
-    await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
+    let endFlight: ((ok: boolean) => void) | null = null;
+    if (original.refreshGrant && ex.refreshOwner && this.d.refreshFlights) {
+      // One refresh per credential at a time: wait for one under way; a spent token is answered from what it saved.
+      const gate = await this.d.refreshFlights.gate(ex.refreshOwner, ex.pool, [r.cred.body, r.cred.path, ...Object.values(r.cred.headers).flat()]);
+      if (!gate.send) return this.answerLocally(x, gate.answer);
+      if (ex.finished) return gate.end(false);
+      ex.refreshSent = gate.sent;
+      endFlight = gate.end;
+    }
+    try {
+      await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
+    } finally {
+      endFlight?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
+    }
+  }
+
+  /** Answers the client with a JSON body sluice made (a token response with phantoms only); nothing goes upstream. */
+  private answerLocally(x: Exchange, body: Buffer): void {
+    if (x.ex.finished) return;
+    x.ex.status = 200;
+    x.ex.upstreamEnded = true;
+    x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': body.length });
+    x.res.end(body);
   }
 
   /**

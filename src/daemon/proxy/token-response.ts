@@ -6,6 +6,7 @@
  * deflate and br answers are decoded first; anything unreadable fails closed with a 502.
  */
 import type { Clock } from '../clock.js';
+import type { RefreshFlights } from '../oauth/refresh-flights.js';
 import type { TokenExchange } from '../oauth/token-exchange.js';
 import { classify } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
@@ -26,6 +27,8 @@ export interface TokenResponseDeps {
   poolFailover: PoolFailover;
   credentials: CredentialStage;
   clock: Clock;
+  /** Refresh single-flight; tells a refusal of a stale refresh token from one of the current token. */
+  flights?: RefreshFlights;
 }
 
 /** Handles responses to token-endpoint requests. */
@@ -45,7 +48,9 @@ export class TokenResponseStage {
     if (!Buffer.isBuffer(raw)) throw Object.assign(new Error(`token response ${raw}`), { code: raw === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
     const decoded = decode(raw, up.headers['content-encoding']);
     const body = decoded.body;
-    const failure = ex.refreshOwner ? classify(status, up.headers, body ? body.toString('utf8') : null, true, this.d.clock.now()) : null;
+    // A refusal of a refresh token that is no longer the owner's current one says nothing about the owner.
+    const stale = ex.refreshOwner !== null && ex.refreshSent !== null && this.d.flights !== undefined && !this.d.flights.isCurrent(ex.refreshOwner, ex.refreshSent);
+    const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body ? body.toString('utf8') : null, true, this.d.clock.now()) : null;
     if (failure && ex.pool && ex.refreshOwner) {
       const r = this.d.pools.failover(ex.pool, ex.refreshOwner, failure.reason, failure.until);
       if (!ex.replayed && r.to && r.to !== ex.refreshOwner && !ex.finished && (await this.d.poolFailover.replay(ex, leg, original))) {

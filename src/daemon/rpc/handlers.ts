@@ -109,7 +109,7 @@ export function createHandlers(d: HandlerDeps): Handlers {
     'approval.list': () => ({ approvals: d.broker.list() }),
     'approval.resolve': (p) => {
       const r = d.broker.resolve(p.id, p.decision);
-      return { id: p.id, decision: p.decision, waiters: r.waiters };
+      return { id: p.id, decision: p.decision, waiters: r.waiters, saved: r.saved };
     },
     'limits.get': () => d.limits.get(),
     'limits.set': (p) => d.limits.set(p),

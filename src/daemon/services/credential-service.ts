@@ -21,7 +21,24 @@ export class CredentialService {
     private readonly bus: EventBus,
     /** Returns the pool a credential is a live member of, if any. */
     private readonly poolOf: (name: string) => string | null = () => null,
+    /** Forgets what the daemon remembers about a removed credential (counters, cooldown). */
+    private readonly forget: (name: string) => void = () => {},
   ) {}
+
+  /** True when an OAuth credential needs a new login (wired to the token refresher). */
+  needsLogin: (name: string) => boolean = () => false;
+
+  /** Publishes `cred.changed` for a state change the daemon made itself (e.g. it started needing a login). */
+  changedByDaemon(name: string): void {
+    const row = this.vault.get(name);
+    if (row) this.bus.publish('cred.changed', { action: 'updated', name, credential: this.info(row) });
+  }
+
+  /**
+   * Called after a cap or queue-timeout change made through `cred.update` (wired to publish
+   * `limits.changed`, so every cap change emits it whoever made it).
+   */
+  onCapsChanged: () => void = () => {};
 
   /** The client view of a row: no secret, live counts included. */
   info(row: CredentialRow): CredentialInfo {
@@ -40,6 +57,7 @@ export class CredentialService {
       inject: row.inject,
       in_flight: c.in_flight,
       queued: c.queued,
+      ...(row.kind === 'oauth' ? { needs_login: this.needsLogin(row.name) } : {}),
       created_at: row.created_at,
       updated_at: row.updated_at,
     };
@@ -60,18 +78,23 @@ export class CredentialService {
     return info;
   }
 
-  /** Updates a credential; only a given `secret` replaces the stored one. Cap changes apply to the next request. */
-  update(p: ParamsOut<'cred.update'>): CredentialInfo {
+  /**
+   * Updates a credential; only a given `secret` replaces the stored one. Cap changes apply to the next
+   * request and also publish `limits.changed` unless `quietLimits` (the caller publishes it itself).
+   */
+  update(p: ParamsOut<'cred.update'>, quietLimits = false): CredentialInfo {
     for (const h of p.hosts ?? []) assertValidGlob(h, 'host');
     const { name, ...rest } = p;
     const before = this.vault.get(name);
     if (!before) throw new SluiceError('not_found', `no credential named ${name}`);
     const row = this.vault.update(name, rest);
-    if (row.max_concurrent !== before.max_concurrent || row.queue_timeout_ms !== before.queue_timeout_ms) this.caps.invalidate(name);
+    const capsChanged = row.max_concurrent !== before.max_concurrent || row.queue_timeout_ms !== before.queue_timeout_ms;
+    if (capsChanged) this.caps.invalidate(name);
     const changed = Object.keys(rest).filter((k) => (rest as Record<string, unknown>)[k] !== undefined);
     this.audit.append({ event: 'cred_updated', credential: name, detail: `changed=${changed.join(',')}` });
     const info = this.info(row);
     this.bus.publish('cred.changed', { action: 'updated', name, credential: info });
+    if (capsChanged && !quietLimits) this.onCapsChanged();
     return info;
   }
 
@@ -82,6 +105,8 @@ export class CredentialService {
     if (pool) throw new SluiceError('in_use', `credential ${name} is a member of pool ${pool}; remove it from the pool first`);
     this.vault.remove(name);
     this.caps.invalidate(name);
+    // A credential added later under the same name starts from zero.
+    this.forget(name);
     this.audit.append({ event: 'cred_removed', credential: name });
     this.bus.publish('cred.changed', { action: 'removed', name, credential: null });
   }

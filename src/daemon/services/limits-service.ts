@@ -1,7 +1,12 @@
 /**
- * Concurrency limits behind RPC: the global cap (persisted in settings, overriding the environment once set
- * at runtime) and per-credential caps and queue waits (stored on the credential). Every change applies to
- * the next request, is audited, and is published as `limits.changed`.
+ * Concurrency limits behind RPC: the global cap and per-credential caps and queue waits (stored on the
+ * credential). Every change applies to the next request, is audited, and is published as `limits.changed`.
+ *
+ * The global cap's rule: at start, an environment value (`SLUICE_MAX_GLOBAL_CONCURRENT`, else
+ * `PROXY_MAX_GLOBAL_CONCURRENT`) that differs from the one seen at the previous start wins and is stored; a
+ * later `limits set` wins from then on, including across restarts with the same environment value, until a
+ * start with a different one. Without an environment value the stored cap applies. A warning line is
+ * logged whenever the cap in force disagrees with the environment.
  */
 import type { LimitsInfo } from '../../shared/protocol/entities.js';
 import { SluiceError } from '../../shared/protocol/error-codes.js';
@@ -14,6 +19,8 @@ import type { CredentialVault } from '../vault/credential-vault.js';
 import type { CredentialService } from './credential-service.js';
 
 const GLOBAL_KEY = 'global_cap';
+/** The environment's global cap at the last start (`unset` or a number), to tell a new env value from an old one. */
+const GLOBAL_ENV_KEY = 'global_cap_env';
 
 /** Reads and changes limits. */
 export class LimitsService {
@@ -24,12 +31,35 @@ export class LimitsService {
     private readonly settings: SettingsRepo,
     private readonly audit: AuditLog,
     private readonly bus: EventBus,
-  ) {}
+  ) {
+    creds.onCapsChanged = () => this.bus.publish('limits.changed', { limits: this.get() });
+  }
 
-  /** Applies the persisted global cap if one was set at runtime, else `fromEnv`. */
-  init(fromEnv: number | null): void {
+  /**
+   * Chooses the global cap at start (see the module comment for the rule) and applies it. `envVar` names the
+   * variable `fromEnv` came from; `warn` receives one line when the cap in force disagrees with it.
+   */
+  init(fromEnv: number | null, envVar: string | null = null, warn: (message: string, fields: Record<string, unknown>) => void = () => {}): void {
     const stored = this.settings.get(GLOBAL_KEY);
-    this.caps.setGlobalCap(stored === undefined ? fromEnv : stored === 'none' ? null : Number(stored));
+    const storedCap = stored === undefined ? undefined : stored === 'none' ? null : Number(stored);
+    const envNow = fromEnv === null ? 'unset' : String(fromEnv);
+    const envBefore = this.settings.get(GLOBAL_ENV_KEY);
+    let cap: number | null;
+    if (fromEnv !== null && envNow !== envBefore) {
+      // A new environment value: it wins and becomes the stored cap.
+      cap = fromEnv;
+      if (storedCap !== undefined && storedCap !== fromEnv) {
+        warn(`${envVar ?? 'the environment'}=${fromEnv} replaces the global cap ${storedCap ?? 'none'} set earlier with limits set`, { env: fromEnv, stored: storedCap ?? 'none' });
+      }
+      this.settings.set(GLOBAL_KEY, String(fromEnv));
+    } else {
+      cap = storedCap === undefined ? fromEnv : storedCap;
+      if (fromEnv !== null && cap !== fromEnv) {
+        warn(`the global cap ${cap ?? 'none'} set with limits set overrides ${envVar ?? 'the environment'}=${fromEnv} (a different environment value at the next start replaces it)`, { env: fromEnv, stored: cap ?? 'none' });
+      }
+    }
+    this.settings.set(GLOBAL_ENV_KEY, envNow);
+    this.caps.setGlobalCap(cap);
   }
 
   /** Current limits with live counts. */
@@ -49,7 +79,7 @@ export class LimitsService {
       this.audit.append({ event: 'limits_changed', detail: `global=${p.global ?? 'none'}` });
     }
     if (p.cred !== undefined && (p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined)) {
-      this.creds.update({ name: p.cred, max_concurrent: p.max_concurrent, queue_timeout_ms: p.queue_timeout_ms });
+      this.creds.update({ name: p.cred, max_concurrent: p.max_concurrent, queue_timeout_ms: p.queue_timeout_ms }, true);
     }
     const limits = this.get();
     this.bus.publish('limits.changed', { limits });

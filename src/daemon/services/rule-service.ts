@@ -26,12 +26,20 @@ export class RuleService {
     return this.repo.list();
   }
 
-  /** Adds a rule (idempotent per matcher: an identical matcher returns the existing rule unchanged). */
-  add(rule: NewRule): { rule: RuleInfo; created: boolean } {
+  /**
+   * Adds a rule (idempotent per matcher: an identical matcher returns the existing rule unchanged). A rule
+   * with the same matcher and another verdict is refused with `already_exists`, except that `replaceAsk`
+   * replaces an `ask` rule (an always-* answer to the prompt that rule raised); `replaced` is then its id.
+   */
+  add(rule: NewRule, opts: { replaceAsk?: boolean } = {}): { rule: RuleInfo; created: boolean; replaced?: number } {
     assertValidGlob(rule.host, 'host');
     if (rule.path !== null) assertValidGlob(rule.path, 'path');
     const existing = this.repo.findByMatcher(rule);
     if (existing && existing.verdict !== rule.verdict) {
+      if (opts.replaceAsk && existing.verdict === 'ask' && rule.verdict !== 'ask') {
+        this.remove(existing.id);
+        return { ...this.add(rule), replaced: existing.id };
+      }
       throw new SluiceError('already_exists', `rule ${existing.id} already matches ${describe(existing)} with verdict ${existing.verdict}; remove it first`);
     }
     const r = this.repo.insert({ ...rule, method: rule.method?.toUpperCase() ?? null }, this.clock.iso());

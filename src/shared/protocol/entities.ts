@@ -30,6 +30,8 @@ export interface CredentialInfo {
   inject: InjectSite[];
   in_flight: number;
   queued: number;
+  /** OAuth only: true when its refresh token was refused (`invalid_grant`) and it needs a new login (`cred update`). */
+  needs_login?: boolean;
   created_at: string;
   updated_at: string;
 }

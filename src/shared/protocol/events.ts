@@ -32,7 +32,8 @@ export interface EventPayloads {
   'approval.pending': { approval: ApprovalInfo };
   'approval.updated': { id: string; waiters: number };
   'approval.resolved': { id: string; decision: ApprovalDecision; waiters: number; reason: 'answered' | 'timeout' | 'shutdown' };
-  'pool.changed': { pool: PoolInfo };
+  /** `removed: true` when the pool was removed (`pool` is then its last state). */
+  'pool.changed': { pool: PoolInfo; removed?: true };
   'cred.failover': { pool: string; from: string; to: string | null; reason: string };
   'cred.changed': { action: 'added' | 'updated' | 'removed'; name: string; credential: CredentialInfo | null };
   'rule.changed': { action: 'added' | 'removed'; rule: RuleInfo };

@@ -58,7 +58,11 @@ export interface Results {
   'rule.list': { rules: RuleInfo[] };
   'rule.remove': { removed: number };
   'approval.list': { approvals: ApprovalInfo[] };
-  'approval.resolve': { id: string; decision: ApprovalDecision; waiters: number };
+  /**
+   * `saved`: for always-* answers, the rule now in force for host:port and the id of the `ask` rule it
+   * replaced (null when none); null for once-answers.
+   */
+  'approval.resolve': { id: string; decision: ApprovalDecision; waiters: number; saved: { rule_id: number; replaced: number | null } | null };
   'limits.get': LimitsInfo;
   'limits.set': LimitsInfo;
   'stats.snapshot': StatsSnapshot;

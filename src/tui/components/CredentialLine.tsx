@@ -21,6 +21,7 @@ export function CredentialLine({ row: r, marked, nameWidth }: CredentialLineProp
   const load = r.cap > 0 ? r.inFlight / r.cap : 0;
   const loadColor = load >= 1 ? palette.bad : load >= 0.75 || r.queued > 0 ? palette.warn : palette.ok;
   const extra: string[] = [];
+  if (r.needsLogin) extra.push('needs login');
   if (r.cooldownLeftMs !== null) extra.push(`cool ${formatDuration(r.cooldownLeftMs)}`);
   if (r.queueTimeoutMs > 0) extra.push(`wait ${r.queueTimeoutMs}ms`);
   return (

@@ -91,6 +91,10 @@ function applyEvent(s: DashboardState, e: SluiceEvent, at: number): DashboardSta
     case 'approval.resolved':
       return approvalResolved(s, e, at);
     case 'pool.changed':
+      if (e.removed) {
+        const selected = selectionAfterRemoval(s.pools.map((p) => p.name), s.selected.pools, e.pool.name);
+        return withSelection({ ...s, pools: s.pools.filter((p) => p.name !== e.pool.name) }, 'pools', selected);
+      }
       return { ...s, pools: upsertBy(s.pools, e.pool, (p) => p.name) };
     case 'cred.failover':
       return failover(s, e);

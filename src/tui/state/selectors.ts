@@ -99,6 +99,8 @@ export interface CredentialRow {
   rejected: number;
   /** Time left on the longest pool cooldown of this credential, or null when it is not cooling. */
   cooldownLeftMs: number | null;
+  /** OAuth: its refresh token was refused; it needs a new login. */
+  needsLogin: boolean;
   selected: boolean;
 }
 
@@ -119,6 +121,7 @@ export function credentialRows(state: DashboardState, now: number): CredentialRo
       server5xx: st?.status_5xx ?? 0,
       rejected: st?.rejected ?? 0,
       cooldownLeftMs: credentialCooldown(state.pools, c.name, now),
+      needsLogin: c.needs_login === true,
       selected: c.name === selected,
     };
   });

@@ -88,7 +88,7 @@ describe('ApprovalBroker coalescing', () => {
     const { broker } = setup();
     const asks = Array.from({ length: 8 }, () => broker.ask(req()));
     const id = broker.list()[0]!.id;
-    expect(broker.resolve(id, 'allow_once')).toEqual({ waiters: 8 });
+    expect(broker.resolve(id, 'allow_once')).toMatchObject({ waiters: 8 });
     const outcomes = await Promise.all(asks);
     for (const o of outcomes) expect(o).toEqual({ allowed: true, decision: 'allow_once', approval_id: id });
     expect(broker.list()).toEqual([]);
@@ -101,7 +101,7 @@ describe('ApprovalBroker coalescing', () => {
     expect(broker.list()[0]!.waiters).toBe(1_000);
     expect(events.filter((e) => e.type === 'approval.pending')).toHaveLength(1);
     const id = broker.list()[0]!.id;
-    expect(broker.resolve(id, 'deny')).toEqual({ waiters: 1_000 });
+    expect(broker.resolve(id, 'deny')).toMatchObject({ waiters: 1_000 });
     const outcomes = await Promise.all(asks);
     expect(outcomes.every((o) => !o.allowed && o.reason === 'denied' && o.approval_id === id)).toBe(true);
   });
@@ -128,7 +128,7 @@ describe('ApprovalBroker answers', () => {
     const { broker, persisted } = setup();
     const asks = Array.from({ length: 20 }, () => broker.ask(req()));
     const id = broker.list()[0]!.id;
-    expect(broker.resolve(id, 'always_allow')).toEqual({ waiters: 20 });
+    expect(broker.resolve(id, 'always_allow')).toMatchObject({ waiters: 20 });
     expectSluiceError(() => broker.resolve(id, 'always_allow'), 'already_resolved');
     expect(persisted).toEqual([{ host: 'api.anthropic.com', port: 443, verdict: 'allow' }]);
     const outcomes = await Promise.all(asks);
@@ -182,7 +182,7 @@ describe('ApprovalBroker answers', () => {
     await flush();
     expect(ask.done).toBe(false);
     expect(broker.list()).toHaveLength(1);
-    expect(broker.resolve(id, 'deny')).toEqual({ waiters: 1 });
+    expect(broker.resolve(id, 'deny')).toMatchObject({ waiters: 1 });
     expect(await ask.promise).toMatchObject({ allowed: false, reason: 'denied' });
   });
 });
@@ -230,7 +230,7 @@ describe('ApprovalBroker waiters that leave', () => {
     const id = broker.list()[0]!.id;
     expect(await a).toEqual({ allowed: false, reason: 'aborted', approval_id: id });
     expect(broker.list()[0]!.waiters).toBe(2);
-    expect(broker.resolve(id, 'allow_once')).toEqual({ waiters: 2 });
+    expect(broker.resolve(id, 'allow_once')).toMatchObject({ waiters: 2 });
     expect((await b).allowed).toBe(true);
     expect((await c).allowed).toBe(true);
   });
@@ -245,7 +245,7 @@ describe('ApprovalBroker waiters that leave', () => {
     expect(broker.list()).toEqual([expect.objectContaining({ id, waiters: 0 })]);
     const second = broker.ask(req());
     expect(broker.list()).toEqual([expect.objectContaining({ id, waiters: 1 })]);
-    expect(broker.resolve(id, 'allow_once')).toEqual({ waiters: 1 });
+    expect(broker.resolve(id, 'allow_once')).toMatchObject({ waiters: 1 });
     expect(await second).toEqual({ allowed: true, decision: 'allow_once', approval_id: id });
   });
 
@@ -277,7 +277,7 @@ describe('ApprovalBroker limits', () => {
     const id = broker.list()[0]!.id;
     expect(await broker.ask(req())).toEqual({ allowed: false, reason: 'too_many_waiting', approval_id: id });
     expect(broker.list()[0]!.waiters).toBe(256);
-    expect(broker.resolve(id, 'deny')).toEqual({ waiters: 256 });
+    expect(broker.resolve(id, 'deny')).toMatchObject({ waiters: 256 });
   });
 
   it('refuses a 51st destination with queue_full while requests to pending destinations still coalesce', async () => {

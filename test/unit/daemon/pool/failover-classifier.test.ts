@@ -93,8 +93,8 @@ describe('classify: cooldown end from response headers', () => {
     expect(classify(429, { 'retry-after': '7' }, null, false, NOW)).toEqual({ reason: 'rate_limited', until: NOW + 7_000 });
   });
 
-  it('retry-after also sets the end of an auth cooldown', () => {
-    expect(classify(401, { 'retry-after': '45' }, null, false, NOW)).toEqual({ reason: 'auth_failed', until: NOW + 45_000 });
+  it('retry-after never sets the end of an auth cooldown (issue 22 #4): it stays 300 s', () => {
+    expect(classify(401, { 'retry-after': '45' }, null, false, NOW)).toEqual({ reason: 'auth_failed', until: NOW + 300_000 });
   });
 
   it('retry-after longer than the default extends it', () => {
