@@ -13,9 +13,12 @@ import { capOrNone, definedEntry, intOption, lastNumber, lastString } from '../o
 import { formatTable } from '../output-table.js';
 import { printResult } from '../print-result.js';
 
-/** Registers `limits get` and `limits set`. */
+/** Registers `limits` (alone: the same as `limits get`), `limits get` and `limits set`. */
 export function limitsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command('limits', 'show or change concurrency caps', (l) =>
+  return y.command(
+    'limits',
+    'show or change concurrency caps (alone: show them)',
+    (l) =>
     l
       .command(
         'get',
@@ -39,7 +42,11 @@ export function limitsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           printResult(args, await callDaemon(args, 'limits.set', params), renderLimits);
         }),
       )
-      .demandCommand(1, 'limits needs a subcommand: get or set'),
+      .example('$0 limits', 'show the global cap and every credential cap')
+      .example('$0 limits set --cred anthropic --max-concurrent 4', 'cap one credential'),
+    action(async (args) => {
+      printResult(args, await callDaemon(args, 'limits.get'), renderLimits);
+    }),
   );
 }
 

@@ -1,5 +1,5 @@
 /**
- * `sluicectl pool create|list|status|rotate|reset|remove`. A pool is one phantom in front of ordered
+ * `sluicectl pool create|list|status|add-member|remove-member|rotate|reset|remove`. A pool is one phantom in front of ordered
  * member credentials; `rotate` parks the active member so the next healthy one takes over.
  */
 import type { Argv } from 'yargs';
@@ -63,6 +63,32 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }),
       )
       .command(
+        'add-member <pool> <cred>',
+        "add a credential to a pool, after its last member; the pool's phantom stays the same",
+        (a) =>
+          a
+            .positional('pool', { type: 'string', demandOption: true, describe: 'pool name' })
+            .positional('cred', { type: 'string', demandOption: true, describe: 'credential to add (in no other pool, same kind as the members)' })
+            .example('$0 pool add-member claude acct-c', 'acct-c becomes the last member of pool claude'),
+        action(async (args) => {
+          const pool = await callDaemon(args, 'pool.add_member', { name: args.pool, member: args.cred });
+          printResult(args, pool, (r) => `added ${args.cred} to pool ${r.name}; members: ${r.members.map((m) => m.name).join(', ')} (phantom unchanged)`);
+        }),
+      )
+      .command(
+        'remove-member <pool> <cred>',
+        "remove a credential from a pool (not its last member); the pool's phantom stays the same",
+        (a) =>
+          a
+            .positional('pool', { type: 'string', demandOption: true, describe: 'pool name' })
+            .positional('cred', { type: 'string', demandOption: true, describe: 'member credential to remove (the credential itself stays)' })
+            .example('$0 pool remove-member claude acct-a', 'pool claude goes on with its other members'),
+        action(async (args) => {
+          const pool = await callDaemon(args, 'pool.remove_member', { name: args.pool, member: args.cred });
+          printResult(args, pool, (r) => `removed ${args.cred} from pool ${r.name}; members: ${r.members.map((m) => m.name).join(', ')} (phantom unchanged)`);
+        }),
+      )
+      .command(
         'remove <name>',
         'remove a pool (its members stay)',
         (r) => r.positional('name', { type: 'string', demandOption: true }),
@@ -70,7 +96,7 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           printResult(args, await callDaemon(args, 'pool.remove', { name: args.name }), (r) => `removed pool ${r.removed}`);
         }),
       )
-      .demandCommand(1, 'pool needs a subcommand: create, list, status, rotate, reset or remove'),
+      .demandCommand(1, 'pool needs a subcommand: create, list, status, add-member, remove-member, rotate, reset or remove'),
   );
 }
 

@@ -9,6 +9,7 @@ import type { Argv } from 'yargs';
 import { action } from '../command-action.js';
 import { callDaemon, type GlobalArgs } from '../daemon-call.js';
 import { CliError, UsageError } from '../exit-codes.js';
+import { withNoProxy } from '../no-proxy.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -20,12 +21,13 @@ export function commandWords(args: { cmd?: unknown; '--'?: unknown }): string[] 
 }
 
 /**
- * The environment `run` gives a command: ours with the proxy variables on top. NODE_OPTIONS is the one
- * variable merged rather than replaced: the user's own options (`--max-old-space-size=…`, another
- * `--import`) are kept after the sluice bootstrap, which is not added twice.
+ * The environment `run` gives a command: ours with the proxy variables on top. NODE_OPTIONS and NO_PROXY
+ * are merged rather than replaced: the user's own options (`--max-old-space-size=…`, another `--import`)
+ * are kept after the sluice bootstrap, which is not added twice; the user's NO_PROXY entries are kept and
+ * loopback (`localhost,127.0.0.1,::1`) is added, so local servers never wait for an approval.
  */
 export function agentEnvFor(base: NodeJS.ProcessEnv, vars: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base, ...vars };
+  const env: NodeJS.ProcessEnv = { ...base, ...withNoProxy(vars, base) };
   const ours = vars.NODE_OPTIONS;
   const theirs = base.NODE_OPTIONS?.trim();
   if (ours && theirs) env.NODE_OPTIONS = theirs.includes(ours) ? theirs : `${ours} ${theirs}`;
