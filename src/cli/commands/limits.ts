@@ -9,6 +9,7 @@ import type { ParamsIn } from '../../shared/protocol/params.js';
 import { action } from '../command-action.js';
 import { callDaemon, type GlobalArgs } from '../daemon-call.js';
 import { UsageError } from '../exit-codes.js';
+import { boundMessage } from '../usage-messages.js';
 import { capOrNone, definedEntry, intOption, lastNumber, lastString } from '../option-values.js';
 import { formatTable } from '../output-table.js';
 import { printResult } from '../print-result.js';
@@ -59,7 +60,7 @@ export function limitsParams(args: {
 }): ParamsIn<'limits.set'> {
   const global = capOrNone('global', args.global);
   const globalReason = global === undefined ? null : globalCapProblem(global);
-  if (globalReason) throw new UsageError(`--global: ${globalReason}`);
+  if (globalReason) throw new UsageError(boundMessage('--global', globalReason));
   const maxConcurrent = intOption('max-concurrent', args.maxConcurrent, capProblem);
   const queueTimeout = intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem);
   if ((maxConcurrent !== undefined || queueTimeout !== undefined) && args.cred === undefined) {
