@@ -147,7 +147,12 @@ export function usageMessage(message: string, argv: readonly string[]): string {
       const rest = argv.slice(argv.indexOf(path[0]) + 1).join(' ');
       return `the command's options were read as sluicectl's; put the command after --: sluicectl ${path[0]} -- ${rest}`;
     }
-    return `unknown option ${typedOptions(m[1]!.split(', '), argv).join(', ')}`;
+    const keys = m[1]!.split(', ');
+    const extra = keys.filter((k) => argv.includes(k) && !k.startsWith('-'));
+    if (extra.length > 0 && extra.length === keys.filter((k) => !/[A-Z]/.test(k) || argv.includes(k)).length) {
+      return `${where} takes no more arguments (got ${extra.join(' ')}); quote globs such as '*'`;
+    }
+    return `unknown option ${typedOptions(keys, argv).join(', ')}`;
   }
   return text;
 }

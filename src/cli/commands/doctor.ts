@@ -23,7 +23,11 @@ export function doctorCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command(
     'doctor [cmd..]',
     'check that an environment goes through sluice',
-    (d) => d.positional('cmd', { type: 'string', array: true, describe: 'check the environment sluicectl run would give this command' }),
+    (d) =>
+      d
+        .positional('cmd', { type: 'string', array: true, describe: 'check the environment sluicectl run would give this command' })
+        .example('$0 doctor', 'check this shell')
+        .example('$0 doctor -- node agent.mjs', 'check what sluicectl run would give a Node script'),
     action(async (args) => {
       const words = commandWords(args as { cmd?: unknown; '--'?: unknown });
       const facts = await daemonFacts(args);

@@ -21,7 +21,10 @@ export function envCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         choices: SHELL_KINDS,
         requiresArg: true,
         default: 'sh' as ShellKind,
-      }),
+      })
+        .example('eval "$($0 env)"', 'bash, zsh or sh: send this shell through sluice')
+        .example('$0 env --shell fish | source', 'fish')
+        .example('$0 env --json', 'the variables as a JSON object'),
     action(async (args) => {
       // NO_PROXY merges the evaluating shell's own entries with loopback, like `run` does.
       const vars = withNoProxy((await callDaemon(args, 'proxy.env')).vars, process.env);

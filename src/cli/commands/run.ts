@@ -39,7 +39,11 @@ export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command(
     'run [cmd..]',
     'run a command through the proxy: sluicectl run -- claude',
-    (c) => c.positional('cmd', { describe: 'command and arguments (put them after --)', type: 'string', array: true }),
+    (c) =>
+      c
+        .positional('cmd', { describe: 'command and arguments (put them after --)', type: 'string', array: true })
+        .example('$0 run -- claude', 'Claude Code through the proxy')
+        .example('$0 run -- curl -sS https://api.anthropic.com/v1/models', 'options after -- belong to the command'),
     action(async (args) => {
       const words = commandWords(args as { cmd?: unknown; '--'?: unknown });
       if (words.length === 0) throw new UsageError('run needs a command: sluicectl run -- CMD [ARGS…]');
