@@ -16,13 +16,12 @@ export const COMPLETION_SHELLS = ['bash', 'zsh', 'fish'] as const;
 export const COMPLETIONS_FLAG = '--get-yargs-completions';
 
 /**
- * The shell yargs must format for, from `argv` and the environment, or null to leave $SHELL alone.
- * `completion SHELL` names it; a completion request from yargs' zsh script carries COMP_LINE (its bash
+ * The shell a completion request must be answered for, or null when `argv` is not one (then $SHELL is
+ * left alone). A request from yargs' zsh script carries COMP_LINE (its bash
  * script does not), and fish is told apart by $SHELL, so a bash script run by a zsh user still gets
  * bash answers.
  */
 export function completionShell(argv: readonly string[], env: NodeJS.ProcessEnv): string | null {
-  if (argv[0] === 'completion' && (COMPLETION_SHELLS as readonly string[]).includes(argv[1] ?? '')) return argv[1]!;
   if (!argv.includes(COMPLETIONS_FLAG)) return null;
   if (env.COMP_LINE !== undefined) return 'zsh';
   return env.SHELL?.includes('fish') ? 'fish' : 'bash';

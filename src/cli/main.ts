@@ -90,21 +90,24 @@ async function main(): Promise<void> {
   const argv = hideBin(process.argv);
   const dashes = argv.indexOf('--');
   const json = (dashes === -1 ? argv : argv.slice(0, dashes)).includes('--json');
-  setCommandPath(commandPath(argv));
-  if (argv[0] === 'completion' && !(COMPLETION_SHELLS as readonly string[]).includes(argv[1] ?? '')) {
-    process.exitCode = reportError(new UsageError(`completion needs a shell: sluicectl completion ${COMPLETION_SHELLS.join('|')}`), json);
-    return;
+  const words = commandPath(argv);
+  setCommandPath(words);
+  if (words[0] === 'completion') {
+    // `completion SHELL`: yargs takes the shell from $SHELL (set below), and the shell word itself is
+    // dropped, or yargs would take it for a mistyped command.
+    const at = argv.indexOf('completion');
+    const shellWord = argv[at + 1] ?? '';
+    if (!(COMPLETION_SHELLS as readonly string[]).includes(shellWord)) {
+      process.exitCode = reportError(new UsageError(`completion needs a shell: sluicectl completion ${COMPLETION_SHELLS.join('|')}`), json);
+      return;
+    }
+    process.env.SHELL = `/bin/${shellWord}`;
+    argv.splice(at + 1, 1);
+  } else {
+    // yargs reads $SHELL when the parser is built to choose the answer format of a completion request.
+    const shell = completionShell(argv, process.env);
+    if (shell) process.env.SHELL = `/bin/${shell}`;
   }
-  // yargs reads $SHELL when the parser is built to choose the script and the answer format; the shell word
-  // itself is dropped, or yargs would take it for a mistyped command.
-  const shell = completionShell(argv, process.env);
-  if (shell) process.env.SHELL = `/bin/${shell}`;
-  if (argv[0] === 'completion') argv.splice(1, 1);
-  // A closed pipe (`sluicectl watch | head -1`) is a normal way for a reader to stop listening.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
   try {
     const parser = buildParser(argv);
     // A completion request parses half-typed lines: no strict checks, no error output, ever.
