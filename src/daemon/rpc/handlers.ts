@@ -102,6 +102,8 @@ export function createHandlers(d: HandlerDeps): Handlers {
       d.pools.remove(p.name);
       return { removed: p.name };
     },
+    'pool.add_member': (p) => d.pools.addMember(p.name, p.member),
+    'pool.remove_member': (p) => d.pools.removeMember(p.name, p.member),
     'rule.add': (p) =>
       d.rules.add({ verdict: p.verdict, host: p.host, port: p.port ?? null, method: p.method ?? null, path: p.path ?? null, coalesce: p.coalesce, source: 'user' }).rule,
     'rule.list': () => ({ rules: d.rules.list() }),

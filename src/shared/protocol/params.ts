@@ -102,6 +102,8 @@ export const PARAMS = {
   'pool.rotate': z.object({ name }).strict(),
   'pool.reset': z.object({ name }).strict(),
   'pool.remove': z.object({ name }).strict(),
+  'pool.add_member': z.object({ name, member: name }).strict(),
+  'pool.remove_member': z.object({ name, member: name }).strict(),
   'rule.add': z
     .object({
       verdict: z.enum(['allow', 'deny', 'ask']),

@@ -54,6 +54,8 @@ export interface Results {
   'pool.rotate': { pool: PoolInfo; from: string | null; to: string | null };
   'pool.reset': PoolInfo;
   'pool.remove': { removed: string };
+  'pool.add_member': PoolInfo;
+  'pool.remove_member': PoolInfo;
   'rule.add': RuleInfo;
   'rule.list': { rules: RuleInfo[] };
   'rule.remove': { removed: number };
