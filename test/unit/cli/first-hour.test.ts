@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startFakeDaemon, type FakeDaemon } from './fake-daemon.js';
-import { credential, PROXY_ENV, STATUS } from './fixtures.js';
+import { credential, PROXY_ENV, REGISTERED, STATUS } from './fixtures.js';
 
 const LOOPBACK = 'localhost,127.0.0.1,::1';
 const NONE = { NO_PROXY: undefined, no_proxy: undefined, NO_COLOR: undefined, FORCE_COLOR: undefined };
@@ -19,6 +19,7 @@ beforeAll(async () => {
   daemon = await startFakeDaemon({
     'daemon.status': () => STATUS,
     'proxy.env': () => PROXY_ENV,
+    'agents.register': () => REGISTERED,
     'cred.list': () => ({ credentials: [credential('openai'), credential('anthropic-work', { hosts: ['api.anthropic.com'] })] }),
     'pool.list': () => ({ pools: [] }),
     'limits.get': () => ({ global: 32, credentials: [{ name: 'openai', max_concurrent: 8, in_flight: 1, queued: 0, queue_timeout_ms: 0 }] }),
