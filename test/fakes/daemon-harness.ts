@@ -13,6 +13,7 @@ import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js
 import { DAEMON_NODE_FLAGS } from '../../src/daemon/runtime-flags.js';
 import { UPSTREAM_CA } from './fake-upstream.js';
 import { REPO_ROOT } from './repo-root.js';
+import { sleep, within } from './wait-for.js';
 
 /** Repo root (also right when this file runs compiled from `dist-bench/test/fakes/`). */
 export const ROOT = REPO_ROOT;
@@ -86,7 +87,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
       client = await connectDaemon({ socketPath: socket, timeoutMs: 10_000 });
     } catch {
       if (Date.now() > deadline) throw new Error(`daemon did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50); // poll interval while the daemon starts (bounded by the deadline above)
     }
   }
   const env2 = await client.call('proxy.env');
@@ -132,7 +133,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
       await defaultDispatcher.destroy().catch(() => {});
       if (proc.exitCode === null) {
         proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 12_000))]);
+        await within(exited, 12_000, 'the daemon to exit after SIGTERM').catch(() => {});
         if (proc.exitCode === null) proc.kill('SIGKILL');
       }
     },

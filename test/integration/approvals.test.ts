@@ -14,7 +14,7 @@ import { connectDaemon, RpcError, type DaemonClient } from '../../src/shared/rpc
 import type { SluiceEvent } from '../../src/shared/protocol/events.js';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, UPSTREAM_CA, type FakeUpstream } from '../fakes/fake-upstream.js';
-import { basicAuth, defaultResolvePairs, resolveSpec, sleep, tokenOf, waitFor } from './helpers.js';
+import { basicAuth, defaultResolvePairs, resolveSpec, tokenOf, waitFor, within } from './helpers.js';
 
 const H = 'other.example';
 const PORTS = { burst: 2001, deny: 2002, detach: 2003, reattach: 2004, thousand: 2005, race: 2006, nocoalesce: 2007, limit256: 2008, events: 2009 };
@@ -406,7 +406,7 @@ describe('shutdown', () => {
         expect(a.status, a.text).toBe(403);
         expect(JSON.parse(a.text).error.message).toMatch(/shutting down/i);
       }
-      expect(await Promise.race([exited, sleep(15_000).then(() => 'still running')])).toBe(0);
+      expect(await within(exited, 15_000, 'the daemon to exit after daemon.shutdown').catch(() => 'still running')).toBe(0);
       expect(upstream.seen.some((x) => x.path.startsWith('/appr/shutdown/'))).toBe(false);
     } finally {
       await agent.destroy().catch(() => {});

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BIN, shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, UPSTREAM_CA, type FakeUpstream } from '../fakes/fake-upstream.js';
-import { basicAuth, defaultResolvePairs, rawConnect, rawProxy, resolveSpec, sleep, stateFiles, tokenOf, waitFor } from './helpers.js';
+import { basicAuth, defaultResolvePairs, rawConnect, rawProxy, resolveSpec, stateFiles, tokenOf, waitFor } from './helpers.js';
 import { listenOnLoopback } from '../fakes/loopback-server.js';
 
 const HOST = 'api.anthropic.com';
@@ -144,8 +144,10 @@ describe('proxy access token', () => {
   test('the token never appears in logs, the audit table or the DB (raw or base64), nor in HTTPS upstream requests', async () => {
     const token = tokenOf(d);
     // exercise a few more paths that might log it: a failed auth with the right user and a near-miss
+    const failedBefore = (await auditRows(d, 'proxy_auth_failed')).length;
     await rawConnect(d.proxyPort, `${HOST}:443`, basicAuth(token + 'x'));
-    await sleep(200);
+    // The near-miss has been handled (its audit row is written) before the logs and files are read.
+    await waitFor(async () => (await auditRows(d, 'proxy_auth_failed')).length > failedBefore, 'the near-miss proxy_auth_failed row');
     const forms = [token, basicAuth(token).slice('Basic '.length)];
     const audit = JSON.stringify(await d.client.call('audit.tail', { n: 10_000 }));
     for (const t of forms) {

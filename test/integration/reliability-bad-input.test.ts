@@ -74,7 +74,7 @@ function rudeConnection(socketPath: string, i: number): Promise<'ok' | 'closed' 
         default: // subscribe, then vanish without reading
           s.end(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'events.subscribe', params: {} }) + '\n');
           s.on('close', () => done('closed'));
-          setTimeout(() => done('closed'), 200);
+          setTimeout(() => done('closed'), 200); // about time: this client leaves after 200 ms whether or not the daemon closed first
       }
     });
   });
@@ -109,7 +109,7 @@ describe('RPC storm + a subscriber that never reads + 2,000 proxied requests', (
         const t0 = Date.now();
         await bystander.call('daemon.status');
         statusLatencies.push(Date.now() - t0);
-        await sleep(50);
+        await sleep(50); // about time: the poll interval of a bystander that keeps calling
       }
     })();
     let rssMax = rssBefore;

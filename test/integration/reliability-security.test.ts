@@ -23,7 +23,7 @@ import { startFakeOAuth, type FakeOAuth } from '../fakes/fake-oauth.js';
 import { startFakeUpstream, UPSTREAM_CA, type FakeUpstream } from '../fakes/fake-upstream.js';
 import { openWebSocket } from '../fakes/ws-through-proxy.js';
 import { daemonEnv, listeningTcp, runCli, runDaemonOnce, scanFor, secretForms, type ProcResult } from '../fakes/reliability-helpers.js';
-import { basicAuth, defaultResolvePairs, fakeSecret, openStream, rawProxy, resolveSpec, sleep, tokenOf, waitFor } from './helpers.js';
+import { basicAuth, defaultResolvePairs, fakeSecret, openStream, rawProxy, resolveSpec, sleep, tokenOf, waitFor, within } from './helpers.js';
 import { listenOnLoopback } from '../fakes/loopback-server.js';
 
 const ANT = 'api.anthropic.com';
@@ -105,8 +105,8 @@ async function agent(url: string, init: { method?: string; headers?: Record<stri
   return { status: res.statusCode, headers: res.headers, text, bodyError };
 }
 
-async function cli(args: string[], opts: { input?: string; tokenAllowed?: boolean; timeoutMs?: number } = {}) {
-  const out = await runCli(args, d.socket, { input: opts.input, timeoutMs: opts.timeoutMs });
+async function cli(args: string[], opts: { input?: string; tokenAllowed?: boolean; timeoutMs?: number; onStdout?: (s: string) => void; signal?: AbortSignal } = {}) {
+  const out = await runCli(args, d.socket, { input: opts.input, timeoutMs: opts.timeoutMs, onStdout: opts.onStdout, signal: opts.signal });
   cliSaw.push({ args, out, tokenAllowed: opts.tokenAllowed ?? false });
   return out;
 }
@@ -255,9 +255,15 @@ describe('the full scenario, then a byte scan for every secret', () => {
     secrets.viacli2 = fakeSecret('sk-ant-api03-');
     expect((await cli(['cred', 'add', 'viacli', '--host', 'cli.example', '--header', 'x-api-key'], { input: secrets.viacli + '\n' })).code).toBe(0);
     expect((await cli(['cred', 'update', 'viacli', '--secret-stdin'], { input: secrets.viacli2 + '\n' })).code).toBe(0);
-    const watching = cli(['watch', '--snapshot'], { timeoutMs: 2500 });
-    await sleep(800);
+    // The watcher runs until it has printed its snapshot and the request it was watching for (not for a
+    // fixed time, which on a busy machine could end before it even subscribed).
+    let watched = '';
+    const stopWatching = new AbortController();
+    const watching = cli(['watch', '--snapshot'], { timeoutMs: 20_000, signal: stopWatching.signal, onStdout: (out) => (watched = out) });
+    await waitFor(() => watched.includes('"type":"snapshot"'), { what: 'sluicectl watch to print its snapshot', timeoutMs: 15_000 });
     await agent(`https://${ANT}/v1/while-watching`, { headers: { 'x-api-key': ant.phantom } });
+    await waitFor(() => watched.includes('/v1/while-watching'), { what: 'sluicectl watch to print the request', timeoutMs: 15_000 });
+    stopWatching.abort();
     await watching;
     for (const args of [['status'], ['cred', 'list'], ['pool', 'list'], ['pool', 'status'], ['rule', 'list'], ['approval', 'list'], ['limits', 'get'], ['stats'], ['audit', 'tail', '-n', '1000'], ['audit', 'verify'], ['rpc', 'cred.list'], ['doctor']]) {
       await cli(args);
@@ -266,7 +272,11 @@ describe('the full scenario, then a byte scan for every secret', () => {
     await cli(['env'], { tokenAllowed: true });
     await cli(['env', '--json'], { tokenAllowed: true });
     await cli(['env', '--shell', 'fish'], { tokenAllowed: true });
-    await sleep(300); // the audit log flushes in small batches
+    // Every audit row the scenario caused is on disk before the state files are scanned: the last one is
+    // the request made while watching (queued when its response ends), and audit.tail flushes the queue.
+    await waitFor(async () => (await d.client.call('audit.tail', { n: 200 })).rows.some((r) => r.path === '/v1/while-watching'), {
+      what: 'the audit row of /v1/while-watching',
+    });
 
     // The test is sound: every needle is real and reached the right upstream.
     for (const k of ['ant', 'oai', 'pa', 'pb']) expect(upstream.seen.some((s) => JSON.stringify(s).includes(secrets[k]!)), k).toBe(true);
@@ -414,7 +424,7 @@ describe('socket and listen address', () => {
       const deadline = Date.now() + 20_000;
       while (!client && p.exitCode === null && Date.now() < deadline) {
         client = await connectDaemon({ socketPath: path.join(home, 'sluiced.sock'), timeoutMs: 5000 }).catch(() => null);
-        if (!client) await sleep(50);
+        if (!client) await sleep(50); // poll interval while the daemon starts (bounded by the deadline above)
       }
       if (client) {
         const st = await client.call('daemon.status');
@@ -430,7 +440,7 @@ describe('socket and listen address', () => {
       }
     } finally {
       if (p.exitCode === null) p.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
+      await within(exited, 10_000, 'the daemon to exit').catch(() => {});
       if (p.exitCode === null) p.kill('SIGKILL');
       fs.rmSync(home, { recursive: true, force: true });
     }
