@@ -78,8 +78,11 @@ export function daemonEnv(home: string, extra: Record<string, string | undefined
   return env;
 }
 
-/** Runs the daemon directly and waits for it to exit (for daemons expected to refuse to start). */
-export function runDaemonOnce(env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<ProcResult> {
+/**
+ * Runs the daemon directly and waits for it to exit (for daemons expected to refuse to start). The 25 s
+ * deadline is generous on purpose: a refusal takes about a second, but a node start on a busy machine can take 10+.
+ */
+export function runDaemonOnce(env: NodeJS.ProcessEnv, timeoutMs = 25_000): Promise<ProcResult> {
   return runNode(BIN.daemon, [], { env, timeoutMs });
 }
 
