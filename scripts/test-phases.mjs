@@ -10,12 +10,20 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const extra = process.argv.slice(2);
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 
-const phases = [
+const allPhases = [
   { name: 'build', cmd: 'npm', args: ['run', 'build'] },
   { name: 'unit', cmd: npx, args: ['vitest', 'run', 'test/unit', ...extra] },
   { name: 'integration', cmd: npx, args: ['vitest', 'run', 'test/integration', ...extra] },
   { name: 'e2e', cmd: npx, args: ['vitest', 'run', 'test/e2e', ...extra] },
 ];
+// SLUICE_TEST_PHASES=build,unit runs only those (in the order above); unset runs all.
+const only = process.env.SLUICE_TEST_PHASES?.split(',').map((x) => x.trim()).filter(Boolean);
+const unknown = (only ?? []).filter((n) => !allPhases.some((p) => p.name === n));
+if (unknown.length > 0) {
+  console.error(`[test] unknown phase(s) in SLUICE_TEST_PHASES: ${unknown.join(', ')} (known: ${allPhases.map((p) => p.name).join(', ')})`);
+  process.exit(2);
+}
+const phases = only ? allPhases.filter((p) => only.includes(p.name)) : allPhases;
 
 /** Runs one command with inherited stdio; resolves with its exit code (a signal counts as failure). */
 function run(cmd, args) {

@@ -191,7 +191,10 @@ export class FakeDaemonClient implements DaemonClient {
   }
 }
 
-/** Lets Ink and React flush (see LIBRARY-NOTES §3.3). */
+/**
+ * Lets Ink and React flush (see LIBRARY-NOTES §3.3): an explicit flush of the pending callbacks (0 ms), not a
+ * bet on time. Assertions on what a flush should have drawn still use {@link waitForFrame}.
+ */
 export const tick = (): Promise<void> => new Promise((r) => setImmediate(() => setTimeout(r, 0)));
 
 /** Something that renders frames (an ink-testing-library instance). */
