@@ -1,7 +1,9 @@
+// Spawns the built sluicectl (dist/) against the fake daemon of test/unit/cli/fake-daemon.ts, so it runs with
+// the integration tests (after the build), which keeps test/unit fast.
 /** Long-lived sluicectl commands: `run` (child process, exit status), `watch` (event stream) and `daemon stop`. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { finished, linesPrinted, runCli, startCli, startFakeDaemon, type FakeConnection, type FakeDaemon } from './fake-daemon.js';
-import { REGISTERED, STATUS } from './fixtures.js';
+import { finished, linesPrinted, runCli, startCli, startFakeDaemon, type FakeConnection, type FakeDaemon } from '../unit/cli/fake-daemon.js';
+import { REGISTERED, STATUS } from '../unit/cli/fixtures.js';
 
 let daemon: FakeDaemon | undefined;
 afterEach(async () => {

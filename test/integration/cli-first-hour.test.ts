@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startFakeDaemon, type FakeDaemon } from './fake-daemon.js';
-import { credential, PROXY_ENV, REGISTERED, STATUS } from './fixtures.js';
+import { runCli, startFakeDaemon, type FakeDaemon } from '../unit/cli/fake-daemon.js';
+import { credential, PROXY_ENV, REGISTERED, STATUS } from '../unit/cli/fixtures.js';
 
 const LOOPBACK = 'localhost,127.0.0.1,::1';
 const NONE = { NO_PROXY: undefined, no_proxy: undefined, NO_COLOR: undefined, FORCE_COLOR: undefined };

@@ -1,7 +1,9 @@
+// Spawns the built sluicectl (dist/) against the fake daemon of test/unit/cli/fake-daemon.ts, so it runs with
+// the integration tests (after the build), which keeps test/unit fast.
 /** sluicectl exit codes: 3 without a daemon, 2 for usage errors (before anything is sent), 1 for daemon errors. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rpcError, runCli, startFakeDaemon, type FakeDaemon } from './fake-daemon.js';
-import { STATUS } from './fixtures.js';
+import { rpcError, runCli, startFakeDaemon, type FakeDaemon } from '../unit/cli/fake-daemon.js';
+import { STATUS } from '../unit/cli/fixtures.js';
 
 describe('sluicectl without a daemon', () => {
   it('exits 3 and says how to start the daemon when nothing answers on the socket', async () => {

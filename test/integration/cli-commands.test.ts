@@ -1,7 +1,9 @@
+// Spawns the built sluicectl (dist/) against the fake daemon of test/unit/cli/fake-daemon.ts, so it runs with
+// the integration tests (after the build), which keeps test/unit fast.
 /** sluicectl commands against a fake daemon: the params they send and what they print. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startFakeDaemon, type FakeDaemon } from './fake-daemon.js';
-import { approval, credential, PROXY_ENV, STATS, STATUS } from './fixtures.js';
+import { runCli, startFakeDaemon, type FakeDaemon } from '../unit/cli/fake-daemon.js';
+import { approval, credential, PROXY_ENV, STATS, STATUS } from '../unit/cli/fixtures.js';
 
 const SECRET = 'sk-live-DO-NOT-PRINT-0123456789';
 // env adds loopback to the caller's own NO_PROXY; these tests run without one.

@@ -1,6 +1,6 @@
 /** `sluicectl audit tail` against a fake daemon: the filters become RPC params, bad values never leave the CLI. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startFakeDaemon, type FakeDaemon } from './fake-daemon.js';
+import { runCli, startFakeDaemon, type FakeDaemon } from '../unit/cli/fake-daemon.js';
 
 const ROW = {
   id: 42,
