@@ -77,7 +77,7 @@ export class ChainVerifier {
       this.closeRun(linkOk);
     }
     if (r.id === this.legacyLast && this.head && this.headStatus === 'ok' && r.hash !== this.head.legacy_last_hash) {
-      this.add('legacy_rewritten', 1, r.id, `the legacy rows were rewritten after the re-anchor: row ${r.id}'s hash is not the one anchored${this.head.anchored_at ? ` on ${this.head.anchored_at}` : ''}`);
+      this.add('legacy_rewritten', r.id, r.id, `the legacy rows were rewritten after the re-anchor: row ${r.id}'s hash is not the one anchored${this.head.anchored_at ? ` on ${this.head.anchored_at}` : ''}`);
     }
     this.expectedPrev = r.hash;
     this.prevSeq = r.id;
