@@ -46,8 +46,8 @@ export interface PipelineDeps {
   isTokenUrl: (host: string, path: string) => boolean;
   /** The CONNECT request a tunnelled connection came through (undefined for plain proxy requests). */
   connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
-  /** The real secrets to mask in responses (absent: nothing is masked; only tests that need no vault omit it). */
-  masks?: { current(): SecretMasker };
+  /** The real secrets to mask in every response (required: containment must not depend on remembering it). */
+  masks: { current(): SecretMasker };
 }
 
 /** How a connection reached the proxy. */
@@ -198,7 +198,7 @@ export class RequestPipeline {
         broken: (err) => this.upstreamFailed(x, err, 'response'),
         masked: (where, credentials) => this.onMasked(x, where, credentials),
       },
-      this.d.masks?.current(),
+      this.d.masks.current(),
     );
   }
 
