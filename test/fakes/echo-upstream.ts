@@ -5,7 +5,7 @@
  *   as the JSON body;
  * - `/redir?key=K`: 302 to `https://evil.example/landing?key=<K>&auth=<x-api-key or authorization it got>`;
  * - `/sse`: the echo as SSE events, written ONE BYTE per write (each on its own tick);
- * - `/gzip`, `/deflate`, `/br`: the echo compressed (whatever the client accepts); `/gzip-stream` streams it
+ * - `/gzip`, `/deflate`, `/deflate-raw`, `/br`: the echo compressed (whatever the client accepts); `/gzip-stream` streams it
  *   compressed in flushed pieces; `/zstd`: the echo in clear but labelled `content-encoding: zstd`;
  * - `/big[?coding=gzip]`: 24 MiB of noise written with backpressure (`bigWritten` counts it);
  * - `POST /oauth/token` with a refresh grant: new tokens as gzip JSON (`?coding=deflate|br`, `?shape=nested|
@@ -85,6 +85,10 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
       case '/deflate':
         res.writeHead(200, { ...echoHeaders, 'content-type': 'application/json', 'content-encoding': 'deflate' });
         return void res.end(zlib.deflateSync(echo));
+      case '/deflate-raw':
+        // Raw deflate (no zlib wrapper), as some servers send for `deflate`.
+        res.writeHead(200, { ...echoHeaders, 'content-type': 'application/json', 'content-encoding': 'deflate' });
+        return void res.end(zlib.deflateRawSync(echo));
       case '/br':
         res.writeHead(200, { ...echoHeaders, 'content-type': 'application/json', 'content-encoding': 'br' });
         return void res.end(zlib.brotliCompressSync(Buffer.from(echo)));

@@ -142,7 +142,7 @@ describe('HTTP responses', () => {
     expect(text.startsWith('event: echo\ndata: {')).toBe(true);
   });
 
-  for (const coding of ['gzip', 'deflate', 'br'] as const) {
+  for (const coding of ['gzip', 'deflate', 'deflate-raw', 'br'] as const) {
     test(`a ${coding} body is decoded, masked and sent decoded; accept-encoding is narrowed to what sluice decodes`, async () => {
       const r = await call(`https://${ANT}/${coding}`, { headers: { 'x-api-key': antPhantom, 'accept-encoding': 'zstd, gzip;q=0.9, br, deflate, compress, *' } });
       expect(r.status).toBe(200);

@@ -51,12 +51,21 @@ export function bodyCoding(contentEncoding: string | string[] | undefined): Body
   return { kind: 'undecodable', coding: c.replace(/[^a-z0-9._-]/g, '').slice(0, 32) || 'unknown' };
 }
 
-/** A streaming decoder for `coding`. */
-export function createDecoder(coding: 'gzip' | 'deflate' | 'br'): Transform {
+/**
+ * A streaming decoder for `coding`. `first` is the body's first chunk: HTTP's `deflate` is zlib-wrapped
+ * (RFC 9110), but some servers send raw deflate, told apart by the zlib header.
+ */
+export function createDecoder(coding: 'gzip' | 'deflate' | 'br', first?: Buffer): Transform {
   // Flushing as data arrives keeps an SSE stream's events from waiting for more compressed input.
   if (coding === 'gzip') return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH });
-  if (coding === 'deflate') return zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH });
+  if (coding === 'deflate') return first && !isZlibHeader(first) ? zlib.createInflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH }) : zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH });
   return zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH });
+}
+
+/** True when `b` starts with a zlib header (CM 8, a window size ≤ 32 KiB, and the header checksum). */
+function isZlibHeader(b: Buffer): boolean {
+  if (b.length < 2) return true;
+  return (b[0]! & 0x0f) === 8 && b[0]! >> 4 <= 7 && ((b[0]! << 8) | b[1]!) % 31 === 0;
 }
 
 /**
@@ -65,6 +74,6 @@ export function createDecoder(coding: 'gzip' | 'deflate' | 'br'): Transform {
  */
 export function decodeWhole(body: Buffer, coding: 'gzip' | 'deflate' | 'br', limit: number): Buffer {
   if (coding === 'gzip') return zlib.gunzipSync(body, { maxOutputLength: limit });
-  if (coding === 'deflate') return zlib.inflateSync(body, { maxOutputLength: limit });
+  if (coding === 'deflate') return isZlibHeader(body) ? zlib.inflateSync(body, { maxOutputLength: limit }) : zlib.inflateRawSync(body, { maxOutputLength: limit });
   return zlib.brotliDecompressSync(body, { maxOutputLength: limit });
 }

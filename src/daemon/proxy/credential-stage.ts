@@ -42,11 +42,6 @@ export class CredentialStage {
     private readonly pools: PoolService | null = null,
   ) {}
 
-  /** The plaintext secret of credential `name` (for rewriting on the forward path only). */
-  secretOf(name: string): string {
-    return this.vault.secret(name);
-  }
-
   /**
    * A lookup for requests to `host`. Access phantoms and API keys are bound to the credential's hosts;
    * a refresh-token phantom is bound only to its token URL's host and only inside a refresh grant, where

@@ -54,8 +54,8 @@ export interface PipelineDeps {
   connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
   /** Upstream connect and response-header limits (exceeded → 504 upstream_timeout). */
   upstreamTimeouts: UpstreamTimeouts;
-  /** The real secrets to mask in responses (absent: nothing is masked; only tests that need no vault omit it). */
-  masks?: { current(): SecretMasker };
+  /** The real secrets to mask in every response (required: containment must not depend on remembering it). */
+  masks: { current(): SecretMasker };
 }
 
 /** How a connection reached the proxy. */
@@ -272,7 +272,7 @@ export class RequestPipeline {
         broken: (err) => this.upstreamFailed(x, err, 'response'),
         masked: (where, credentials) => this.onMasked(x, where, credentials),
       },
-      this.d.masks?.current(),
+      this.d.masks.current(),
     );
   }
 

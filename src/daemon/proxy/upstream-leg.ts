@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Transform } from 'node:stream';
 import { bodyCoding, createDecoder } from './content-coding.js';
 import { SecretMasker } from './secret-masker.js';
 import type { Refusal } from './refusals.js';
@@ -341,8 +342,8 @@ function relayDecoded(reply: Reply, res: http.ServerResponse, on: RelayEvents, m
   delete headers['content-encoding'];
   delete headers['content-length'];
   res.writeHead(up.statusCode ?? 502, statusMessage, headers);
-  const decoder = createDecoder(coding);
   const stream = masker.stream();
+  let decoder: Transform | null = null;
   let reported = 0;
   let done = false;
   let failed = false;
@@ -356,42 +357,52 @@ function relayDecoded(reply: Reply, res: http.ServerResponse, on: RelayEvents, m
     if (failed || done) return;
     failed = true;
     up.destroy();
-    decoder.destroy();
+    decoder?.destroy();
     on.broken(err);
   };
-  decoder.on('data', (c: Buffer) => {
-    const out = stream.write(c);
-    report();
-    if (out.length === 0) return;
-    on.bytes(out.length);
-    if (!res.write(out)) {
-      decoder.pause();
-      res.once('drain', () => decoder.resume());
-    }
-  });
-  decoder.once('end', () => {
-    if (failed) return;
-    done = true;
-    const tail = stream.end();
-    report();
-    if (tail) on.bytes(tail.length);
-    res.end(tail ?? undefined);
-    on.ended();
-  });
-  decoder.on('error', (err: Error) => fail(Object.assign(new Error(`cannot decode the ${coding} response body`), { code: 'EBADCODING', cause: err })));
+  // Made on the first body chunk: a deflate body's first bytes say whether it is zlib-wrapped or raw.
+  const decoderFor = (first: Buffer | undefined): Transform => {
+    const dec = createDecoder(coding, first);
+    dec.on('data', (c: Buffer) => {
+      const out = stream.write(c);
+      report();
+      if (out.length === 0) return;
+      on.bytes(out.length);
+      if (!res.write(out)) {
+        dec.pause();
+        res.once('drain', () => dec.resume());
+      }
+    });
+    dec.once('end', () => {
+      if (failed) return;
+      done = true;
+      const tail = stream.end();
+      report();
+      if (tail) on.bytes(tail.length);
+      res.end(tail ?? undefined);
+      on.ended();
+    });
+    dec.on('error', (err: Error) => fail(Object.assign(new Error(`cannot decode the ${coding} response body`), { code: 'EBADCODING', cause: err })));
+    return dec;
+  };
   const feed = (c: Buffer): void => {
+    decoder ??= decoderFor(c);
     if (!decoder.write(c)) {
       up.pause();
       decoder.once('drain', () => up.resume());
     }
   };
+  const finishInput = (): void => {
+    if (decoder) return void decoder.end();
+    // No body bytes at all (an empty body labelled with a coding): nothing to decode.
+    done = true;
+    res.end();
+    on.ended();
+  };
   if (reply.head) feed(reply.head);
-  if (up.readableEnded) {
-    decoder.end();
-    return;
-  }
+  if (up.readableEnded) return finishInput();
   up.on('data', feed);
-  up.once('end', () => decoder.end());
+  up.once('end', finishInput);
   up.once('close', () => {
     if (!up.readableEnded) fail(Object.assign(new Error('upstream response ended early'), { code: 'ECONNRESET' }));
   });
