@@ -16,6 +16,7 @@ import { RpcError } from '../../shared/rpc/client.js';
 import { commandKind, runDoctorChecks, runOfflineChecks, type DoctorFacts } from '../doctor-checks.js';
 import { EXIT } from '../exit-codes.js';
 import { printResult } from '../print-result.js';
+import { probeIsolation, type IsolationSupport } from '../isolation/isolation-probe.js';
 import { agentEnvFor, commandWords } from './run.js';
 
 /** Registers `doctor [-- CMD]`. */
@@ -36,13 +37,26 @@ export function doctorCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       const kind = words[0] ? commandKind(words[0], firstLine(which(words[0], env.PATH))) : undefined;
       const checks = facts ? runDoctorChecks(env, { ...facts, readText }, kind) : runOfflineChecks(env, readText, kind);
       const ok = checks.every((c) => c.ok);
-      printResult(args, { ok, checks }, () => [
+      // Advisory: isolation is the recommended way to run an agent, but a shell without it is not broken.
+      const isolation = isolationReport(probeIsolation(), words[0]);
+      printResult(args, { ok, checks, isolation }, () => [
         ...(words.length > 0 ? [`environment sluicectl run would give ${words[0]}:`] : []),
         ...checks.map((c) => `${c.ok ? 'ok     ' : 'MISSING'}  ${c.detail}`),
+        `note     ${isolation.detail}`,
       ]);
       if (!ok) process.exitCode = EXIT.daemonError;
     }),
   );
+}
+
+/** Whether `run --isolate` works here and, for a command, what it would give it. */
+export function isolationReport(support: IsolationSupport, command: string | undefined): { available: boolean; detail: string } {
+  if (!support.ok) return { available: false, detail: `run --isolate is not available here: ${support.reason}` };
+  const what = command ? `run --isolate -- ${command} would give it` : 'run --isolate gives an agent';
+  return {
+    available: true,
+    detail: `${what} (${support.version}): no network but the proxy (same HTTPS_PROXY address, relayed inside), sluice's state directory empty but for the CA files, the RPC socket and master key out of reach, its own pid namespace and /tmp; same uid, home and working directory (read-write), terminal, signals and exit code`,
+  };
 }
 
 /** What the daemon reports, or null when no daemon answers (any other failure still propagates). */
