@@ -136,7 +136,7 @@ export class Admission {
     // refreshes a token or keeps the member it found: both happen again once the request is approved.
     const early = this.headProblem(ex, this.d.credentials.applyHead(ex.host, headers, path, o.tokenEndpoint ?? false));
     if (early) return early;
-    return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.signal).then((outcome) => {
+    return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce, agent: ex.agent?.name ?? null }, ex.signal).then((outcome) => {
       if (!outcome.allowed) {
         if (outcome.reason === 'aborted') return GONE;
         ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;

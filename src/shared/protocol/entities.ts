@@ -57,6 +57,8 @@ export interface ApprovalInfo {
   method: string;
   path: string;
   waiters: number;
+  /** The `sluicectl run` agents whose requests wait on this prompt (by `--name`; at most 8). */
+  agents?: string[];
   created_at: string;
   expires_at: string;
 }

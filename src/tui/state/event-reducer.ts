@@ -90,7 +90,7 @@ function applyEvent(s: DashboardState, e: SluiceEvent, at: number): DashboardSta
     case 'approval.pending':
       return { ...s, approvals: upsertBy(s.approvals, e.approval, (a) => a.id) };
     case 'approval.updated':
-      return { ...s, approvals: s.approvals.map((a) => (a.id === e.id ? { ...a, waiters: e.waiters } : a)) };
+      return { ...s, approvals: s.approvals.map((a) => (a.id === e.id ? { ...a, waiters: e.waiters, ...(e.agents ? { agents: e.agents } : {}) } : a)) };
     case 'approval.resolved':
       return approvalResolved(s, e, at);
     case 'pool.changed':

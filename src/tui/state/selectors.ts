@@ -78,7 +78,8 @@ export function approvalRows(state: DashboardState, now: number): ApprovalRow[] 
     target: approvalTarget(a),
     waiters: a.waiters,
     method: a.method,
-    path: a.path,
+    // Which agents are asking (sluicectl run --name), after the first request's path.
+    path: a.agents && a.agents.length > 0 ? `${a.path}  · ${a.agents.join(', ')}` : a.path,
     ageMs: Math.max(0, now - parseTime(a.created_at, now)),
     leftMs: Math.max(0, parseTime(a.expires_at, now) - now),
     answering: state.answering[a.id] ?? null,
