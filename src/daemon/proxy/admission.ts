@@ -15,6 +15,7 @@ import type { ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { RequestObserver } from './request-observer.js';
+import { Lru } from '../ca/lru.js';
 import { isValidHost } from './target-syntax.js';
 
 /** What admission needs. */
@@ -164,7 +165,7 @@ function refused(refusal: Refusal): AdmitResult {
 }
 
 /** CONNECT targets parsed once: every request on a tunnel is checked against the same one. */
-const connectTargets = new Map<string, { host: string; port: number }>();
+const connectTargets = new Lru<string, { host: string; port: number }>(4096);
 
 function sameTarget(connectUrl: string | undefined, host: string, port: number): boolean {
   if (!connectUrl) return false;
@@ -172,7 +173,6 @@ function sameTarget(connectUrl: string | undefined, host: string, port: number):
   if (!t) {
     const i = connectUrl.lastIndexOf(':');
     t = { host: (i === -1 ? connectUrl : connectUrl.slice(0, i)).replace(/^\[|\]$/g, '').toLowerCase(), port: i === -1 ? 443 : Number(connectUrl.slice(i + 1)) };
-    if (connectTargets.size >= 4096) connectTargets.clear();
     connectTargets.set(connectUrl, t);
   }
   return t.port === port && (t.host === host || t.host === host.replace(/^\[|\]$/g, ''));

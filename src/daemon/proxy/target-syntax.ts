@@ -4,19 +4,19 @@
  * or IP literal is refused before it reaches any of those.
  */
 import net from 'node:net';
+import { Lru } from '../ca/lru.js';
 
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?';
 const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*\\.?$`);
 
 /** Verdicts for hosts seen recently: an agent talks to a handful of hosts, thousands of times each. */
-const verdicts = new Map<string, boolean>();
+const verdicts = new Lru<string, boolean>(4096);
 
 /** True when `host` is a DNS name, an IPv4 literal or a bracketed/bare IPv6 literal. */
 export function isValidHost(host: string): boolean {
   const known = verdicts.get(host);
   if (known !== undefined) return known;
   const ok = checkHost(host);
-  if (verdicts.size >= 4096) verdicts.clear();
   verdicts.set(host, ok);
   return ok;
 }
