@@ -12,6 +12,7 @@ import { socketPathProblem } from '../shared/rpc/paths.js';
 import { ConfigError, loadConfig, type DaemonConfig } from './config.js';
 import { JsonLogger } from './log.js';
 import { answers } from './rpc/rpc-server.js';
+import { ListenError } from './proxy/proxy-server.js';
 import { Daemon, VERSION } from './wire.js';
 import { DAEMON_NODE_FLAGS } from './runtime-flags.js';
 
@@ -45,9 +46,20 @@ async function detach(cfg: DaemonConfig): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const done = await Promise.race([exited.then((c) => ({ exit: c })), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
-    if (done) fail(`the daemon exited during startup (code ${done.exit}):\n${stderr.trim()}`);
+    if (done) {
+      // A daemon that refused to start says why in one `sluiced: …` line: pass that line on as it is.
+      const lines = stderr.trim().split('\n');
+      if (lines.length === 1 && lines[0]!.startsWith('sluiced: ')) fail(lines[0]!.slice('sluiced: '.length));
+      fail(`the daemon exited during startup (code ${done.exit}):\n${stderr.trim()}`);
+    }
     if (await answers(cfg.socketPath, 500)) break;
-    if (Date.now() > deadline) fail(`the daemon did not answer on ${cfg.socketPath} within 15 s`);
+    if (Date.now() > deadline) {
+      // Leave nothing behind: a daemon that does not answer in time is stopped, not left running unseen.
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+      fail(`the daemon did not answer on ${cfg.socketPath} within 15 s; it was stopped (see ${cfg.logPath})`);
+    }
   }
   const client = await connectDaemon({ socketPath: cfg.socketPath, timeoutMs: 5000 });
   const st = await client.call('daemon.status');
@@ -90,6 +102,12 @@ async function main(): Promise<void> {
     daemon = await Daemon.start(cfg, log);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof ListenError) {
+      // One line on the terminal (fail's): the log line goes to the log file only.
+      new JsonLogger(cfg.logPath, undefined, false).error('could not start', { reason: message });
+      log.close();
+      fail(message);
+    }
     log.error('could not start', { reason: message });
     fail(message);
   }

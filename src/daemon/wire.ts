@@ -93,6 +93,8 @@ export class Daemon {
       throw err;
     }
     try {
+      // Left by the http-mitm-proxy era: an unused RSA CA whose private key was written mode 0644.
+      fs.rmSync(path.join(cfg.caDir, 'mitm-internal'), { recursive: true, force: true });
       const parts = buildParts(cfg, log, clock, db, await loadOrCreateRootCa(cfg.caDir));
       const daemon = new Daemon(cfg, log, clock, db, parts);
       await daemon.listen();

@@ -4,10 +4,12 @@
  * to the same source port as an authenticated tunnel had its plain `GET http://…` accepted as that tunnel:
  * 200, forwarded, and audited under the other client. It must get 407 and reach nothing.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
+import { shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { basicAuth, tokenOf, waitFor } from './helpers.js';
 
 let d: TestDaemon;
@@ -80,5 +82,21 @@ test('a tokenless client on 127.0.0.2 with the source port of an authenticated t
     expect(rows.some((r) => r.event === 'proxy_auth_failed' && r.path === '/stolen' && r.client?.startsWith('127.0.0.2:'))).toBe(true);
   } finally {
     victim.destroy();
+  }
+});
+
+test('nothing of the old library is left in the state directory: ca/mitm-internal (an unused CA key, mode 0644) is removed at start', async () => {
+  const home = shortTempDir();
+  fs.chmodSync(home, 0o700);
+  const keys = path.join(home, 'ca', 'mitm-internal', 'keys');
+  fs.mkdirSync(keys, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(keys, 'ca.private.key'), 'not a real key', { mode: 0o644 });
+  const other = await startDaemon({ home });
+  try {
+    expect(fs.existsSync(path.join(home, 'ca', 'mitm-internal'))).toBe(false);
+    expect(fs.existsSync(path.join(home, 'ca', 'ca.pem'))).toBe(true);
+  } finally {
+    await other.stop();
+    fs.rmSync(home, { recursive: true, force: true });
   }
 });

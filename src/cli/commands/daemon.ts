@@ -54,12 +54,22 @@ async function startDaemon(args: GlobalArgs): Promise<void> {
   if (!existsSync(entry)) throw new CliError('daemon_missing', `cannot find the daemon at ${entry}; run \`npm run build\``);
   // The child inherits the environment; --socket is passed on so the daemon listens where we will look.
   const env = { ...process.env, ...(args.socket ? { SLUICE_SOCKET: socketPathFor(args) } : {}) };
+  // stderr is captured, not inherited: a daemon that refuses to start says why in one `sluiced: …` line,
+  // which becomes this command's own error (one line, or the --json error object).
+  let stderr = '';
   const code = await new Promise<number>((resolve, reject) => {
-    const child = spawn(process.execPath, [entry, '--detach'], { stdio: 'inherit', env });
+    const child = spawn(process.execPath, [entry, '--detach'], { stdio: ['ignore', 'inherit', 'pipe'], env });
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString('utf8')).slice(-8000);
+    });
     child.once('error', reject);
-    child.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 128 : 1)));
+    child.once('close', (exitCode, signal) => resolve(exitCode ?? (signal ? 128 : 1)));
   });
-  if (code !== 0) throw new CliError('daemon_start_failed', `sluiced did not start (exit ${code}); see its log in SLUICE_HOME`);
+  if (code !== 0) {
+    const why = stderr.trim().replace(/^sluiced: /, '');
+    throw new CliError('daemon_start_failed', why ? `sluiced did not start: ${why}` : `sluiced did not start (exit ${code}); see its log in SLUICE_HOME`);
+  }
+  if (stderr.trim()) process.stderr.write(stderr);
 }
 
 async function stopDaemon(args: GlobalArgs): Promise<void> {

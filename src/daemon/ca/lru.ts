@@ -9,6 +9,8 @@
 export class Lru<K, V> {
   // A Map iterates in insertion order: re-inserting on use keeps the least recently used entry first.
   private readonly map = new Map<K, V>();
+  /** The most recently used key: reading it again needs no reordering (the common case on a hot path). */
+  private newest: K | undefined = undefined;
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`LRU capacity must be a whole number ≥ 1 (got ${capacity})`);
@@ -22,9 +24,10 @@ export class Lru<K, V> {
   /** The value for `key` (now the most recent), or undefined. */
   get(key: K): V | undefined {
     const v = this.map.get(key);
-    if (v === undefined) return undefined;
+    if (v === undefined || key === this.newest) return v;
     this.map.delete(key);
     this.map.set(key, v);
+    this.newest = key;
     return v;
   }
 
@@ -41,16 +44,18 @@ export class Lru<K, V> {
       if (!oldest.done) this.map.delete(oldest.value);
     }
     this.map.set(key, value);
+    this.newest = key;
     return this;
   }
 
   /** Removes `key`; true when it was present. */
   delete(key: K): boolean {
+    if (key === this.newest) this.newest = undefined;
     return this.map.delete(key);
   }
 
   /** Removes `key` only while it still maps to `value` (a failed promise must not evict its replacement). */
   deleteIf(key: K, value: V): void {
-    if (this.map.get(key) === value) this.map.delete(key);
+    if (this.map.get(key) === value) this.delete(key);
   }
 }

@@ -19,6 +19,7 @@ import type { Identity, ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { RequestObserver } from './request-observer.js';
+import { Lru } from '../ca/lru.js';
 import { hostProblem, parseConnectTarget } from './target-syntax.js';
 
 /** What admission needs. */
@@ -282,7 +283,7 @@ function refused(refusal: Refusal): AdmitResult {
 }
 
 /** CONNECT targets parsed once: every request on a tunnel is checked against the same one. */
-const connectTargets = new Map<string, { host: string; port: number } | null>();
+const connectTargets = new Lru<string, { host: string; port: number } | null>(4096);
 
 /** True when the canonical CONNECT target is `host:port` (both sides canonical: `evil.example.` is `evil.example`). */
 function sameTarget(connectUrl: string | undefined, host: string, port: number): boolean {
@@ -290,7 +291,6 @@ function sameTarget(connectUrl: string | undefined, host: string, port: number):
   let t = connectTargets.get(connectUrl);
   if (t === undefined) {
     t = parseConnectTarget(connectUrl);
-    if (connectTargets.size >= 4096) connectTargets.clear();
     connectTargets.set(connectUrl, t);
   }
   return t !== null && t.port === port && t.host === host;

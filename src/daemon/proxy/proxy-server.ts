@@ -208,7 +208,8 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Li
   const addr = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const code = err.code ?? 'error';
   if (code === 'EADDRINUSE') {
-    return new ListenError(`cannot listen on ${addr}: the address is already in use (EADDRINUSE); stop what holds it, or set SLUICE_PROXY_LISTEN to another port (SLUICE_PROXY_LISTEN=${host.includes(':') ? `[${host}]` : host}:0 picks a free one)`, code);
+    const any = `${host.includes(':') ? `[${host}]` : host}:0`;
+    return new ListenError(`cannot listen on the proxy address (EADDRINUSE): ${addr} is already in use by another process; set SLUICE_PROXY_LISTEN=${any} for any free port, or another host:port, or stop what holds it`, code);
   }
   if (code === 'EACCES') return new ListenError(`cannot listen on ${addr}: permission denied (EACCES); use a port above 1023 in SLUICE_PROXY_LISTEN`, code);
   if (code === 'EADDRNOTAVAIL') return new ListenError(`cannot listen on ${addr}: no such local address (EADDRNOTAVAIL); set SLUICE_PROXY_LISTEN to a local address such as 127.0.0.1:8787`, code);

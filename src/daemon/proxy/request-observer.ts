@@ -5,6 +5,7 @@
 import type { Notice, RecentRequest } from '../../shared/protocol/entities.js';
 import type { Clock } from '../clock.js';
 import type { EventBus } from '../events/event-bus.js';
+import { Lru } from '../ca/lru.js';
 import { RecentBuffer } from '../events/recent-buffer.js';
 import type { RequestStats } from '../events/request-stats.js';
 import type { RequestExchange } from './request-exchange.js';
@@ -23,7 +24,7 @@ const NOTICE_REPEAT_MS = 30_000;
 export class RequestActivity implements RequestObserver {
   readonly recent = new RecentBuffer<RecentRequest>(200);
   readonly notices = new RecentBuffer<Notice>(100);
-  private readonly lastNotice = new Map<string, number>();
+  private readonly lastNotice = new Lru<string, number>(1000);
   /** Per `sluicectl run` agent id: requests in flight and admitted so far. */
   private readonly agentCounts = new Map<string, { in_flight: number; requests: number }>();
 
@@ -82,8 +83,8 @@ export class RequestActivity implements RequestObserver {
     const now = this.clock.now();
     const last = this.lastNotice.get(key);
     if (last !== undefined && now - last < NOTICE_REPEAT_MS) return;
+    // Bounded: notice texts carry host names, which clients choose.
     this.lastNotice.set(key, now);
-    if (this.lastNotice.size > 1000) this.lastNotice.clear();
     const n: Notice = { ts: this.clock.iso(), level, kind, message };
     this.notices.add(n);
     this.bus.publish('notice', { notice: n });

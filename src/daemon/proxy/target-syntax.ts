@@ -6,6 +6,7 @@
  * destinations: a rule written for `evil.example` has to catch `EVIL.example.` too.
  */
 import net from 'node:net';
+import { Lru } from '../ca/lru.js';
 
 const LABEL = '[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?';
 const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
@@ -15,7 +16,7 @@ const NUMERIC_LABEL_RE = /^(?:0x[0-9a-f]*|[0-9]+)$/;
 const MAPPED_V4_RE = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
 
 /** Canonical forms of hosts seen recently (null: refused): an agent talks to a handful of hosts, thousands of times each. */
-const canonicalCache = new Map<string, string | null>();
+const canonicalCache = new Lru<string, string | null>(4096);
 
 /**
  * The canonical spelling of a host, or null when it is not one sluice accepts. Canonical means: lower
@@ -30,7 +31,6 @@ export function canonicalHost(raw: string): string | null {
   const known = canonicalCache.get(raw);
   if (known !== undefined) return known;
   const c = computeCanonical(raw);
-  if (canonicalCache.size >= 4096) canonicalCache.clear();
   canonicalCache.set(raw, c);
   return c;
 }

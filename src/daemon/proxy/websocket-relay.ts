@@ -25,6 +25,7 @@ import { newReport, rewritePhantoms } from './phantom-rewriter.js';
 import { flavourOf, refusalBody, type Refusal } from './refusals.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
+import { upgradeProblem } from './websocket-handshake.js';
 import type { RequestObserver } from './request-observer.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
@@ -85,7 +86,12 @@ export class WebSocketRelay {
     ex.tls = isSSL;
     const connectRequest = this.d.connectRequestOf(socket);
     ex.client = connectRequest ? `${connectRequest.socket.remoteAddress}:${connectRequest.socket.remotePort}` : null;
-    socket.once('close', () => ex.clientLeft());
+    // The upstream socket being opened, so a client that leaves meanwhile tears it down at once.
+    let pending: WebSocket | null = null;
+    socket.once('close', () => {
+      ex.clientLeft();
+      pending?.terminate();
+    });
     const refuse = (r: Refusal, audited: boolean) => {
       ex.refusal = r.code;
       ex.status = r.status;
@@ -95,26 +101,51 @@ export class WebSocketRelay {
     };
     const denied = this.d.admission.checkAccess(ex, { isSSL, connectRequest, headers: req.headers });
     if (denied) return refuse(denied.refusal, denied.audited);
+    // Before admission: a malformed upgrade costs no permit and opens nothing upstream.
+    const problem = upgradeProblem(req);
+    if (problem) return refuse({ status: 400, code: 'websocket_bad_upgrade', message: `sluice: ${problem}` }, false);
     const r = await this.d.admission.admit(ex, req.headers, target.path);
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
-    const up = await this.connectUpstream(ex, req, r.cred, isSSL, target.path);
+    const up = await this.connectUpstream(ex, req, r.cred, isSSL, target.path, (ws) => {
+      pending = ex.clientGone ? (ws.terminate(), null) : ws;
+    });
+    pending = null;
+    if (ex.clientGone) {
+      if (up.ok) up.ws.terminate();
+      return this.abandon(ex, 'client_left_during_upgrade');
+    }
     if (!up.ok) {
       ex.releasePermits();
       return refuse(up.refusal, false);
     }
-    if (ex.clientGone) {
-      up.ws.terminate();
-      ex.releasePermits();
-      return;
-    }
     if (up.ws.protocol) this.chosenProtocol.set(req, up.ws.protocol);
-    this.wss.handleUpgrade(req, socket, head, (client) => this.relay(ex, client, up.ws));
+    // ws accepts the client only if its socket is still usable; otherwise (a client that half-closed, or one
+    // that left in between) it destroys the socket without calling back. Either way the exchange ends once.
+    let accepted = false;
+    socket.once('close', () => {
+      if (accepted) return;
+      up.ws.terminate();
+      this.abandon(ex, 'client_left_during_upgrade');
+    });
+    this.wss.handleUpgrade(req, socket, head, (client) => {
+      accepted = true;
+      this.relay(ex, client, up.ws);
+    });
+  }
+
+  /** Ends an upgrade whose client went away before it was accepted: permits back, one audit row. */
+  private abandon(ex: RequestExchange, why: string): void {
+    if (ex.finished) return;
+    ex.finished = true;
+    ex.releasePermits();
+    this.auditRow(ex, 'request', why);
+    this.d.observer.finished(ex);
   }
 
   /** Opens the upstream socket; on a pooled 401/429 fails over and retries once on the next member. */
-  private connectUpstream(ex: RequestExchange, req: http.IncomingMessage, cred: CredentialResult, isSSL: boolean, originalPath: string): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
+  private connectUpstream(ex: RequestExchange, req: http.IncomingMessage, cred: CredentialResult, isSSL: boolean, originalPath: string, opened: (ws: WebSocket) => void): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
     const t = connectTarget(this.d.overrides, ex.host, ex.port);
     const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
     for (const [k, v] of Object.entries(cred.headers)) if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
@@ -150,6 +181,7 @@ export class WebSocketRelay {
       // the real host name when SLUICE_RESOLVE points the connection elsewhere (none for an IP literal).
       const options = { headers, servername: t.servername ?? '', secureContext: this.d.agents.secureContext, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, createConnection };
       const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
+      opened(ws);
       ws.once('upgrade', stopTimer);
       ws.once('unexpected-response', stopTimer);
       ws.once('error', stopTimer);
@@ -174,7 +206,7 @@ export class WebSocketRelay {
               return void ex.permit.switchTo(nextCred).then((ok) => {
                 if (!ok) return resolve({ ok: false, refusal });
                 ex.credential = nextCred;
-                void this.connectUpstream(ex, req, again, isSSL, originalPath).then(resolve);
+                void this.connectUpstream(ex, req, again, isSSL, originalPath, opened).then(resolve);
               });
             }
           }
@@ -191,12 +223,11 @@ export class WebSocketRelay {
 
   private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket): void {
     ex.status = 101;
-    let done = false;
     // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
     const masked = new Set<string>();
     const finish = () => {
-      if (done) return;
-      done = true;
+      if (ex.finished) return;
+      ex.finished = true;
       ex.upstreamEnded = true;
       ex.releasePermits();
       if (masked.size > 0) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, credential: [...masked].join(','), status: 101, detail: 'ws' });
@@ -255,8 +286,8 @@ export class WebSocketRelay {
     });
   }
 
-  private auditRow(ex: RequestExchange, event = 'request'): void {
-    this.d.audit.append({ event, client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket') });
+  private auditRow(ex: RequestExchange, event = 'request', detail?: string): void {
+    this.d.audit.append({ event, client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: detail ?? (ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket')) });
   }
 }
 
@@ -275,10 +306,12 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
+const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 421: 'Misdirected Request', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
+
 function rejectUpgrade(socket: Duplex, r: Refusal, flavour: ReturnType<typeof flavourOf>): void {
   if (socket.destroyed) return;
   const body = refusalBody(r, flavour);
-  const reason = r.status === 403 ? 'Forbidden' : r.status === 429 ? 'Too Many Requests' : r.status === 407 ? 'Proxy Authentication Required' : 'Error';
+  const reason = REASONS[r.status] ?? 'Error';
   const extra = (r.retryAfterS !== undefined ? `Retry-After: ${r.retryAfterS}\r\n` : '') + (r.status === 407 ? 'Proxy-Authenticate: Basic realm="sluice"\r\n' : '');
   socket.end(`HTTP/1.1 ${r.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Sluice-Reason: ${r.code}\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
