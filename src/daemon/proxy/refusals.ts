@@ -4,6 +4,7 @@
  * No body ever contains a secret: messages are built from fixed text, names and numbers only.
  */
 import type http from 'node:http';
+import type { RefusalCode } from '../../shared/protocol/refusal-codes.js';
 
 /** Which provider's error shape a host gets. */
 export type Flavour = 'anthropic' | 'openai' | 'generic';
@@ -19,8 +20,8 @@ export function flavourOf(host: string): Flavour {
 /** A refusal: status, a machine-readable kind and a human message. */
 export interface Refusal {
   status: number;
-  /** sluice's own reason code (e.g. `policy_denied`, `per_credential_cap`). */
-  code: string;
+  /** sluice's own reason code, from the one catalogue (`src/shared/protocol/refusal-codes.ts`). */
+  code: RefusalCode;
   message: string;
   retryAfterS?: number;
   extra?: Record<string, unknown>;
