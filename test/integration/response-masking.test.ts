@@ -250,6 +250,8 @@ describe('token endpoint', () => {
 
 describe('WebSocket', () => {
   test('upstream gets the slot token (never the OAuth bundle); text and binary frames coming back are masked, id token included', async () => {
+    // The phantom travels in a message, which counts as a body: body injection is opt-in (issue 19).
+    await d.client.call('cred.update', { name: 'codex', inject: ['header', 'body'] });
     const access = await accessInUse();
     // The id token stored now: the one issued with the access token in use (or the first one).
     const i = echo.issued.indexOf(access);

@@ -53,8 +53,9 @@ async function addCred(name: string, host: string, opts: { max_concurrent?: numb
     format: isAnt ? undefined : 'Bearer {}',
     secret,
     max_concurrent: opts.max_concurrent,
-    // One test puts the phantom in the upgrade URL's query: query injection is opt-in (issue 19).
-    inject: ['header', 'query'],
+    // One test puts the phantom in the upgrade URL's query, one in a message (a message counts as a body):
+    // query and body injection are opt-in (issue 19).
+    inject: ['header', 'query', 'body'],
   });
   return { name, phantom: info.phantom, secret };
 }

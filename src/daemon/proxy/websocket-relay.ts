@@ -225,6 +225,8 @@ export class WebSocketRelay {
     ex.status = 101;
     // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
     const masked = new Set<string>();
+    // One phantom_not_injected row per socket, however many messages carry the phantom.
+    let notInjectedSeen = false;
     const finish = () => {
       if (ex.finished) return;
       ex.finished = true;
@@ -239,13 +241,19 @@ export class WebSocketRelay {
       if (isBinary || upstream.readyState !== WebSocket.OPEN) return void (upstream.readyState === WebSocket.OPEN && upstream.send(data, { binary: true }));
       const report = newReport();
       // The slot's own token (an OAuth access phantom gets the access token), never a sealed OAuth bundle.
-      const text = rewritePhantoms(data.toString(), lookup, (t) => this.d.vault.secretFor(t.credential, t.slot ?? 'secret'), report);
+      // A message is a body: a phantom is swapped only for a credential that allows `body` injection, and an
+      // unknown one is left as it is (worthless) rather than stripped.
+      const text = rewritePhantoms(data.toString(), lookup, (t) => this.d.vault.secretFor(t.credential, t.slot ?? 'secret'), report, 'body');
       let out = text;
       if (report.leaked.length > 0) {
         // A phantom bound elsewhere never travels: strip it and record the attempt.
         for (const l of report.leaked) out = out.split(l.phantom).join('');
         this.d.audit.append({ event: 'phantom_leak', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
         this.d.observer.notice('warn', 'phantom_leak', `phantom of ${report.leaked.map((l) => l.label).join(', ')} stripped from a WebSocket message to ${ex.host}`);
+      }
+      if (report.notInjected.length > 0 && !notInjectedSeen) {
+        notInjectedSeen = true;
+        this.d.audit.append({ event: 'phantom_not_injected', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.notInjected.map((n) => n.credential).join(','), detail: `left as the phantom in a WebSocket message (${report.notInjected.map((n) => `${n.label}@${n.site}`).join(', ')} not an injection site)` });
       }
       ex.bytes += out.length;
       upstream.send(out, { binary: false });
