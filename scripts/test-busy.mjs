@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run test:busy`: the whole suite (`npm test`) with two CPU-bound burner processes beside it, the way a
-// busy two-core machine looks. The burners are bounded (each ends by itself after BURN_MAX_S, default 20
+// busy two-core machine looks. The burners are bounded (each ends by itself after BURN_MAX_S, default 40
 // min) and are stopped when the suite ends, whatever happens (exit, failure, Ctrl-C). Exits with the
 // suite's status and prints its wall time.
 import { spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const burners = Number(process.env.SLUICE_BURNERS ?? 2);
-const maxS = Number(process.env.BURN_MAX_S ?? 1200);
+const maxS = Number(process.env.BURN_MAX_S ?? 2400);
 
 // A busy loop that ends by itself, so a burner can never outlive a lost parent by more than maxS.
 const burnSource = `const end = Date.now() + ${maxS * 1000}; let x = 0; while (Date.now() < end) x = (x + 1) % 1e9;`;
