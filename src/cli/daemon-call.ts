@@ -9,6 +9,7 @@ import type { ResultOf } from '../shared/protocol/results.js';
 import { connectDaemon, type DaemonClient } from '../shared/rpc/client.js';
 import { resolveSocketPath, socketPathProblem } from '../shared/rpc/paths.js';
 import { UsageError } from './exit-codes.js';
+import { schemaIssueMessage } from './usage-messages.js';
 
 /** Options every command accepts (`--socket`, `--json`, `--timeout`). */
 export interface GlobalArgs {
@@ -48,8 +49,8 @@ export function checkParams<M extends MethodName>(method: M, params: ParamsIn<M>
   const issue = parsed.error.issues[0];
   if (!issue) throw new UsageError(`invalid params for ${method}`);
   // The schema's messages name the bound but never echo the value, so a rejected secret is not printed.
-  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-  throw new UsageError(`${where}${issue.message}`);
+  // Params paths (`hosts.0`) and zod's wording never reach the user: the message names the flag as typed.
+  throw new UsageError(schemaIssueMessage(issue.path, issue.message));
 }
 
 /** Runs `fn` with a fresh connection and always closes it afterwards. */

@@ -62,6 +62,56 @@ export function runDoctorChecks(env: NodeJS.ProcessEnv, facts: DoctorFacts, comm
   return checks;
 }
 
+/**
+ * The checks that can run when no daemon answers: one failed `daemon` check, then each variable checked
+ * for presence and shape only (is it set, is it a URL, can the file be read, does NODE_OPTIONS preload a
+ * sluice bootstrap), so a user sees everything that is wrong in one run instead of only the first thing.
+ * Nothing here claims a variable is right: what it must match is known only to a running daemon.
+ */
+export function runOfflineChecks(env: NodeJS.ProcessEnv, readText: (path: string) => string | null, command?: CommandKind): DoctorCheck[] {
+  const unverified = '(not compared: daemon not running)';
+  const checks: DoctorCheck[] = [{ name: 'daemon', ok: false, detail: 'daemon not running (start it with sluicectl daemon start, or open sluice)' }];
+  for (const name of ['HTTPS_PROXY', 'HTTP_PROXY']) {
+    const value = envValue(env, name);
+    if (!value) checks.push({ name, ok: false, detail: `${name} is not set (eval "$(sluicectl env)")` });
+    else if (!isUrl(value)) checks.push({ name, ok: false, detail: `${name} is not a URL` });
+    else checks.push({ name, ok: true, detail: `${name} is set ${unverified}` });
+  }
+  const caNames = ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE'];
+  const toolCa: [string, CommandKind][] = [
+    ['REQUESTS_CA_BUNDLE', 'python'],
+    ['CURL_CA_BUNDLE', 'curl'],
+    ['GIT_SSL_CAINFO', 'git'],
+  ];
+  for (const [name, neededBy] of toolCa) if (env[name] !== undefined || command === neededBy) caNames.push(name);
+  if (env.CODEX_CA_CERTIFICATE !== undefined) caNames.push('CODEX_CA_CERTIFICATE');
+  for (const name of caNames) {
+    const file = env[name];
+    if (!file) checks.push({ name, ok: false, detail: `${name} is not set${CA_WHY[name] ?? ''}` });
+    else if (readText(file) === null) checks.push({ name, ok: false, detail: `${name} (${file}) cannot be read` });
+    else checks.push({ name, ok: true, detail: `${name} is a readable file ${unverified}` });
+  }
+  if (env.NODE_OPTIONS !== undefined || command === 'node') {
+    const name = 'NODE_OPTIONS';
+    checks.push(
+      /node-proxy\.js/.test(env.NODE_OPTIONS ?? '')
+        ? { name, ok: true, detail: `${name} preloads a sluice fetch bootstrap ${unverified}` }
+        : { name, ok: false, detail: `${name} does not preload the sluice fetch bootstrap: Node's built-in fetch ignores HTTPS_PROXY` },
+    );
+  }
+  checks.push({ name: 'NO_PROXY', ok: true, detail: `NO_PROXY not compared with bound hosts: daemon not running` });
+  return checks;
+}
+
+function isUrl(value: string): boolean {
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Guesses a command's {@link CommandKind} from its name and, for scripts, its `#!` line. */
 export function commandKind(file: string, firstLine: string | null): CommandKind {
   const base = file.split('/').pop()!.toLowerCase();

@@ -9,6 +9,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { agentsCommand } from './commands/agents.js';
 import { approvalCommand } from './commands/approval.js';
+import { COMPLETION_SHELLS, COMPLETIONS_FLAG, completeWithNames, completionShell } from './completion.js';
 import { auditCommand } from './commands/audit.js';
 import { credCommand } from './commands/cred.js';
 import { daemonCommand } from './commands/daemon.js';
@@ -26,7 +27,8 @@ import { watchCommand } from './commands/watch.js';
 import type { GlobalArgs } from './daemon-call.js';
 import { UsageError } from './exit-codes.js';
 import { lastNumber, lastString } from './option-values.js';
-import { reportError } from './report-error.js';
+import { reportError, setCommandPath } from './report-error.js';
+import { commandPath, usageMessage } from './usage-messages.js';
 
 const COMMANDS: ((y: Argv<GlobalArgs>) => Argv<GlobalArgs>)[] = [
   statusCommand,
@@ -69,6 +71,8 @@ function buildParser(argv: string[]): Argv<GlobalArgs> {
     .option('timeout', { type: 'number', global: true, coerce: lastNumber, describe: 'per-call timeout in ms (default 30000)' });
   for (const register of COMMANDS) parser = register(parser);
   return parser
+    // yargs writes the script and answers completion requests itself; main() checks the shell word.
+    .completion('completion', `print a shell completion script: completion ${COMPLETION_SHELLS.join('|')}`, completeWithNames('sluicectl'))
     .strict()
     .demandCommand(1, 'give a command')
     .recommendCommands()
@@ -80,7 +84,7 @@ function buildParser(argv: string[]): Argv<GlobalArgs> {
       // Usage problems become one line and exit 2 instead of yargs' full help dump.
       // yargs' own validation errors (YError, e.g. a missing option value) are usage errors too.
       if (err && err.name !== 'YError') throw err;
-      throw new UsageError(/^Did you mean/.test(message) ? `unknown command. ${message}` : message);
+      throw new UsageError(/^Did you mean/.test(message) ? `unknown command. ${message}` : usageMessage(message, argv));
     });
 }
 
@@ -88,13 +92,29 @@ async function main(): Promise<void> {
   const argv = hideBin(process.argv);
   const dashes = argv.indexOf('--');
   const json = (dashes === -1 ? argv : argv.slice(0, dashes)).includes('--json');
-  // A closed pipe (`sluicectl watch | head -1`) is a normal way for a reader to stop listening.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
+  const words = commandPath(argv);
+  setCommandPath(words);
+  if (words[0] === 'completion') {
+    // `completion SHELL`: yargs takes the shell from $SHELL (set below), and the shell word itself is
+    // dropped, or yargs would take it for a mistyped command.
+    const at = argv.indexOf('completion');
+    const shellWord = argv[at + 1] ?? '';
+    if (!(COMPLETION_SHELLS as readonly string[]).includes(shellWord)) {
+      process.exitCode = reportError(new UsageError(`completion needs a shell: sluicectl completion ${COMPLETION_SHELLS.join('|')}`), json);
+      return;
+    }
+    process.env.SHELL = `/bin/${shellWord}`;
+    argv.splice(at + 1, 1);
+  } else {
+    // yargs reads $SHELL when the parser is built to choose the answer format of a completion request.
+    const shell = completionShell(argv, process.env);
+    if (shell) process.env.SHELL = `/bin/${shell}`;
+  }
   try {
-    await buildParser(argv).parseAsync();
+    const parser = buildParser(argv);
+    // A completion request parses half-typed lines: no strict checks, no error output, ever.
+    if (argv.includes(COMPLETIONS_FLAG)) await parser.strict(false).fail(() => undefined).parseAsync();
+    else await parser.parseAsync();
   } catch (err) {
     process.exitCode = reportError(err, json);
   }

@@ -4,6 +4,7 @@
  * reject anything that is not a whole number with a usage error that names the option.
  */
 import { UsageError } from './exit-codes.js';
+import { boundMessage } from './usage-messages.js';
 
 /** yargs `coerce` for string options: a repeated option keeps its last value (never an array). */
 export function lastString(value: string | string[]): string {
@@ -35,7 +36,7 @@ export function intOption(
     throw new UsageError(`--${option} must be a whole number`);
   }
   const reason = problem?.(value);
-  if (reason) throw new UsageError(`--${option}: ${reason}`);
+  if (reason) throw new UsageError(boundMessage(`--${option}`, reason));
   return value;
 }
 

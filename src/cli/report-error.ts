@@ -4,25 +4,52 @@
  * results. Messages come from the daemon's catalogue or from the CLI itself and never contain a secret.
  */
 import { RpcError } from '../shared/rpc/client.js';
+import { colours } from './colour.js';
 import { CliError, EXIT, UsageError, exitCodeFor } from './exit-codes.js';
+import { helpHint, schemaIssueMessage } from './usage-messages.js';
 
-const HELP_HINT = 'see sluicectl --help';
+let commandWords: readonly string[] = [];
+
+/** Remembers which command is running (`['cred', 'add']`), so usage errors point to its own `--help`. */
+export function setCommandPath(words: readonly string[]): void {
+  commandWords = words;
+}
 
 /** Writes `err` to stderr in the chosen format and returns the exit code the process should end with. */
 export function reportError(err: unknown, json: boolean): number {
   const exit = exitCodeFor(err);
   const code = errorCode(err);
-  const message = oneLine(err instanceof Error ? err.message : String(err));
+  let message = oneLine(err instanceof Error ? err.message : String(err));
+  if (err instanceof RpcError && code === 'invalid_params') message = plainDaemonParams(message);
   if (json) {
     process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n');
-  } else if (exit === EXIT.usage) {
-    process.stderr.write(`sluicectl: ${message} (${HELP_HINT})\n`);
+    return exit;
+  }
+  const c = colours(process.stderr, false);
+  const prefix = c.error('sluicectl:');
+  if (exit === EXIT.usage) {
+    process.stderr.write(`${prefix} ${message} ${c.dim(`(${helpHint(commandWords)})`)}\n`);
   } else if (err instanceof RpcError && exit === EXIT.daemonError) {
-    process.stderr.write(`sluicectl: ${message} [${code}]\n`);
+    process.stderr.write(`${prefix} ${message} ${c.dim(`[${code}]`)}\n`);
   } else {
-    process.stderr.write(`sluicectl: ${message}\n`);
+    process.stderr.write(`${prefix} ${message}\n`);
   }
   return exit;
+}
+
+/**
+ * The daemon's `invalid params: hosts.0: String must …; name: …` (schema text, for any RPC client) in
+ * the CLI's words: each `path: message` part becomes `--flag message`.
+ */
+function plainDaemonParams(message: string): string {
+  const body = message.replace(/^invalid params:\s*/, '');
+  return body
+    .split('; ')
+    .map((part) => {
+      const m = /^([A-Za-z_]+(?:\.\w+)*): (.*)$/.exec(part);
+      return m ? schemaIssueMessage(m[1]!.split('.'), m[2]!) : schemaIssueMessage([], part);
+    })
+    .join('; ');
 }
 
 function errorCode(err: unknown): string {

@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApprovalBroker } from './approval/approval-broker.js';
 import { AuditLog } from './audit/audit-log.js';
+import { AUDIT_KEY_INFO } from './audit/audit-key.js';
+import { describeOpening } from './audit/audit-head.js';
 import { loadOrCreateRootCa } from './ca/root-ca.js';
 import { LeafCertCache } from './ca/leaf-certs.js';
 import { systemClock, type Clock } from './clock.js';
@@ -216,7 +218,12 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const poolsRef: { svc: PoolService | null } = { svc: null };
   const vault = unlockVault(cfg, credRepo, settings, clock, (name) => poolsRef.svc?.has(name) ?? false);
   const bus = new EventBus();
-  const audit = new AuditLog(db, clock);
+  // The audit chain's key is derived from the master key (never stored), so unlocking the vault comes first.
+  const audit = new AuditLog(db, clock, undefined, vault.subkey(AUDIT_KEY_INFO));
+  if (audit.opening) {
+    const calm = audit.opening.kind === 'anchored' && audit.opening.legacy_ok;
+    log[calm ? 'info' : 'warn'](`audit log: ${describeOpening(audit.opening)}`);
+  }
   audit.onTrouble = (err) => {
     if (err) log.error('cannot write the audit log (database locked by another process?); keeping rows in memory and retrying', { err, unwritten: audit.unwritten });
     else log.info('audit log writable again; queued rows written');
@@ -276,10 +283,12 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
     upstreamTimeouts,
     budget: new BufferBudget(cfg.maxBufferedBytes),
+    masks: { current: () => credentials.masker() },
   });
   const relay = new WebSocketRelay({
     admission,
     credentials,
+    vault,
     pools,
     audit,
     observer: activity,

@@ -10,6 +10,8 @@ export interface TuiOptions {
   /** The daemon socket; undefined = `$SLUICE_SOCKET` or the default. */
   socketPath: string | undefined;
   help: boolean;
+  /** `--version`: print the package version and exit (only present when asked). */
+  version?: boolean;
 }
 
 /** Either options or a usage error to print before exiting 2. */
@@ -24,6 +26,7 @@ Starts the sluiced daemon when none answers on the socket, and tells you it did.
 Options:
   --socket PATH   daemon socket (default: $SLUICE_SOCKET, else $SLUICE_HOME/sluiced.sock)
   --no-start      do not start a daemon; exit 3 when none is running
+  -V, --version   print the version
   -h, --help      show this help
 
 Keys: press ? in the dashboard. For scripts use sluicectl (e.g. sluicectl watch).`;
@@ -34,6 +37,7 @@ export function parseTuiArgs(argv: readonly string[]): ParsedArgs {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     if (arg === '--help' || arg === '-h') options.help = true;
+    else if (arg === '--version' || arg === '-V') options.version = true;
     else if (arg === '--no-start') options.noStart = true;
     else if (arg === '--socket') {
       const value = argv[i + 1];

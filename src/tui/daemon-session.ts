@@ -173,7 +173,7 @@ export class DaemonSession {
   private connectNow(): void {
     this.cancelRetry = null;
     if (this.stopped) return;
-    this.opts.dispatch({ type: 'connecting', attempt: this.attempt });
+    this.opts.dispatch({ type: 'connecting', attempt: this.attempt, at: this.now() });
     this.opts.connect().then(
       (client) => {
         if (this.stopped) client.close();

@@ -11,6 +11,7 @@ import { resolveSocketPath, socketPathProblem } from '../shared/rpc/paths.js';
 import { parseTuiArgs, USAGE } from './cli-args.js';
 import { AppContainer } from './components/AppContainer.js';
 import { connectOrStart, startDetachedDaemon } from './daemon-launcher.js';
+import { packageVersion } from './package-version.js';
 import { paletteFor } from './theme.js';
 
 const ENTER_ALT_SCREEN = '\u001B[?1049h';
@@ -23,6 +24,10 @@ async function main(): Promise<number> {
     return 2;
   }
   const { options } = parsed;
+  if (options.version) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;

@@ -158,6 +158,8 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
     expect(token).not.toBe(/sluice:([^@]+)@/.exec(d.proxyUrl)?.[1]);
     const snap = await d.client.call('events.subscribe', {});
     expect(snap.snapshot.recent_requests.some((q) => q.agent === 'reviewer' && q.path === '/hello')).toBe(true);
+    // The audit row of the request names the agent too (and `audit tail --agent` finds it).
+    await waitFor(async () => (await d.client.call('audit.tail', { n: 50, agent: 'reviewer' })).rows.some((row) => row.event === 'request' && row.path === '/hello' && row.agent === 'reviewer'), 'an audit row naming the agent');
     // The run ended: it is no longer listed, and its token is refused.
     await waitFor(async () => (await d.client.call('agents.list')).agents.every((a) => a.name !== 'reviewer'), 'the run to be unregistered');
     const after = await d.fetch('https://api.anthropic.com/hello', { headers: { 'x-api-key': phantom }, auth: decodeURIComponent(token) }).catch((e: Error) => ({ status: 0, text: e.message }));

@@ -7,6 +7,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { waitFor } from '../fakes/wait-for.js';
 
 const run = promisify(execFile);
 
@@ -94,13 +95,17 @@ export class TmuxPane {
    * with the last screen, so a failure shows what the dashboard actually displayed).
    */
   async waitForScreen(predicate: (screen: string) => boolean, what: string, timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
     let last = '';
-    for (;;) {
-      last = await this.screen();
-      if (predicate(last)) return last;
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; the screen was:\n${last}`);
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      return await waitFor(
+        async () => {
+          last = await this.screen();
+          return predicate(last) ? last : null;
+        },
+        { what, timeoutMs, intervalMs: 50 },
+      );
+    } catch {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; the screen was:\n${last}`);
     }
   }
 }

@@ -21,6 +21,7 @@ import { connectDaemon } from '../../src/shared/rpc/client.js';
 import { DAEMON_NODE_FLAGS } from '../../src/daemon/runtime-flags.js';
 import { BIN, shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
+import { waitFor, within } from '../fakes/wait-for.js';
 import {
   findRow,
   focusPanel,
@@ -71,30 +72,9 @@ function cliEnv(home: string): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Rejects with `what` when `p` does not settle within `ms`. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `fn` until it returns a truthy value (bounded). */
-async function until<T>(fn: () => T | Promise<T>, what: string, ms = WAIT_MS): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls `fn` until it returns a truthy value (bounded; the shared helper). */
+function until<T>(fn: () => T | Promise<T>, what: string, ms = WAIT_MS): Promise<NonNullable<T>> {
+  return waitFor(fn, { what, timeoutMs: ms, intervalMs: 50 });
 }
 
 /** The number field's two lines (field and hint or error) as they show under the edited credential. */
@@ -121,15 +101,15 @@ async function stopAutoStarted(home: string): Promise<void> {
   try {
     const pid = Number(fs.readFileSync(path.join(home, 'sluiced.pid'), 'utf8').trim());
     if (Number.isInteger(pid) && pid > 0) {
-      const deadline = Date.now() + 5_000;
-      while (Date.now() < deadline) {
+      const gone = () => {
         try {
           process.kill(pid, 0);
+          return false;
         } catch {
-          return;
+          return true;
         }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      };
+      if (await waitFor(gone, { what: `pid ${pid} to exit`, timeoutMs: 5_000, intervalMs: 50 }).catch(() => false)) return;
       process.kill(pid, 'SIGKILL');
     }
   } catch {

@@ -13,6 +13,7 @@ import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js
 import { DAEMON_NODE_FLAGS } from '../../src/daemon/runtime-flags.js';
 import { UPSTREAM_CA } from './fake-upstream.js';
 import { REPO_ROOT } from './repo-root.js';
+import { sleep, within } from './wait-for.js';
 
 /** Repo root (also right when this file runs compiled from `dist-bench/test/fakes/`). */
 export const ROOT = REPO_ROOT;
@@ -78,7 +79,8 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
   proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
   const socket = path.join(home, 'sluiced.sock');
-  const deadline = Date.now() + 20_000;
+  // Generous: a start takes 1-2 s, but on a machine busy with other work it has been seen to take 20+.
+  const deadline = Date.now() + 45_000;
   let client: DaemonClient | null = null;
   while (!client) {
     if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}):\n${logs}`);
@@ -86,7 +88,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
       client = await connectDaemon({ socketPath: socket, timeoutMs: 10_000 });
     } catch {
       if (Date.now() > deadline) throw new Error(`daemon did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50); // poll interval while the daemon starts (bounded by the deadline above)
     }
   }
   const env2 = await client.call('proxy.env');
@@ -132,7 +134,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
       await defaultDispatcher.destroy().catch(() => {});
       if (proc.exitCode === null) {
         proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 12_000))]);
+        await within(exited, 12_000, 'the daemon to exit after SIGTERM').catch(() => {});
         if (proc.exitCode === null) proc.kill('SIGKILL');
       }
     },

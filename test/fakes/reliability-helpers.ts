@@ -23,15 +23,29 @@ export interface ProcResult {
   ms: number;
 }
 
+/** Options of {@link runNode}: `onStdout` sees all stdout so far after each chunk; aborting `signal` stops the child (SIGTERM). */
+export interface RunNodeOptions {
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+  onStdout?: (stdoutSoFar: string) => void;
+  signal?: AbortSignal;
+}
+
 /** Runs `node <script> ...args` to completion (killed after `timeoutMs`), optionally feeding `input` on stdin. */
-export function runNode(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<ProcResult> {
+export function runNode(script: string, args: string[], opts: RunNodeOptions = {}): Promise<ProcResult> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const p = spawn(process.execPath, [script, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [script, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    p.stdout!.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    // An aborted signal surfaces as an 'error' (AbortError) beside the normal 'exit'.
+    p.on('error', () => {});
+    p.stdout!.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8');
+      opts.onStdout?.(stdout);
+    });
     p.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     p.stdin!.on('error', () => {});
     p.stdin!.end(opts.input ?? '');
@@ -48,9 +62,9 @@ export function runNode(script: string, args: string[], opts: { env?: NodeJS.Pro
 }
 
 /** Runs `sluicectl` (the built CLI) against the daemon on `socket`. */
-export function runCli(args: string[], socket: string, opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ProcResult> {
+export function runCli(args: string[], socket: string, opts: Omit<RunNodeOptions, 'env'> & { env?: Record<string, string> } = {}): Promise<ProcResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_SOCKET: socket, NO_COLOR: '1', ...opts.env };
-  return runNode(BIN.cli, args, { env, input: opts.input, timeoutMs: opts.timeoutMs ?? 15_000 });
+  return runNode(BIN.cli, args, { ...opts, env, timeoutMs: opts.timeoutMs ?? 15_000 });
 }
 
 /** The environment the harness gives a daemon on `home` (for daemons started without the harness). */
@@ -64,8 +78,11 @@ export function daemonEnv(home: string, extra: Record<string, string | undefined
   return env;
 }
 
-/** Runs the daemon directly and waits for it to exit (for daemons expected to refuse to start). */
-export function runDaemonOnce(env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<ProcResult> {
+/**
+ * Runs the daemon directly and waits for it to exit (for daemons expected to refuse to start). The 25 s
+ * deadline is generous on purpose: a refusal takes about a second, but a node start on a busy machine can take 10+.
+ */
+export function runDaemonOnce(env: NodeJS.ProcessEnv, timeoutMs = 25_000): Promise<ProcResult> {
   return runNode(BIN.daemon, [], { env, timeoutMs });
 }
 

@@ -9,25 +9,18 @@ import tls from 'node:tls';
 import { request, type Dispatcher } from 'undici';
 import { UPSTREAM_CA } from '../fakes/fake-upstream.js';
 import type { TestDaemon } from '../fakes/daemon-harness.js';
+import { sleep, waitFor as sharedWaitFor, within, type WaitForOptions } from '../fakes/wait-for.js';
 
-/** Polls `fn` until it returns a truthy value (returned) or `timeoutMs` passes (throws with `what`). */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(intervalMs);
-  }
+/**
+ * Polls `fn` until it returns a truthy value (returned) or the deadline passes (throws, naming `what` and
+ * what the poll last saw). Same helper as `test/fakes/wait-for.ts`; takes either its options object or the
+ * older positional form `(fn, what, timeoutMs?, intervalMs?)`.
+ */
+export function waitFor<T>(fn: () => T | Promise<T>, what: string | WaitForOptions, timeoutMs?: number, intervalMs?: number): Promise<NonNullable<T>> {
+  return sharedWaitFor(fn, typeof what === 'string' ? { what, timeoutMs, intervalMs } : what);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep, within };
 
 /** A random alphanumeric string. */
 export function randomAlnum(n: number): string {

@@ -11,6 +11,7 @@ import type { SluiceEvent } from '../../src/shared/protocol/events.js';
 import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js';
 import { BIN, shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
+import { waitFor } from '../fakes/wait-for.js';
 
 let up: FakeUpstream;
 let d: TestDaemon;
@@ -32,14 +33,9 @@ afterAll(async () => {
   await up?.close();
 });
 
-async function until<T>(f: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Waits for `f` to return something (an event that arrived on the watcher's connection). */
+function until<T>(f: () => T | undefined, ms = 5000): Promise<T> {
+  return waitFor(() => f(), { what: 'the limits.changed event', timeoutMs: ms });
 }
 
 describe('limit changes', () => {

@@ -619,8 +619,9 @@ describe('real tokens never reach the agent, the log, RPC results, the audit log
     } finally {
       c.close();
     }
-    // Wait for the audit batch to land, then read the raw database bytes (main file and WAL).
-    await new Promise((r) => setTimeout(r, 100));
+    // audit.verify writes every queued audit row first (an explicit flush), then read the raw database
+    // bytes (main file and WAL).
+    await d.client.call('audit.verify');
     for (const f of stateFiles(d.home)) places[`file ${f.file}`] = f.bytes.toString('latin1');
     expect(Object.keys(places)).toEqual(expect.arrayContaining(['file sluice.db', 'file sluiced.log']));
 

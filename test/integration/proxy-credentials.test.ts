@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, type FakeUpstream, type SeenRequest } from '../fakes/fake-upstream.js';
-import { fakeSecret, filesContaining, openStream, randomAlnum, readStream, resolveSpec, seenText, sleep, tunnelRaw, waitFor } from './helpers.js';
+import { fakeSecret, filesContaining, openStream, randomAlnum, readStream, resolveSpec, seenText, tunnelRaw, waitFor } from './helpers.js';
 
 const HOST = 'api.anthropic.com';
 const SECRET = fakeSecret('sk-ant-api03-');
@@ -305,10 +305,11 @@ describe('audit, restart and the bytes on disk', () => {
     const before = {
       creds: await d.client.call('cred.list'),
       rules: await d.client.call('rule.list'),
+      // audit.verify first writes every queued audit row (an explicit flush), so each row it counts is
+      // committed before the kill; nothing here waits for a batch timer.
       verify: await d.client.call('audit.verify'),
     };
     rpcResults.push(before.creds, before.rules);
-    await sleep(300); // the audit log flushes in small batches; let the last one land
     await d.kill('SIGKILL');
     restarted = await startDaemon({ home: d.home, upstreamPort: upstream.port });
     const creds = await restarted.client.call('cred.list');
@@ -339,7 +340,8 @@ describe('audit, restart and the bytes on disk', () => {
       await c.call('rule.list'),
       await c.call('cred.update', { name: 'anthropic', max_concurrent: 9 }),
     );
-    await sleep(200);
+    // The update's audit row is on disk before the DB bytes are read (audit.tail flushes the queue).
+    await waitFor(async () => (await c.call('audit.tail', { n: 20 })).rows.some((r) => r.event === 'cred_updated' && r.credential === 'anthropic' && (r.detail ?? '').includes('max_concurrent')), 'the cred_updated audit row');
     const home = daemon().home;
     const dbFiles = ['sluice.db', 'sluice.db-wal', 'sluiced.log'].map((f) => path.join(home, f));
     expect(fs.existsSync(dbFiles[0]!)).toBe(true);

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
 import { daemonEnv, dumpDb, runDaemonOnce, settleWithin, socketAnswers, statsAtRest } from '../fakes/reliability-helpers.js';
-import { defaultResolvePairs, fakeSecret, openStream, resolveSpec, sleep, waitFor } from './helpers.js';
+import { defaultResolvePairs, fakeSecret, openStream, resolveSpec, sleep, waitFor, within } from './helpers.js';
 
 const ANT = 'api.anthropic.com';
 const OAI = 'api.openai.com';
@@ -463,7 +463,8 @@ describe('disk trouble', () => {
         (x) => ({ started: x }),
         (err: unknown) => ({ refused: err instanceof Error ? err.message : String(err) }),
       );
-      const early = await Promise.race([launching, sleep(8000).then(() => null)]);
+      // A deadline, on purpose: "still waiting after 8 s" is one of the outcomes this test tells apart.
+      const early = await within(launching, 8000, 'the daemon to start or refuse').catch(() => null);
       let d: TestDaemon | null = null;
       if (early === null) {
         // Branch 3: it waits for the lock. Release it: it must then start, having said why it waited.
@@ -484,6 +485,7 @@ describe('disk trouble', () => {
         const r = await d.fetch(`https://${ANT}/v1/while-locked`, { headers: { 'x-api-key': phantom }, signal: AbortSignal.timeout(15_000) }).catch((e: unknown) => ({ status: -1, text: String(e) }));
         if (r.status !== 200) problems.push(`a request while the DB was locked got ${r.status}: ${r.text.slice(0, 200)}`);
         const t0 = Date.now();
+        // About time: the daemon must stay up for 8 s while the database stays locked (polled every 100 ms).
         while (Date.now() - t0 < 8000 && d.proc.exitCode === null) await sleep(100);
         if (d.proc.exitCode !== null) {
           const tail = d.logs().split('\n').filter(Boolean).slice(-12).join('\n');

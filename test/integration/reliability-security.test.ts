@@ -22,8 +22,8 @@ import { shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harn
 import { startFakeOAuth, type FakeOAuth } from '../fakes/fake-oauth.js';
 import { startFakeUpstream, UPSTREAM_CA, type FakeUpstream } from '../fakes/fake-upstream.js';
 import { openWebSocket } from '../fakes/ws-through-proxy.js';
-import { daemonEnv, listeningTcp, runCli, runDaemonOnce, scanFor, secretForms, type ProcResult } from '../fakes/reliability-helpers.js';
-import { basicAuth, defaultResolvePairs, fakeSecret, openStream, rawProxy, resolveSpec, sleep, tokenOf, waitFor } from './helpers.js';
+import { daemonEnv, listeningTcp, mapLimit, runCli, runDaemonOnce, scanFor, secretForms, type ProcResult } from '../fakes/reliability-helpers.js';
+import { basicAuth, defaultResolvePairs, fakeSecret, openStream, rawProxy, resolveSpec, sleep, tokenOf, waitFor, within } from './helpers.js';
 import { listenOnLoopback } from '../fakes/loopback-server.js';
 
 const ANT = 'api.anthropic.com';
@@ -105,8 +105,8 @@ async function agent(url: string, init: { method?: string; headers?: Record<stri
   return { status: res.statusCode, headers: res.headers, text, bodyError };
 }
 
-async function cli(args: string[], opts: { input?: string; tokenAllowed?: boolean; timeoutMs?: number } = {}) {
-  const out = await runCli(args, d.socket, { input: opts.input, timeoutMs: opts.timeoutMs });
+async function cli(args: string[], opts: { input?: string; tokenAllowed?: boolean; timeoutMs?: number; onStdout?: (s: string) => void; signal?: AbortSignal } = {}) {
+  const out = await runCli(args, d.socket, { input: opts.input, timeoutMs: opts.timeoutMs, onStdout: opts.onStdout, signal: opts.signal });
   cliSaw.push({ args, out, tokenAllowed: opts.tokenAllowed ?? false });
   return out;
 }
@@ -138,27 +138,37 @@ afterAll(async () => {
 });
 
 describe('the full scenario, then a byte scan for every secret', () => {
-  test('scenario: api keys, pool failover, OAuth refresh, WebSocket, denied, leaked, capped, failed, redirect, RPC and CLI', async () => {
+  // One scenario in three steps that run in order and share what they made (one test took 34-52 s on a
+  // busy machine): the traffic, the RPC and CLI clients, then the scan of everything all of them saw.
+  let ant: { phantom: string };
+  let oai: { phantom: string };
+  let pool: { phantom: string };
+  let codex: { phantom: string; phantom_refresh: string };
+  let masterKey: Buffer;
+  let proxyToken: string;
+  let refresh: Awaited<ReturnType<typeof agent>>;
+
+  test('scenario, traffic: api keys, pool failover, OAuth refresh, WebSocket, denied, leaked, capped, failed, redirect', async () => {
     for (const host of [ANT, OAI, AUTH, 'evil.example']) await rpc('rule.add', { verdict: 'allow', host });
     await rpc('rule.add', { verdict: 'deny', host: 'other.example' });
 
     // API-key credentials.
     secrets.ant = fakeSecret('sk-ant-api03-');
     secrets.oai = fakeSecret('sk-proj-');
-    const ant = (await rpc('cred.add', { name: 'ant', hosts: [ANT], header: 'x-api-key', secret: secrets.ant })) as { phantom: string };
-    const oai = (await rpc('cred.add', { name: 'oai', hosts: [OAI], header: 'authorization', format: 'Bearer {}', secret: secrets.oai })) as { phantom: string };
+    ant = (await rpc('cred.add', { name: 'ant', hosts: [ANT], header: 'x-api-key', secret: secrets.ant })) as { phantom: string };
+    oai = (await rpc('cred.add', { name: 'oai', hosts: [OAI], header: 'authorization', format: 'Bearer {}', secret: secrets.oai })) as { phantom: string };
     // A pool whose first member is rate-limited.
     secrets.pa = fakeSecret('sk-ant-api03-');
     secrets.pb = fakeSecret('sk-ant-api03-');
     await rpc('cred.add', { name: 'pa', hosts: [ANT], header: 'x-api-key', secret: secrets.pa });
     await rpc('cred.add', { name: 'pb', hosts: [ANT], header: 'x-api-key', secret: secrets.pb });
-    const pool = (await rpc('pool.create', { name: 'pool', members: ['pa', 'pb'] })) as { phantom: string };
+    pool = (await rpc('pool.create', { name: 'pool', members: ['pa', 'pb'] })) as { phantom: string };
     // An OAuth credential (tokens from the fake token endpoint).
     const acct = oauth.addAccount('acct1');
     secrets.oauth_access = acct.access_token;
     secrets.oauth_refresh = acct.refresh_token;
     secrets.oauth_id_sig = acct.id_token.split('.')[2]!;
-    const codex = (await rpc('cred.add', {
+    codex = (await rpc('cred.add', {
       name: 'codex',
       kind: 'oauth',
       hosts: [OAI, 'chatgpt.com'],
@@ -168,9 +178,9 @@ describe('the full scenario, then a byte scan for every secret', () => {
       secret: JSON.stringify({ access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_at: Date.now() + 3600_000 }),
     })) as { phantom: string; phantom_refresh: string };
     // The master key and the proxy token.
-    const masterKey = fs.readFileSync(path.join(d.home, 'master.key'));
+    masterKey = fs.readFileSync(path.join(d.home, 'master.key'));
     expect(masterKey).toHaveLength(32);
-    const proxyToken = tokenOf(d);
+    proxyToken = tokenOf(d);
 
     // RPC errors carrying a secret in their params must not echo it.
     await expect(rpc('cred.add', { name: 'ant', hosts: [ANT], secret: secrets.ant })).rejects.toThrow();
@@ -188,7 +198,7 @@ describe('the full scenario, then a byte scan for every secret', () => {
     await rpc('pool.rotate', { name: 'pool' });
     // OAuth: an API call, then a refresh through the proxy (the agent only ever holds phantoms), then another call.
     expect((await agent(`https://${OAI}/v1/oauth-call-1`, { headers: { authorization: `Bearer ${codex.phantom}` } })).status).toBe(200);
-    const refresh = await agent(TOKEN_URL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: codex.phantom_refresh, client_id: 'app_test' }) });
+    refresh = await agent(TOKEN_URL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: codex.phantom_refresh, client_id: 'app_test' }) });
     expect(refresh.status).toBe(200);
     expect(oauth.seen.at(-1)?.refresh_token).toBe(secrets.oauth_refresh); // the real one reached the token endpoint
     const rotated = oauth.accounts.get('acct1')!;
@@ -242,6 +252,9 @@ describe('the full scenario, then a byte scan for every secret', () => {
     }
     agentSaw.push((await rawProxy(d.proxyPort, `GET http://${ANT}/v1/plain-no-token HTTP/1.1\r\nHost: ${ANT}\r\nx-api-key: ${ant.phantom}\r\n\r\n`)).text);
 
+  });
+
+  test('scenario, clients: every read-only RPC method, a few writes, sluicectl cred add/update (secret on stdin) and watch', async () => {
     // Every read-only RPC method, plus a few writes.
     for (const m of ['daemon.status', 'proxy.env', 'cred.list', 'pool.list', 'rule.list', 'approval.list', 'limits.get', 'stats.snapshot', 'audit.verify'] as const) await rpc(m, {});
     await rpc('pool.status', {});
@@ -255,19 +268,36 @@ describe('the full scenario, then a byte scan for every secret', () => {
     secrets.viacli2 = fakeSecret('sk-ant-api03-');
     expect((await cli(['cred', 'add', 'viacli', '--host', 'cli.example', '--header', 'x-api-key'], { input: secrets.viacli + '\n' })).code).toBe(0);
     expect((await cli(['cred', 'update', 'viacli', '--secret-stdin'], { input: secrets.viacli2 + '\n' })).code).toBe(0);
-    const watching = cli(['watch', '--snapshot'], { timeoutMs: 2500 });
-    await sleep(800);
+    // The watcher runs until it has printed its snapshot and the request it was watching for (not for a
+    // fixed time, which on a busy machine could end before it even subscribed).
+    let watched = '';
+    const stopWatching = new AbortController();
+    const watching = cli(['watch', '--snapshot'], { timeoutMs: 20_000, signal: stopWatching.signal, onStdout: (out) => (watched = out) });
+    await waitFor(() => watched.includes('"type":"snapshot"'), { what: 'sluicectl watch to print its snapshot', timeoutMs: 15_000 });
     await agent(`https://${ANT}/v1/while-watching`, { headers: { 'x-api-key': ant.phantom } });
+    await waitFor(() => watched.includes('/v1/while-watching'), { what: 'sluicectl watch to print the request', timeoutMs: 15_000 });
+    stopWatching.abort();
     await watching;
-    for (const args of [['status'], ['cred', 'list'], ['pool', 'list'], ['pool', 'status'], ['rule', 'list'], ['approval', 'list'], ['limits', 'get'], ['stats'], ['audit', 'tail', '-n', '1000'], ['audit', 'verify'], ['rpc', 'cred.list'], ['doctor']]) {
-      await cli(args);
-      await cli(['--json', ...args]);
-    }
-    await cli(['env'], { tokenAllowed: true });
-    await cli(['env', '--json'], { tokenAllowed: true });
-    await cli(['env', '--shell', 'fish'], { tokenAllowed: true });
-    await sleep(300); // the audit log flushes in small batches
+  });
 
+  // Read-only commands, four at a time and split in two tests (29 node starts one after another took over
+  // 30 s on a busy machine; their order does not matter to the scan).
+  const READ_ONLY = [['status'], ['cred', 'list'], ['pool', 'list'], ['pool', 'status'], ['rule', 'list'], ['approval', 'list'], ['limits', 'get'], ['stats'], ['audit', 'tail', '-n', '1000'], ['audit', 'verify'], ['rpc', 'cred.list'], ['doctor']];
+  test('scenario, clients: sluicectl read-only commands, human output', async () => {
+    await mapLimit(READ_ONLY, 4, (args) => cli(args));
+  });
+
+  test('scenario, clients: sluicectl read-only commands with --json, and env (which may show the proxy token)', async () => {
+    await mapLimit(READ_ONLY, 4, (args) => cli(['--json', ...args]));
+    await mapLimit([['env'], ['env', '--json'], ['env', '--shell', 'fish']], 3, (args) => cli(args, { tokenAllowed: true }));
+  });
+
+  test('the byte scan: no secret in anything the agent, RPC clients, sluicectl, the logs or the state files hold', async () => {
+    // Every audit row the scenario caused is on disk before the state files are scanned: the last one is
+    // the request made while watching (queued when its response ends), and audit.tail flushes the queue.
+    await waitFor(async () => (await d.client.call('audit.tail', { n: 500 })).rows.some((r) => r.path === '/v1/while-watching'), {
+      what: 'the audit row of /v1/while-watching',
+    });
     // The test is sound: every needle is real and reached the right upstream.
     for (const k of ['ant', 'oai', 'pa', 'pb']) expect(upstream.seen.some((s) => JSON.stringify(s).includes(secrets[k]!)), k).toBe(true);
     expect(upstream.seen.some((s) => s.headers.authorization === `Bearer ${secrets.oauth_access}`)).toBe(true);
@@ -320,7 +350,7 @@ describe('the full scenario, then a byte scan for every secret', () => {
     expect(cliSaw.filter((c) => c.tokenAllowed).every((c) => c.out.stdout.includes(proxyToken))).toBe(true);
     // The agent-facing phantom of the OAuth id_token carries no real signature.
     expect(refresh.text).not.toContain(secrets.oauth_id_sig2!);
-  }, 90_000);
+  });
 
   test('after the scenario: owner-only modes on everything that holds a secret, nothing group/other-writable', () => {
     const mode = (p: string) => fs.statSync(path.join(d.home, p)).mode & 0o777;
@@ -414,7 +444,7 @@ describe('socket and listen address', () => {
       const deadline = Date.now() + 20_000;
       while (!client && p.exitCode === null && Date.now() < deadline) {
         client = await connectDaemon({ socketPath: path.join(home, 'sluiced.sock'), timeoutMs: 5000 }).catch(() => null);
-        if (!client) await sleep(50);
+        if (!client) await sleep(50); // poll interval while the daemon starts (bounded by the deadline above)
       }
       if (client) {
         const st = await client.call('daemon.status');
@@ -430,7 +460,7 @@ describe('socket and listen address', () => {
       }
     } finally {
       if (p.exitCode === null) p.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
+      await within(exited, 10_000, 'the daemon to exit').catch(() => {});
       if (p.exitCode === null) p.kill('SIGKILL');
       fs.rmSync(home, { recursive: true, force: true });
     }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startHttpsUpstream } from '../fakes/fake-upstream.js';
 import type { LoopbackServer } from '../fakes/loopback-server.js';
+import { waitFor, within } from '../fakes/wait-for.js';
 
 const BIG = 48 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
@@ -81,8 +82,18 @@ test('a client that stops reading stalls the upstream (no buffering of the whole
   try {
     const res = await request('https://api.anthropic.com/big', { dispatcher: disp, highWaterMark: 64 * 1024 });
     expect(res.statusCode).toBe(200);
-    // Read nothing for a while: with backpressure the upstream soon waits for 'drain'.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Read nothing: with backpressure the upstream soon waits for 'drain'. Wait until its byte count has
+    // not moved for 500 ms (stalled) or it wrote everything (no backpressure), then judge which it was.
+    let prev = -1;
+    let still = 0;
+    await waitFor(
+      () => {
+        if (bigWritten === prev) still++;
+        else [prev, still] = [bigWritten, 0];
+        return still >= 5 || bigWritten >= BIG;
+      },
+      { what: 'the upstream to stall (or to finish writing)', timeoutMs: 20_000, intervalMs: 100 },
+    );
     const stalledAt = bigWritten;
     // Socket buffers on three hops and the daemon's stream buffers hold a few MB at most; without
     // backpressure the daemon would have read all 48 MB by now.
@@ -112,7 +123,8 @@ test('response headers reach the client while the upstream still withholds the b
     const headers = request('https://api.anthropic.com/late', { dispatcher: disp });
     // The body is only released after the client has seen the headers; a proxy that waits for the first
     // body chunk before sending headers never gets there.
-    const first = await Promise.race([headers.then((res) => res), new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+    // A deadline, not a wait: a proxy that holds the headers never delivers them.
+    const first = await within(headers, 5000, 'the response headers').catch(() => null);
     expect(first, 'headers did not arrive while the body was withheld').not.toBeNull();
     expect(first!.statusCode).toBe(200);
     releaseLate();

@@ -21,7 +21,7 @@ export function approvalCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'list',
         'pending prompts, oldest first, with their waiter counts',
-        (l) => l,
+        (l) => l.example('$0 approval list', 'id, host:port, first request, waiters, age, time left'),
         action(async (args) => {
           const result = await withClient(args, (c) => c.call('approval.list', {}));
           printResult(args, result, (r) => approvalTable(oldestFirst(r.approvals), Date.now()));
@@ -29,6 +29,7 @@ export function approvalCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       )
       .command(answerCommand('allow'))
       .command(answerCommand('deny'))
+      .example('$0 approval allow --next', 'allow the oldest pending prompt')
       .demandCommand(1, 'approval needs a subcommand: list, allow or deny'),
   );
 }
@@ -41,7 +42,9 @@ function answerCommand(answer: Answer) {
       b
         .positional('id', { type: 'string', describe: 'approval id (see approval list)' })
         .option('next', { type: 'boolean', default: false, describe: 'answer the oldest pending prompt' })
-        .option('always', { type: 'boolean', default: false, describe: `also save an ${answer} rule for this host:port` }),
+        .option('always', { type: 'boolean', default: false, describe: `also save an ${answer} rule for this host:port` })
+        .example(`$0 approval ${answer} --next`, `${answer} the oldest pending prompt`)
+        .example(`$0 approval ${answer} ID --always`, `${answer} it and save a rule for its host:port`),
     handler: action(async (args: GlobalArgs & { id?: string | undefined; next: boolean; always: boolean }) => {
       if (args.next === (args.id !== undefined)) throw new UsageError(`give either an approval id or --next`);
       if (args.id !== undefined && args.id.trim() === '') throw new UsageError('the approval id is empty (see sluicectl approval list)');

@@ -34,20 +34,22 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('format', { type: 'string', coerce: lastString, describe: "header value format, e.g. 'Bearer {}'" })
             .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'in-flight cap (1-256, default 8)' })
             .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'wait this long for a slot before 429 (0 = refuse at once)' })
-            .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number] })
+            .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number], describe: 'api-key (a static secret) or oauth (access + refresh token)' })
             .option('token-url', { type: 'string', coerce: lastString, describe: 'oauth: the token endpoint refreshes go to' })
             .option('inject', { type: 'string', coerce: lastString, describe: 'where the phantom is swapped for the secret: header (default), or any of header,query,body,path' })
             .option('from-file', {
               type: 'string',
               coerce: lastString,
               describe: 'oauth: read the tokens from a file (Codex auth.json, Claude Code credentials, or {access_token, refresh_token, …}) instead of stdin',
-            }),
+            })
+            .example(`printf '%s' "$ANTHROPIC_API_KEY" | $0 cred add anthropic --host api.anthropic.com --header x-api-key`, 'store a key; prints its phantom')
+            .example('$0 cred add work --kind oauth --host api.openai.com --token-url URL --from-file ~/.codex/auth.json', 'an OAuth account'),
         action(addCredential),
       )
       .command(
         'list',
         'list credentials (never their secrets)',
-        (l) => l,
+        (l) => l.example('$0 cred list', 'name, kind, hosts, header, in-flight/cap, phantom'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'cred.list'), (r) => credTable(r.credentials));
         }),
@@ -57,25 +59,28 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         'change a credential; --secret-stdin replaces its secret',
         (u) =>
           u
-            .positional('name', { type: 'string', demandOption: true })
+            .positional('name', { type: 'string', demandOption: true, describe: 'credential name' })
             .option('host', { type: 'string', coerce: allValues, describe: 'replace the host list (repeatable)' })
             .option('header', { type: 'string', coerce: lastString, describe: "header to inject ('' clears it)" })
             .option('format', { type: 'string', coerce: lastString, describe: "header value format ('' clears it)" })
-            .option('max-concurrent', { type: 'number', coerce: lastNumber })
-            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber })
+            .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'in-flight cap (1-256)' })
+            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'wait this long for a slot before 429 (0 = refuse at once)' })
             .option('inject', { type: 'string', coerce: lastString, describe: 'replace the injection sites: any of header,query,body,path' })
-            .option('secret-stdin', { type: 'boolean', default: false, describe: 'read a new secret from stdin' }),
+            .option('secret-stdin', { type: 'boolean', default: false, describe: 'read a new secret from stdin' })
+            .example(`printf '%s' "$NEW_KEY" | $0 cred update anthropic --secret-stdin`, 'replace the secret (the phantom stays)')
+            .example('$0 cred update anthropic --host api.anthropic.com --host claude.ai', 'replace the host list'),
         action(updateCredential),
       )
       .command(
         'remove <name>',
         'remove a credential (not while it is a pool member)',
-        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'credential name' }).example('$0 cred remove anthropic', 'remove it (take it out of its pool first)'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'cred.remove', { name: args.name }), (r) => `removed ${r.removed}`);
         }),
       )
-      .demandCommand(1, 'cred needs a subcommand: add, list, update or remove'),
+      .demandCommand(1, 'cred needs a subcommand: add, list, update or remove')
+      .example('$0 cred list', 'every credential and its phantom'),
   );
 }
 

@@ -12,6 +12,7 @@ import { action } from '../command-action.js';
 import { openClient, socketPathFor, type GlobalArgs } from '../daemon-call.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { printLines } from '../print-result.js';
+import { daemonServiceCommands } from './daemon-service.js';
 
 const STOP_WAIT_MS = 10_000;
 const STOP_POLL_MS = 100;
@@ -20,9 +21,11 @@ const STOP_POLL_MS = 100;
 export function daemonCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command('daemon', 'start or stop sluiced', (d) =>
     d
-      .command('start', 'start sluiced in the background (no-op when it is running)', (c) => c, action(startDaemon))
-      .command('stop', 'stop sluiced gracefully and wait until it is gone', (c) => c, action(stopDaemon))
-      .demandCommand(1, 'daemon needs a subcommand: start or stop'),
+      .command('start', 'start sluiced in the background (no-op when it is running)', (c) => c.example('$0 daemon start', 'returns once the socket answers'), action(startDaemon))
+      .command('stop', 'stop sluiced gracefully and wait until it is gone', (c) => c.example('$0 daemon stop', 'pending prompts are denied'), action(stopDaemon))
+      .command(daemonServiceCommands)
+      .example('$0 daemon start', 'start sluiced in the background')
+      .demandCommand(1, 'daemon needs a subcommand: start, stop, install or uninstall'),
   );
 }
 

@@ -9,18 +9,22 @@ import type { ParamsIn } from '../../shared/protocol/params.js';
 import { action } from '../command-action.js';
 import { callDaemon, type GlobalArgs } from '../daemon-call.js';
 import { UsageError } from '../exit-codes.js';
+import { boundMessage } from '../usage-messages.js';
 import { capOrNone, definedEntry, intOption, lastNumber, lastString } from '../option-values.js';
 import { formatTable } from '../output-table.js';
 import { printResult } from '../print-result.js';
 
-/** Registers `limits get` and `limits set`. */
+/** Registers `limits` (alone: the same as `limits get`), `limits get` and `limits set`. */
 export function limitsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command('limits', 'show or change concurrency caps', (l) =>
+  return y.command(
+    'limits',
+    'show or change concurrency caps (alone: show them)',
+    (l) =>
     l
       .command(
         'get',
         'global cap and per-credential caps',
-        (g) => g,
+        (g) => g.example('$0 limits get --json', 'the limits.get result'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'limits.get'), renderLimits);
         }),
@@ -33,13 +37,19 @@ export function limitsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('global', { type: 'string', coerce: lastString, describe: 'global in-flight cap, or none for unlimited' })
             .option('cred', { type: 'string', coerce: lastString, describe: 'credential whose cap or queue timeout to set' })
             .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'per-credential cap (1-256), needs --cred' })
-            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'per-credential queue wait, needs --cred' }),
+            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'per-credential queue wait, needs --cred' })
+            .example('$0 limits set --global 32', 'at most 32 requests in flight in total')
+            .example('$0 limits set --cred anthropic --max-concurrent 4', 'at most 4 for one credential'),
         action(async (args) => {
           const params = limitsParams(args);
           printResult(args, await callDaemon(args, 'limits.set', params), renderLimits);
         }),
       )
-      .demandCommand(1, 'limits needs a subcommand: get or set'),
+      .example('$0 limits', 'show the global cap and every credential cap')
+      .example('$0 limits set --cred anthropic --max-concurrent 4', 'cap one credential'),
+    action(async (args) => {
+      printResult(args, await callDaemon(args, 'limits.get'), renderLimits);
+    }),
   );
 }
 
@@ -52,7 +62,7 @@ export function limitsParams(args: {
 }): ParamsIn<'limits.set'> {
   const global = capOrNone('global', args.global);
   const globalReason = global === undefined ? null : globalCapProblem(global);
-  if (globalReason) throw new UsageError(`--global: ${globalReason}`);
+  if (globalReason) throw new UsageError(boundMessage('--global', globalReason));
   const maxConcurrent = intOption('max-concurrent', args.maxConcurrent, capProblem);
   const queueTimeout = intOption('queue-timeout-ms', args.queueTimeoutMs, queueTimeoutProblem);
   if ((maxConcurrent !== undefined || queueTimeout !== undefined) && args.cred === undefined) {

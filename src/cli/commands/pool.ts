@@ -1,5 +1,5 @@
 /**
- * `sluicectl pool create|list|status|rotate|reset|remove`. A pool is one phantom in front of ordered
+ * `sluicectl pool create|list|status|add-member|remove-member|rotate|reset|remove`. A pool is one phantom in front of ordered
  * member credentials; `rotate` parks the active member so the next healthy one takes over.
  */
 import type { Argv } from 'yargs';
@@ -20,8 +20,9 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         'create a pool from existing credentials, in failover order',
         (c) =>
           c
-            .positional('name', { type: 'string', demandOption: true })
-            .option('member', { type: 'string', demandOption: true, coerce: allValues, describe: 'member credential (repeatable, in order)' }),
+            .positional('name', { type: 'string', demandOption: true, describe: 'pool name (not a credential name)' })
+            .option('member', { type: 'string', demandOption: true, coerce: allValues, describe: 'member credential (repeatable, in order)' })
+            .example('$0 pool create claude --member acct-a --member acct-b', 'prints the phantom to give the agent'),
         action(async (args) => {
           const pool = await callDaemon(args, 'pool.create', { name: args.name, members: args.member });
           printResult(args, pool, (r) => `created pool ${r.name}; phantom: ${r.phantom}`);
@@ -30,7 +31,7 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'list',
         'list pools',
-        (l) => l,
+        (l) => l.example('$0 pool list', 'name, active member, members, phantom'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'pool.list'), (r) => poolListTable(r.pools));
         }),
@@ -38,7 +39,7 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'status [name]',
         'members, active member, health and cooldowns',
-        (s) => s.positional('name', { type: 'string' }),
+        (s) => s.positional('name', { type: 'string', describe: 'one pool (default: all)' }).example('$0 pool status claude', 'one row per member'),
         action(async (args) => {
           const result = await callDaemon(args, 'pool.status', args.name === undefined ? {} : { name: args.name });
           printResult(args, result, (r) => poolStatusTable(r.pools, Date.now()));
@@ -47,7 +48,7 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'rotate <name>',
         'park the active member so the next healthy one takes over',
-        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool rotate claude', 'the next healthy member takes over'),
         action(async (args) => {
           const result = await callDaemon(args, 'pool.rotate', { name: args.name });
           printResult(args, result, (r) => `rotated ${r.pool.name}: ${r.from ?? '-'} -> ${r.to ?? '-'}`);
@@ -56,21 +57,48 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'reset <name>',
         'clear every member cooldown',
-        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool reset claude', 'every member healthy again'),
         action(async (args) => {
           const pool = await callDaemon(args, 'pool.reset', { name: args.name });
           printResult(args, pool, (r) => `reset ${r.name}; active: ${r.active ?? '-'}`);
         }),
       )
       .command(
+        'add-member <pool> <cred>',
+        "add a credential to a pool, after its last member; the pool's phantom stays the same",
+        (a) =>
+          a
+            .positional('pool', { type: 'string', demandOption: true, describe: 'pool name' })
+            .positional('cred', { type: 'string', demandOption: true, describe: 'credential to add (in no other pool, same kind as the members)' })
+            .example('$0 pool add-member claude acct-c', 'acct-c becomes the last member of pool claude'),
+        action(async (args) => {
+          const pool = await callDaemon(args, 'pool.add_member', { name: args.pool, member: args.cred });
+          printResult(args, pool, (r) => `added ${args.cred} to pool ${r.name}; members: ${r.members.map((m) => m.name).join(', ')} (phantom unchanged)`);
+        }),
+      )
+      .command(
+        'remove-member <pool> <cred>',
+        "remove a credential from a pool (not its last member); the pool's phantom stays the same",
+        (a) =>
+          a
+            .positional('pool', { type: 'string', demandOption: true, describe: 'pool name' })
+            .positional('cred', { type: 'string', demandOption: true, describe: 'member credential to remove (the credential itself stays)' })
+            .example('$0 pool remove-member claude acct-a', 'pool claude goes on with its other members'),
+        action(async (args) => {
+          const pool = await callDaemon(args, 'pool.remove_member', { name: args.pool, member: args.cred });
+          printResult(args, pool, (r) => `removed ${args.cred} from pool ${r.name}; members: ${r.members.map((m) => m.name).join(', ')} (phantom unchanged)`);
+        }),
+      )
+      .command(
         'remove <name>',
         'remove a pool (its members stay)',
-        (r) => r.positional('name', { type: 'string', demandOption: true }),
+        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool remove claude', 'agents holding its phantom stop working'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'pool.remove', { name: args.name }), (r) => `removed pool ${r.removed}`);
         }),
       )
-      .demandCommand(1, 'pool needs a subcommand: create, list, status, rotate, reset or remove'),
+      .example('$0 pool status', 'every pool: members, active one, cooldowns')
+      .demandCommand(1, 'pool needs a subcommand: create, list, status, add-member, remove-member, rotate, reset or remove'),
   );
 }
 

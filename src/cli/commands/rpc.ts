@@ -16,7 +16,9 @@ export function rpcCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     (r) =>
       r
         .positional('method', { type: 'string', demandOption: true, describe: 'method name, e.g. daemon.status' })
-        .positional('params', { type: 'string', describe: "JSON object, e.g. '{\"name\":\"openai\"}'" }),
+        .positional('params', { type: 'string', describe: "JSON object, e.g. '{\"name\":\"openai\"}'" })
+        .example('$0 rpc daemon.status', 'call a method without params')
+        .example(`$0 rpc pool.status '{"name":"claude"}'`, 'with params'),
     action(async (args) => {
       const params = parseParams(args.params);
       // Unknown methods are the daemon's to reject (exit 1), which keeps `rpc` useful against newer daemons.

@@ -13,6 +13,7 @@ import { checkParams, openClient, type GlobalArgs } from '../daemon-call.js';
 import { probeIsolation } from '../isolation/isolation-probe.js';
 import { runIsolated } from '../isolation/isolated-run.js';
 import { CliError, UsageError } from '../exit-codes.js';
+import { withNoProxy } from '../no-proxy.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -24,12 +25,13 @@ export function commandWords(args: { cmd?: unknown; '--'?: unknown }): string[] 
 }
 
 /**
- * The environment `run` gives a command: ours with the proxy variables on top. NODE_OPTIONS is the one
- * variable merged rather than replaced: the user's own options (`--max-old-space-size=…`, another
- * `--import`) are kept after the sluice bootstrap, which is not added twice.
+ * The environment `run` gives a command: ours with the proxy variables on top. NODE_OPTIONS and NO_PROXY
+ * are merged rather than replaced: the user's own options (`--max-old-space-size=…`, another `--import`)
+ * are kept after the sluice bootstrap, which is not added twice; the user's NO_PROXY entries are kept and
+ * loopback (`localhost,127.0.0.1,::1`) is added, so local servers never wait for an approval.
  */
 export function agentEnvFor(base: NodeJS.ProcessEnv, vars: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base, ...vars };
+  const env: NodeJS.ProcessEnv = { ...base, ...withNoProxy(vars, base) };
   const ours = vars.NODE_OPTIONS;
   const theirs = base.NODE_OPTIONS?.trim();
   if (ours && theirs) env.NODE_OPTIONS = theirs.includes(ours) ? theirs : `${ours} ${theirs}`;
@@ -53,7 +55,8 @@ export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('isolate', { type: 'boolean', default: false, describe: 'fence the command (Linux, bubblewrap): no network but the proxy, no access to sluice\'s state or socket' })
         .option('name', { type: 'string', describe: 'the agent\'s name in audit rows, prompts and `sluicectl agents` (default: the command\'s name)' })
         .example('$0 run -- claude -p "hello"', 'run Claude Code through the proxy')
-        .example('$0 run --isolate --name reviewer -- codex exec "review"', 'run Codex fenced, named "reviewer"'),
+        .example('$0 run --isolate --name reviewer -- codex exec "review"', 'run Codex fenced, named "reviewer"')
+        .example('$0 run -- curl -sS https://api.anthropic.com/v1/models', 'options after -- belong to the command'),
     action(async (args) => {
       const words = commandWords(args as { cmd?: unknown; '--'?: unknown });
       if (words.length === 0) throw new UsageError('run needs a command: sluicectl run -- CMD [ARGS…]');

@@ -11,7 +11,7 @@ export function statsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command(
     'stats',
     'in-flight, queued and status counters per credential',
-    (s) => s,
+    (s) => s.example('$0 stats', 'one row per credential').example('$0 stats --json', 'the stats.snapshot result'),
     action(async (args) => {
       printResult(args, await callDaemon(args, 'stats.snapshot'), renderStats);
     }),

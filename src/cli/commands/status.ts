@@ -11,7 +11,7 @@ export function statusCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command(
     'status',
     'show the daemon, proxy address and counts',
-    (c) => c,
+    (c) => c.example('$0 status', 'daemon version, proxy address, socket, CA and counts').example('$0 status --json', 'the same as JSON, for scripts'),
     action(async (args) => {
       printResult(args, await callDaemon(args, 'daemon.status'), renderStatus);
     }),

@@ -11,7 +11,7 @@ export function tokenCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'rotate',
         'issue a new proxy access token (the old one stops working)',
-        (r) => r,
+        (r) => r.example('$0 token rotate && eval "$($0 env)"', 'new token, re-read into this shell'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'token.rotate'), () => [
             'proxy access token rotated.',
@@ -19,6 +19,7 @@ export function tokenCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           ]);
         }),
       )
+      .example('$0 token rotate', 'issue a new proxy access token')
       .demandCommand(1, 'token needs a subcommand: rotate'),
   );
 }

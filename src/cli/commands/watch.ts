@@ -20,7 +20,9 @@ export function watchCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     (w) =>
       w
         .option('type', { type: 'string', array: true, choices: EVENT_TYPES, describe: 'only these event types (repeatable)' })
-        .option('snapshot', { type: 'boolean', default: false, describe: 'also print the state snapshot on each (re)subscribe' }),
+        .option('snapshot', { type: 'boolean', default: false, describe: 'also print the state snapshot on each (re)subscribe' })
+        .example('$0 watch --type approval.pending', 'one JSON line per new prompt')
+        .example('$0 watch | jq .type', 'every event type as it happens'),
     action(async (args) => {
       const types = args.type && args.type.length > 0 ? args.type.map(String) : undefined;
       const params: ParamsIn<'events.subscribe'> = types ? { types } : {};

@@ -23,7 +23,12 @@ export interface ApprovalRequest {
   path: string;
   /** False when a rule asked for one prompt per request. */
   coalesce: boolean;
+  /** The `sluicectl run` agent asking (its `--name`), shown on the prompt; null for the owner's token. */
+  agent?: string | null;
 }
+
+/** How many distinct agent names a prompt lists (the waiter count says how many requests there are). */
+const MAX_AGENTS_SHOWN = 8;
 
 /** Broker settings. */
 export interface BrokerOptions {
@@ -102,7 +107,7 @@ export class ApprovalBroker {
       }
       return this.attach(this.open(req, key), signal, false);
     }
-    return this.attach(prompt, signal, true);
+    return this.attach(prompt, signal, true, req.agent);
   }
 
   private open(req: ApprovalRequest, key: string | null): Prompt {
@@ -115,6 +120,7 @@ export class ApprovalBroker {
       method: req.method,
       path: req.path,
       waiters: 0,
+      agents: req.agent ? [req.agent] : [],
       created_at: new Date(now).toISOString(),
       expires_at: new Date(now + this.opts.timeoutMs).toISOString(),
     };
@@ -127,8 +133,10 @@ export class ApprovalBroker {
   }
 
   /** Adds a waiter; `announce` publishes the new count (a new prompt was already announced as pending). */
-  private attach(prompt: Prompt, signal: AbortSignal | undefined, announce: boolean): Promise<ApprovalOutcome> {
+  private attach(prompt: Prompt, signal: AbortSignal | undefined, announce: boolean, agent?: string | null): Promise<ApprovalOutcome> {
     if (signal?.aborted) return Promise.resolve({ allowed: false, reason: 'aborted', approval_id: prompt.info.id });
+    const agents = prompt.info.agents ?? [];
+    if (agent && !agents.includes(agent) && agents.length < MAX_AGENTS_SHOWN) prompt.info.agents = [...agents, agent];
     return new Promise((resolve) => {
       const onAbort = () => {
         if (!prompt.waiters.delete(waiter)) return;
@@ -143,7 +151,7 @@ export class ApprovalBroker {
       };
       prompt.waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (announce) this.emit('approval.updated', { id: prompt.info.id, waiters: prompt.waiters.size });
+      if (announce) this.emit('approval.updated', { id: prompt.info.id, waiters: prompt.waiters.size, ...(prompt.info.agents?.length ? { agents: prompt.info.agents } : {}) });
     });
   }
 

@@ -57,14 +57,26 @@ export class TokenExchange {
 
   /**
    * Handles a 2xx token response body: saves real tokens to `owner.credential` (if known) and returns the
-   * body the agent may see. Bodies that are not token responses come back unchanged.
+   * body the agent may see. Bodies that are not token responses come back unchanged. See
+   * {@link rewriteAnswer}, which also says when the body must not reach the agent at all.
    */
   rewriteSuccess(body: Buffer, contentType: string | undefined, owner: TokenOwner): Buffer {
+    return this.rewriteAnswer(body, contentType, owner).body;
+  }
+
+  /**
+   * Like {@link rewriteSuccess}, and says when the answer carries tokens sluice cannot read with
+   * certainty (a form body labelled JSON, tokens nested or named where sluice does not look): `unreadable`
+   * is then the reason, and the caller must fail closed (drop the body). Tokens that could be read are
+   * saved to the owner either way, so a rotated refresh token is never lost.
+   */
+  rewriteAnswer(body: Buffer, contentType: string | undefined, owner: TokenOwner): { body: Buffer; unreadable: string | null } {
     const ct = (contentType ?? '').toLowerCase();
     const isForm = ct.includes('application/x-www-form-urlencoded');
     let fields: TokenFields;
     let json: Record<string, unknown> | null = null;
     let form: URLSearchParams | null = null;
+    let unreadable: string | null = null;
     const text = body.toString('utf8');
     const asForm = (): TokenFields => {
       form = new URLSearchParams(text);
@@ -74,15 +86,19 @@ export class TokenExchange {
     else {
       try {
         const parsed = JSON.parse(text) as unknown;
-        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return body;
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+          return { body, unreadable: hiddenTokenKey(parsed, 0) ? 'tokens nested where sluice does not look' : null };
+        }
         json = parsed as Record<string, unknown>;
         fields = json as TokenFields;
+        if (hiddenTokenKey(json, 0)) unreadable = 'tokens nested where sluice does not look';
       } catch {
         // Mislabelled (text/plain, none) form answers still carry real tokens: fail closed and parse them.
         fields = asForm();
+        if (ct.includes('json') && (fields.access_token !== undefined || fields.refresh_token !== undefined)) unreadable = 'a form body labelled JSON';
       }
     }
-    if (typeof fields.access_token !== 'string' && typeof fields.refresh_token !== 'string') return body;
+    if (typeof fields.access_token !== 'string' && typeof fields.refresh_token !== 'string') return { body, unreadable };
     const phantoms = this.phantomsFor(owner);
     if (owner.credential) this.save(owner.credential, fields);
     else this.log.warn('token response could not be attributed to a credential; rewritten, nothing saved', { pool: owner.pool });
@@ -90,9 +106,9 @@ export class TokenExchange {
     if (typeof fields.access_token === 'string') replace.access_token = phantoms.access;
     if (typeof fields.refresh_token === 'string') replace.refresh_token = phantoms.refresh;
     if (typeof fields.id_token === 'string') replace.id_token = resign(fields.id_token);
-    if (json) return Buffer.from(JSON.stringify({ ...json, ...replace }));
+    if (json) return { body: Buffer.from(JSON.stringify({ ...json, ...replace })), unreadable };
     for (const [k, v] of Object.entries(replace)) form!.set(k, v);
-    return Buffer.from(form!.toString());
+    return { body: Buffer.from(form!.toString()), unreadable };
   }
 
   /**
@@ -137,6 +153,22 @@ export class TokenExchange {
   }
 }
 
+/** Token-like keys: access/refresh/id token in snake or camel case. */
+const TOKEN_KEY = /^(access|refresh|id)_?token$/i;
+/** The top-level keys {@link TokenExchange.rewriteAnswer} reads and rewrites. */
+const READ_KEYS = new Set(['access_token', 'refresh_token', 'id_token']);
+
+/** True when `v` holds a token-like string key sluice does not rewrite (nested, or camel case at the top). */
+function hiddenTokenKey(v: unknown, depth: number): boolean {
+  if (depth > 32 || !v || typeof v !== 'object') return false;
+  if (Array.isArray(v)) return v.some((x) => hiddenTokenKey(x, depth + 1));
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof x === 'string' && TOKEN_KEY.test(k) && !(depth === 0 && READ_KEYS.has(k))) return true;
+    if (typeof x === 'object' && hiddenTokenKey(x, depth + 1)) return true;
+  }
+  return false;
+}
+
 /**
  * An id_token handed to the agent keeps its header and claims (agents read claims such as the account id)
  * but never its real signature.
@@ -144,5 +176,8 @@ export class TokenExchange {
 export function resign(jwt: string): string {
   const parts = jwt.split('.');
   if (parts.length !== 3) return UNATTRIBUTED_TOKEN;
-  return `${parts[0]}.${parts[1]}.${Buffer.from('sluice-phantom-signature').toString('base64url')}`;
+  return `${parts[0]}.${parts[1]}.${PHANTOM_ID_SIGNATURE}`;
 }
+
+/** The signature segment every id_token handed to the agent carries instead of the real one. */
+export const PHANTOM_ID_SIGNATURE = Buffer.from('sluice-phantom-signature').toString('base64url');

@@ -10,7 +10,6 @@
  * a new secret, or an agent's successful refresh), and it reads as `needs login` meanwhile.
  */
 import crypto from 'node:crypto';
-import http from 'node:http';
 import https from 'node:https';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -22,6 +21,10 @@ import { connectTarget, type UpstreamAgents } from '../proxy/upstream-agents.js'
 import type { CredentialVault } from '../vault/credential-vault.js';
 import { RefreshFlights } from './refresh-flights.js';
 import type { TokenExchange } from './token-exchange.js';
+import { bodyCoding, decodeWhole } from '../proxy/content-coding.js';
+
+/** Largest token answer read. */
+const MAX_ANSWER = 1024 * 1024;
 
 /** Refresh this long before expiry. */
 export const REFRESH_AHEAD_MS = 5 * 60_000;
@@ -156,20 +159,28 @@ export class TokenRefresher {
     if (!row?.token_url) return false;
     const tokens = this.d.vault.oauthTokens(name);
     const url = new URL(row.token_url);
+    if (url.protocol !== 'https:') {
+      // A real refresh token never travels in clear text.
+      this.d.audit.append({ event: 'oauth_refresh_failed', credential: name, detail: 'token URL is not https: refresh token not sent' });
+      this.d.log.warn('refusing to send a refresh token to a token URL that is not https', { credential: name });
+      return false;
+    }
     const payload: Record<string, string> = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token };
     if (tokens.client_id) payload.client_id = tokens.client_id;
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     const target = connectTarget(this.d.overrides, url.hostname, port);
-    const res = await post(url.protocol === 'https:', {
+    const res = await post({
       host: target.host,
       port: target.port,
       servername: target.servername,
       path: url.pathname + url.search,
-      headers: { host: url.host, 'content-type': 'application/json', accept: 'application/json' },
-      agent: url.protocol === 'https:' ? this.d.agents.https : this.d.agents.http,
+      // Only what sluice can parse: an answer it cannot read would lose the rotated refresh token.
+      headers: { host: url.host, 'content-type': 'application/json', accept: 'application/json', 'accept-encoding': 'identity' },
+      agent: this.d.agents.https,
     }, JSON.stringify(payload)).catch((err: NodeJS.ErrnoException) => ({ status: 0, body: '', error: err.code ?? 'error' }));
     if (res.status >= 200 && res.status < 300) {
       try {
+        if (res.body === null) throw new Error('undecodable');
         this.d.exchange.save(name, JSON.parse(res.body) as Parameters<TokenExchange['save']>[1]);
         this.d.audit.append({ event: 'oauth_refreshed', credential: name, status: res.status, detail: 'proactive refresh' });
         const was = this.failing.get(name);
@@ -178,6 +189,7 @@ export class TokenRefresher {
         return true;
       } catch {
         this.d.log.warn('token endpoint answered with an unreadable body', { credential: name });
+        this.d.audit.append({ event: 'oauth_refresh_failed', credential: name, status: res.status, detail: 'unreadable token answer' });
         this.failed(name, false);
         return false;
       }
@@ -187,25 +199,39 @@ export class TokenRefresher {
     // A refusal of a token that is no longer the current one (the credential changed meanwhile) says
     // nothing about the credential: it cools nothing and marks nothing.
     const stillCurrent = this.d.vault.get(name) !== undefined && this.d.vault.oauthTokens(name).refresh_token === tokens.refresh_token;
-    if (stillCurrent && (/invalid_grant|invalid_token/.test(res.body) || res.status === 401)) {
+    if (stillCurrent && (/invalid_grant|invalid_token/.test(res.body ?? '') || res.status === 401)) {
       const pool = this.d.pools.poolOf(name);
       if (pool) this.d.pools.failover(pool, name, 'auth_failed', this.d.clock.now() + AUTH_COOLDOWN_MS);
     }
-    if (stillCurrent) this.failed(name, /invalid_grant/.test(res.body));
+    if (stillCurrent) this.failed(name, /invalid_grant/.test(res.body ?? ''));
     return false;
   }
 }
 
-function post(secure: boolean, opts: https.RequestOptions, body: string): Promise<{ status: number; body: string }> {
+/** POSTs `body` over TLS; the answer's body is decoded (gzip, deflate, br), or null when it cannot be. */
+function post(opts: https.RequestOptions, body: string): Promise<{ status: number; body: string | null }> {
   return new Promise((resolve, reject) => {
-    const req = (secure ? https : http).request({ ...opts, method: 'POST', headers: { ...opts.headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = https.request({ ...opts, method: 'POST', headers: { ...opts.headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size <= 1024 * 1024) chunks.push(c);
+        if (size <= MAX_ANSWER) chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const c = bodyCoding(res.headers['content-encoding']);
+        let text: string | null = null;
+        if (c.kind === 'identity') text = raw.toString('utf8');
+        else if (c.kind === 'decode') {
+          try {
+            text = decodeWhole(raw, c.coding, MAX_ANSWER).toString('utf8');
+          } catch {
+            text = null;
+          }
+        }
+        resolve({ status: res.statusCode ?? 0, body: text });
+      });
       res.on('error', reject);
     });
     req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));

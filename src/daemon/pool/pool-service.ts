@@ -33,6 +33,7 @@ export interface FailoverResult {
 export class PoolService {
   private pools = new Map<string, PoolRow>();
   private byCoreIndex = new Map<string, { pool: PoolRow; slot: 'access' | 'refresh' }>();
+  private changes = 0;
   /** When each pool last wrote a `pool_exhausted` row; cleared when it switches to a healthy member. */
   private readonly exhaustedAt = new Map<string, number>();
 
@@ -49,7 +50,13 @@ export class PoolService {
     this.reload();
   }
 
+  /** Grows on every change to pools or their membership (lets callers cache what they derive). */
+  get version(): number {
+    return this.changes;
+  }
+
   private reload(): void {
+    this.changes++;
     this.pools = new Map(this.repo.list().map((p) => [p.name, p]));
     this.byCoreIndex = new Map();
     for (const p of this.pools.values()) {
@@ -142,6 +149,52 @@ export class PoolService {
     this.reload();
     this.audit.append({ event: 'pool_created', credential: name, detail: `members=${members.join(',')}` });
     const info = this.info(this.get(name));
+    this.bus.publish('pool.changed', { pool: info });
+    return info;
+  }
+
+  /**
+   * Appends credential `member` to pool `name`. The pool's phantom (and refresh phantom) is unchanged, so
+   * agents keep working; the member must exist, be of the pool's kind and belong to no pool yet.
+   */
+  addMember(name: string, member: string): PoolInfo {
+    const pool = this.get(name);
+    const cred = this.vault.get(member);
+    if (!cred) throw new SluiceError('not_found', `no credential named ${member}`);
+    const other = this.poolOf(member);
+    if (other === name) throw new SluiceError('already_exists', `credential ${member} is already a member of pool ${name}`);
+    if (other) throw new SluiceError('in_use', `credential ${member} is already a member of pool ${other}`);
+    const kind = pool.members[0] === undefined ? undefined : this.vault.get(pool.members[0])?.kind;
+    if (kind !== undefined && kind !== cred.kind) throw new SluiceError('invalid_params', `pool ${name} holds ${kind} credentials; ${member} is ${cred.kind}`);
+    this.repo.addMember(name, member);
+    return this.membershipChanged(name, 'pool_member_added', member);
+  }
+
+  /**
+   * Removes `member` from pool `name` (the credential stays). The pool's phantom is unchanged. The last
+   * member cannot be removed: a pool without members could serve nothing. When the active member leaves,
+   * the next one in order (wrapping) takes over, subject to health like any failover.
+   */
+  removeMember(name: string, member: string): PoolInfo {
+    const pool = this.get(name);
+    const index = pool.members.indexOf(member);
+    if (index === -1) throw new SluiceError('not_found', `credential ${member} is not a member of pool ${name}`);
+    if (pool.members.length === 1) {
+      throw new SluiceError('in_use', `${member} is the last member of pool ${name}; add another member first, or remove the pool`);
+    }
+    this.repo.removeMember(name, member);
+    if (pool.active_member === member) {
+      const rest = pool.members.filter((m) => m !== member);
+      this.repo.setActive(name, rest[index % rest.length]!);
+    }
+    return this.membershipChanged(name, 'pool_member_removed', member);
+  }
+
+  private membershipChanged(name: string, event: string, member: string): PoolInfo {
+    this.reload();
+    const pool = this.get(name);
+    this.audit.append({ event, credential: name, detail: `member=${member} members=${pool.members.join(',')}` });
+    const info = this.info(pool);
     this.bus.publish('pool.changed', { pool: info });
     return info;
   }

@@ -114,7 +114,7 @@ export class Admission {
   }
 
   private refuseAuth(ex: RequestExchange): { refusal: Refusal; audited: boolean } {
-    this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
+    this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
     return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
   }
 
@@ -136,7 +136,7 @@ export class Admission {
     // refreshes a token or keeps the member it found: both happen again once the request is approved.
     const early = this.headProblem(ex, this.d.credentials.applyHead(ex.host, headers, path, o.tokenEndpoint ?? false));
     if (early) return early;
-    return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce }, ex.signal).then((outcome) => {
+    return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce, agent: ex.agent?.name ?? null }, ex.signal).then((outcome) => {
       if (!outcome.allowed) {
         if (outcome.reason === 'aborted') return GONE;
         ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
@@ -223,14 +223,14 @@ export class Admission {
     const n = cred.report.notInjected;
     if (n.length === 0) return;
     const where = n.map((x) => `${x.label}@${x.site}`).join(', ');
-    this.d.audit.append({ event: 'phantom_not_injected', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...new Set(n.map((x) => x.label))].join(','), detail: `phantom left in place (not an injection site of its credential): ${where}` });
+    this.d.audit.append({ event: 'phantom_not_injected', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...new Set(n.map((x) => x.label))].join(','), detail: `phantom left in place (not an injection site of its credential): ${where}` });
   }
 
   /** A stale phantom: the agent holds a token for a credential that was removed or renamed. Never forwarded. */
   private refuseUnknown(ex: RequestExchange, count: number): AdmitResult {
     const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host}`;
     this.d.log.warn('refused a request carrying an unknown phantom', { host: ex.host, path: ex.path, count });
-    this.d.audit.append({ event: 'unknown_phantom', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 401, detail });
+    this.d.audit.append({ event: 'unknown_phantom', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 401, detail });
     this.d.observer.notice('warn', 'unknown_phantom', `${detail}: credential removed or renamed? run \`sluicectl cred list\``);
     return {
       kind: 'refused',
@@ -264,7 +264,7 @@ export class Admission {
   private blockLeak(ex: RequestExchange, labels: string[]): AdmitResult {
     const detail = `phantom of ${labels.join(', ')} sent to ${ex.host}, which it is not bound to`;
     this.d.log.warn('blocked a phantom sent to an unbound host', { host: ex.host, credentials: labels, path: ex.path });
-    this.d.audit.append({ event: 'phantom_leak', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: labels.join(','), status: 403, detail });
+    this.d.audit.append({ event: 'phantom_leak', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: labels.join(','), status: 403, detail });
     this.d.observer.notice('warn', 'phantom_leak', detail);
     return { kind: 'refused', refusal: { status: 403, code: 'phantom_leak', message: `sluice: blocked a credential phantom sent to ${ex.host}, a host it is not bound to` }, audited: true };
   }

@@ -14,6 +14,8 @@ import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialVault, SecretSlot } from '../vault/credential-vault.js';
 import { PHANTOM_CORE_RE, PHANTOM_MARKER } from '../vault/phantom.js';
 import { hiddenForms, mayHideForms } from './body-decoding.js';
+import { MaskPairSource } from './mask-pairs.js';
+import type { SecretMasker } from './secret-masker.js';
 import { newReport, rewritePhantoms, scanPhantoms, type InjectSite, type PhantomLookup, type PhantomTarget, type RewriteReport } from './phantom-rewriter.js';
 
 /** The rewritten request parts and what was found. */
@@ -33,15 +35,12 @@ const SKIP_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'co
 
 /** Resolves phantoms for one destination host. */
 export class CredentialStage {
+  private masks: MaskPairSource | null = null;
+
   constructor(
     private readonly vault: CredentialVault,
     private readonly pools: PoolService | null = null,
   ) {}
-
-  /** The plaintext secret of credential `name` (for rewriting on the forward path only). */
-  secretOf(name: string): string {
-    return this.vault.secret(name);
-  }
 
   /**
    * A lookup for requests to `host`. Access phantoms and API keys are bound to the credential's hosts;
@@ -192,21 +191,17 @@ export class CredentialStage {
   }
 
   /**
-   * Replaces any real secret in `text` with the phantom the agent holds for it (the pool's phantom for a
-   * pool member). Defence in depth for text flowing back to the agent.
+   * The masker that replaces every real secret the vault holds with the phantom the agent holds for it (a
+   * pool member's with the pool's phantom), for everything flowing back to the agent. Cached; rebuilt only
+   * when credentials or pools change.
    */
+  masker(): SecretMasker {
+    return (this.masks ??= new MaskPairSource(this.vault, this.pools)).current();
+  }
+
+  /** `text` with every real secret replaced by its phantom (see {@link masker}). */
   maskSecrets(text: string): string {
-    let out = text;
-    for (const cred of this.vault.list()) {
-      const pool = this.pools?.poolOf(cred.name);
-      const poolRow = pool ? this.pools!.get(pool) : null;
-      const pairs: [SecretSlot, string][] = cred.kind === 'oauth' ? [['access', poolRow?.phantom ?? cred.phantom], ['refresh', poolRow?.phantom_refresh ?? cred.phantom_refresh ?? '']] : [['secret', poolRow?.phantom ?? cred.phantom]];
-      for (const [slot, phantom] of pairs) {
-        const secret = this.vault.secretFor(cred.name, slot);
-        if (secret.length >= 8 && out.includes(secret)) out = out.split(secret).join(phantom);
-      }
-    }
-    return out;
+    return this.masker().maskBuffer(Buffer.from(text, 'utf8')).toString('utf8');
   }
 
   private maybeInject(host: string, headers: Record<string, string | string[]>, report: RewriteReport): void {

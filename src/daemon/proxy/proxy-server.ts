@@ -17,7 +17,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import type { ProxyAuth } from './proxy-auth.js';
 import type { RequestPipeline } from './request-pipeline.js';
-import { canonicalHost, parseConnectTarget } from './target-syntax.js';
+import { canonicalHost, hostProblem, parseConnectTarget } from './target-syntax.js';
 import type { TlsContexts } from './tls-contexts.js';
 import { answerClientError, guardTunnel, TLS_HANDSHAKE_MS } from './tunnel-guards.js';
 import { listenUnixSocket } from './unix-listener.js';
@@ -129,7 +129,10 @@ export class ProxyServer {
     }
     const target = parseConnectTarget(req.url);
     if (!target) {
-      socket.end(CONNECT_400);
+      // Say why (e.g. an IPv4 address spelled `127.1`: use 127.0.0.1), in printable ASCII only.
+      const raw = req.url ?? '';
+      const reason = hostProblem(raw.slice(0, Math.max(0, raw.lastIndexOf(':'))) || raw).replace(/[^\x20-\x7e]/g, '');
+      socket.end(`HTTP/1.1 400 Bad Request\r\nX-Sluice-Reason: invalid_host\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\nConnection: close\r\n\r\n${reason}`);
       return;
     }
     const firstByte = guardTunnel(socket, head);

@@ -26,7 +26,10 @@ import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from '
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { relayResponse, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { relayResponse, undecodableBody, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { narrowRequestEncoding } from './content-coding.js';
+import { discard } from './pool-failover.js';
+import type { SecretMasker } from './secret-masker.js';
 
 /** Everything the pipeline needs, injected by wire.ts. */
 export interface PipelineDeps {
@@ -51,6 +54,8 @@ export interface PipelineDeps {
   connectRequestOf: (socket: import('node:stream').Duplex) => http.IncomingMessage | undefined;
   /** Upstream connect and response-header limits (exceeded → 504 upstream_timeout). */
   upstreamTimeouts: UpstreamTimeouts;
+  /** The real secrets to mask in every response (required: containment must not depend on remembering it). */
+  masks: { current(): SecretMasker };
 }
 
 /** How a connection reached the proxy. */
@@ -69,6 +74,8 @@ interface Exchange {
   leg: UpstreamLeg | null;
   /** Request bytes this exchange reserved from the buffer budget (given back by finish). */
   buffered: number;
+  /** Where real secrets were masked in the response (`header:location`, `body`, …) and whose. */
+  masked: { where: Set<string>; credentials: Set<string> } | null;
 }
 
 /** Runs requests through the pipeline; see the module comment. */
@@ -79,7 +86,7 @@ export class RequestPipeline {
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0 };
+    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0, masked: null };
     // finish() is idempotent, so a plain listener will do (once() wraps every request's listener).
     res.on('close', () => this.finish(x));
     // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead
@@ -105,6 +112,8 @@ export class RequestPipeline {
     if (denied) return this.refuse(x, denied.refusal, !denied.audited);
     // Policy, approval and permits are decided on the request line and headers alone: a refused request's
     // body is drained unread (writeRefusal), never buffered.
+    // Ask only for codings sluice can decode: every response body is read to mask real secrets in it.
+    narrowRequestEncoding(req.headers);
     ex.tokenEndpoint = ex.method === 'POST' && this.d.isTokenUrl(ex.host, ex.path);
     const withBody = hasBody(req);
     const admitted = this.d.admission.admit(ex, req.headers, target.path, { tokenEndpoint: ex.tokenEndpoint, bodyFollows: withBody });
@@ -237,15 +246,43 @@ export class RequestPipeline {
     }
     if (ex.finished) return leg.destroy();
     ex.status = reply.response.statusCode ?? null;
-    relayResponse(reply, x.res, {
-      bytes: (n) => {
-        ex.bytes += n;
+    if (reply.refusal) {
+      discard(reply.response);
+      leg.destroy();
+      return this.refuse(x, reply.refusal);
+    }
+    const undecodable = undecodableBody(reply, ex.method);
+    if (undecodable) {
+      // Fail closed: a body sluice cannot decode cannot be checked for real secrets, so it never reaches the agent.
+      discard(reply.response);
+      leg.destroy();
+      ex.errorKind = 'undecodable_response';
+      return this.refuse(x, { status: 502, code: 'undecodable_response', message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity` });
+    }
+    relayResponse(
+      reply,
+      x.res,
+      {
+        bytes: (n) => {
+          ex.bytes += n;
+        },
+        ended: () => {
+          ex.upstreamEnded = true;
+        },
+        broken: (err) => this.upstreamFailed(x, err, 'response'),
+        masked: (where, credentials) => this.onMasked(x, where, credentials),
       },
-      ended: () => {
-        ex.upstreamEnded = true;
-      },
-      broken: (err) => this.upstreamFailed(x, err, 'response'),
-    });
+      this.d.masks.current(),
+    );
+  }
+
+  /** Notes a masking for the exchange's one `secret_masked` row; the first one also raises a notice. */
+  private onMasked(x: Exchange, where: string, credentials: ReadonlySet<string>): void {
+    const first = x.masked === null;
+    x.masked ??= { where: new Set(), credentials: new Set() };
+    x.masked.where.add(where);
+    for (const c of credentials) x.masked.credentials.add(c);
+    if (first) this.d.observer.notice('warn', 'secret_masked', `a real secret of ${[...credentials].join(', ')} came back from ${x.ex.host} (${where}); the agent got the phantom`);
   }
 
   /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
@@ -299,7 +336,8 @@ export class RequestPipeline {
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
     if (!ex.upstreamEnded) x.leg?.destroy();
-    if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
+    if (x.masked) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...x.masked.credentials].join(','), status: ex.status, detail: [...x.masked.where].join(',') });
+    if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
     this.d.observer.finished(ex);
   }
 }

@@ -2,7 +2,8 @@
  * Step 6 for token-endpoint requests: the whole response is read (token responses are small), a pooled
  * member whose refresh failed (`invalid_grant`/`invalid_token`, 401, 429) is cooled — the member whose
  * refresh token was actually injected, never just the first one with that token URL — and the request is
- * replayed once on the next member; a 2xx response is rewritten so the agent only ever sees phantoms.
+ * replayed once on the next member; a 2xx response is rewritten so the agent only ever sees phantoms. gzip,
+ * deflate and br answers are decoded first; anything unreadable fails closed with a 502.
  */
 import type { Clock } from '../clock.js';
 import type { RefreshFlights } from '../oauth/refresh-flights.js';
@@ -12,6 +13,8 @@ import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialStage } from './credential-stage.js';
 import { discard, type OriginalRequest, type PoolFailover } from './pool-failover.js';
 import { readBody } from './request-body.js';
+import { bodyCoding, decodeWhole } from './content-coding.js';
+import type { IncomingMessage } from 'node:http';
 import type { RequestExchange } from './request-exchange.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
 
@@ -32,15 +35,22 @@ export interface TokenResponseDeps {
 export class TokenResponseStage {
   constructor(private readonly d: TokenResponseDeps) {}
 
-  /** Reads, classifies, possibly replays, rewrites; resolves with the body the client gets. */
+  /**
+   * Reads, decodes (gzip, deflate, br), classifies, possibly replays, rewrites; resolves with the body the
+   * client gets. An answer sluice cannot read (an unknown coding, a corrupt body, tokens where it does not
+   * look, a form body labelled JSON) fails closed: the client gets a 502 and never the body, while any
+   * token that could be read is still saved to its owner.
+   */
   async onResponse(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<Reply> {
     const up = leg.response!;
     const status = up.statusCode ?? 0;
-    const body = await readBody(up, MAX_TOKEN_RESPONSE);
-    if (!Buffer.isBuffer(body)) throw Object.assign(new Error(`token response ${body}`), { code: body === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
+    const raw = await readBody(up, MAX_TOKEN_RESPONSE);
+    if (!Buffer.isBuffer(raw)) throw Object.assign(new Error(`token response ${raw}`), { code: raw === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
+    const decoded = decode(raw, up.headers['content-encoding']);
+    const body = decoded.body;
     // A refusal of a refresh token that is no longer the owner's current one says nothing about the owner.
     const stale = ex.refreshOwner !== null && ex.refreshSent !== null && this.d.flights !== undefined && !this.d.flights.isCurrent(ex.refreshOwner, ex.refreshSent);
-    const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body.toString('utf8'), true, this.d.clock.now()) : null;
+    const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body ? body.toString('utf8') : null, true, this.d.clock.now()) : null;
     if (failure && ex.pool && ex.refreshOwner) {
       const r = this.d.pools.failover(ex.pool, ex.refreshOwner, failure.reason, failure.until);
       if (!ex.replayed && r.to && r.to !== ex.refreshOwner && !ex.finished && (await this.d.poolFailover.replay(ex, leg, original))) {
@@ -48,10 +58,37 @@ export class TokenResponseStage {
         return this.onResponse(ex, leg, original);
       }
     }
+    if (!body) return unreadable(ex, up, decoded.reason);
     let out = body;
-    if (status >= 200 && status < 300) out = this.d.exchange.rewriteSuccess(body, String(up.headers['content-type'] ?? ''), { credential: ex.refreshOwner, pool: ex.pool });
-    // Defence in depth: no real token of ours leaves in any token-endpoint answer, whatever its shape.
-    out = Buffer.from(this.d.credentials.maskSecrets(out.toString('utf8')));
+    if (status >= 200 && status < 300) {
+      const r = this.d.exchange.rewriteAnswer(body, String(up.headers['content-type'] ?? ''), { credential: ex.refreshOwner, pool: ex.pool });
+      if (r.unreadable) return unreadable(ex, up, r.unreadable);
+      out = r.body;
+    }
+    // The relay masks every real token the vault holds (the ones just saved included) before this leaves.
     return { response: up, head: null, replacement: out };
+  }
+}
+
+/** A 502 in place of a token answer sluice could not read; the reason goes to the audit row, never the body. */
+function unreadable(ex: RequestExchange, up: IncomingMessage, reason: string): Reply {
+  ex.errorKind = `token_response_unreadable:${reason}`;
+  return {
+    response: up,
+    head: null,
+    replacement: null,
+    refusal: { status: 502, code: 'token_response_unreadable', message: `sluice: the token endpoint ${ex.host} answered in a form sluice cannot read (${reason}); nothing was passed on` },
+  };
+}
+
+/** The decoded body, or null and why it could not be decoded. */
+function decode(raw: Buffer, contentEncoding: string | string[] | undefined): { body: Buffer; reason: '' } | { body: null; reason: string } {
+  const c = bodyCoding(contentEncoding);
+  if (c.kind === 'identity') return { body: raw, reason: '' };
+  if (c.kind === 'undecodable') return { body: null, reason: `content-encoding ${c.coding}` };
+  try {
+    return { body: decodeWhole(raw, c.coding, MAX_TOKEN_RESPONSE), reason: '' };
+  } catch {
+    return { body: null, reason: `a corrupt or oversized ${c.coding} body` };
   }
 }

@@ -4,7 +4,8 @@
  * upstream first with the real secret (TLS verified, SLUICE_RESOLVE honoured) and only then accepts the
  * client, so a refusal or an upstream 401/429 reaches the client as a real HTTP status. One permit per open
  * socket, released exactly once when either side closes. Client→server text messages get the phantom
- * treatment; server→client messages have any real secret of ours replaced by its phantom.
+ * treatment (the slot's own token, never the OAuth bundle); server→client messages, text and binary, have
+ * every real secret of ours replaced by its phantom, with one `secret_masked` audit row per socket.
  */
 import type http from 'node:http';
 import net from 'node:net';
@@ -17,6 +18,7 @@ import type { ResolveOverride } from '../config.js';
 import type { Logger } from '../log.js';
 import { classify } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
+import type { CredentialVault } from '../vault/credential-vault.js';
 import type { Admission } from './admission.js';
 import type { CredentialResult, CredentialStage } from './credential-stage.js';
 import { newReport, rewritePhantoms } from './phantom-rewriter.js';
@@ -31,6 +33,8 @@ import type { UpstreamTimeouts } from './upstream-leg.js';
 export interface WebSocketRelayDeps {
   admission: Admission;
   credentials: CredentialStage;
+  /** The vault, for the one token a phantom's slot stands for (never a whole OAuth bundle). */
+  vault: Pick<CredentialVault, 'secretFor'>;
   pools: PoolService;
   audit: AuditLog;
   observer: RequestObserver;
@@ -188,11 +192,14 @@ export class WebSocketRelay {
   private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket): void {
     ex.status = 101;
     let done = false;
+    // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
+    const masked = new Set<string>();
     const finish = () => {
       if (done) return;
       done = true;
       ex.upstreamEnded = true;
       ex.releasePermits();
+      if (masked.size > 0) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, credential: [...masked].join(','), status: 101, detail: 'ws' });
       this.auditRow(ex, 'websocket');
       this.d.observer.finished(ex);
     };
@@ -200,12 +207,13 @@ export class WebSocketRelay {
     client.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary || upstream.readyState !== WebSocket.OPEN) return void (upstream.readyState === WebSocket.OPEN && upstream.send(data, { binary: true }));
       const report = newReport();
-      const text = rewritePhantoms(data.toString(), lookup, (t) => this.d.credentials.secretOf(t.credential), report);
+      // The slot's own token (an OAuth access phantom gets the access token), never a sealed OAuth bundle.
+      const text = rewritePhantoms(data.toString(), lookup, (t) => this.d.vault.secretFor(t.credential, t.slot ?? 'secret'), report);
       let out = text;
       if (report.leaked.length > 0) {
         // A phantom bound elsewhere never travels: strip it and record the attempt.
         for (const l of report.leaked) out = out.split(l.phantom).join('');
-        this.d.audit.append({ event: 'phantom_leak', client: ex.client, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
+        this.d.audit.append({ event: 'phantom_leak', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
         this.d.observer.notice('warn', 'phantom_leak', `phantom of ${report.leaked.map((l) => l.label).join(', ')} stripped from a WebSocket message to ${ex.host}`);
       }
       ex.bytes += out.length;
@@ -213,10 +221,16 @@ export class WebSocketRelay {
     });
     upstream.on('message', (data: RawData, isBinary: boolean) => {
       if (client.readyState !== WebSocket.OPEN) return;
-      if (isBinary) return void client.send(data, { binary: true });
-      const text = data.toString();
-      ex.bytes += text.length;
-      client.send(this.d.credentials.maskSecrets(text), { binary: false });
+      // Text and binary frames alike: an echo must not hand a real secret (id tokens included) to the agent.
+      const buf = toBuffer(data);
+      const found = new Set<string>();
+      const out = this.d.credentials.masker().maskBuffer(buf, found);
+      if (found.size > 0) {
+        if (masked.size === 0) this.d.observer.notice('warn', 'secret_masked', `a real secret of ${[...found].join(', ')} came back from ${ex.host} (ws); the agent got the phantom`);
+        for (const c of found) masked.add(c);
+      }
+      ex.bytes += out.length;
+      client.send(out, { binary: isBinary });
     });
     client.on('ping', (d: Buffer) => upstream.readyState === WebSocket.OPEN && upstream.ping(d));
     client.on('pong', (d: Buffer) => upstream.readyState === WebSocket.OPEN && upstream.pong(d));
@@ -242,7 +256,7 @@ export class WebSocketRelay {
   }
 
   private auditRow(ex: RequestExchange, event = 'request'): void {
-    this.d.audit.append({ event, client: ex.client, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket') });
+    this.d.audit.append({ event, client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket') });
   }
 }
 
@@ -252,6 +266,13 @@ function closePeer(peer: WebSocket, code: number, reason: Buffer): void {
   const sendable = code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 && code !== 1015;
   if (sendable) peer.close(code, reason);
   else peer.terminate();
+}
+
+/** A message's bytes as one Buffer (ws hands out a Buffer, an ArrayBuffer or fragments). */
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }
 
 function rejectUpgrade(socket: Duplex, r: Refusal, flavour: ReturnType<typeof flavourOf>): void {

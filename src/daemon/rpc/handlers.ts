@@ -102,6 +102,8 @@ export function createHandlers(d: HandlerDeps): Handlers {
       d.pools.remove(p.name);
       return { removed: p.name };
     },
+    'pool.add_member': (p) => d.pools.addMember(p.name, p.member),
+    'pool.remove_member': (p) => d.pools.removeMember(p.name, p.member),
     'rule.add': (p) =>
       d.rules.add({ verdict: p.verdict, host: p.host, port: p.port ?? null, method: p.method ?? null, path: p.path ?? null, coalesce: p.coalesce, source: 'user' }).rule,
     'rule.list': () => ({ rules: d.rules.list() }),
@@ -114,8 +116,8 @@ export function createHandlers(d: HandlerDeps): Handlers {
     'limits.get': () => d.limits.get(),
     'limits.set': (p) => d.limits.set(p),
     'stats.snapshot': () => d.stats(),
-    'audit.tail': (p) => ({ rows: d.audit.tail(p.n) }),
-    'audit.verify': () => d.audit.verify(),
+    'audit.tail': (p) => ({ rows: d.audit.tail(p.n, { cred: p.cred, host: p.host, agent: p.agent, event: p.event, since: p.since }) }),
+    'audit.verify': () => d.audit.verifyInChunks(),
     'events.subscribe': (p, conn) => {
       const snap = snapshot();
       return { seq: conn.subscribe(p.types), snapshot: snap };

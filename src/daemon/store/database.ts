@@ -39,6 +39,8 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   }
   out.sort((a, b) => a.version - b.version);
   out.forEach((m, i) => {
+    const prev = out[i - 1];
+    if (prev && prev.version === m.version) throw new Error(`two migrations are numbered ${String(m.version).padStart(4, '0')}: ${prev.name} and ${m.name}`);
     if (m.version !== i + 1) throw new Error(`migrations must be numbered 0001, 0002, … without gaps; found ${m.version} at position ${i + 1}`);
   });
   return out;

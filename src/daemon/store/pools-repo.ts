@@ -44,6 +44,31 @@ export class PoolsRepo {
     }).immediate();
   }
 
+  /** Appends `member` after the pool's last member. Returns false when the pool or credential is missing. */
+  addMember(pool: string, member: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `INSERT INTO credential_pool_members (pool_id, credential_id, position)
+           SELECT p.id, c.id, (SELECT COALESCE(MAX(position), -1) + 1 FROM credential_pool_members WHERE pool_id = p.id)
+           FROM credential_pools p, credentials c WHERE p.name = ? AND c.name = ?`,
+        )
+        .run(pool, member).changes === 1
+    );
+  }
+
+  /** Unlinks `member` from the pool (the credential stays); the remaining members keep their order. */
+  removeMember(pool: string, member: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `DELETE FROM credential_pool_members
+           WHERE pool_id = (SELECT id FROM credential_pools WHERE name = ?) AND credential_id = (SELECT id FROM credentials WHERE name = ?)`,
+        )
+        .run(pool, member).changes === 1
+    );
+  }
+
   /** Deletes a pool (member credentials stay). */
   remove(name: string): boolean {
     return this.db.prepare('DELETE FROM credential_pools WHERE name = ?').run(name).changes > 0;

@@ -10,6 +10,7 @@ import { MAX_CONCURRENT_DEFAULT } from '../../shared/protocol/limits.js';
 import { DEFAULT_INJECT, type InjectSite } from '../../shared/protocol/inject-sites.js';
 import type { CredentialPatch, CredentialRow, CredentialsRepo } from '../store/credentials-repo.js';
 import { hostMatches } from '../policy/host-glob.js';
+import { deriveSubkey } from './master-key.js';
 import { jwtClaims, parseOAuthSecret, serializeOAuthSecret, type OAuthTokens } from './oauth-secret.js';
 import { newJwtPhantom, newPhantom, phantomCore, phantomPrefix } from './phantom.js';
 import { open, seal } from './secret-box.js';
@@ -57,6 +58,7 @@ export class CredentialVault {
   private byCoreIndex = new Map<string, CoreMatch>();
   private secrets = new Map<string, string>();
   private oauthCount = 0;
+  private changes = 0;
 
   constructor(
     private readonly repo: CredentialsRepo,
@@ -67,7 +69,13 @@ export class CredentialVault {
     this.reload();
   }
 
+  /** Grows on every change to credentials or their secrets (lets callers cache what they derive). */
+  get version(): number {
+    return this.changes;
+  }
+
   private reload(): void {
+    this.changes++;
     this.rows = new Map(this.repo.list().map((r) => [r.name, r]));
     this.oauthCount = [...this.rows.values()].filter((r) => r.kind === 'oauth').length;
     this.byCoreIndex = new Map();
@@ -76,6 +84,14 @@ export class CredentialVault {
       if (r.phantom_refresh) this.byCoreIndex.set(phantomCore(r.phantom_refresh), { row: r, slot: 'refresh' });
     }
     for (const name of [...this.secrets.keys()]) if (!this.rows.has(name)) this.secrets.delete(name);
+  }
+
+  /**
+   * A key for another purpose derived from the master key under `info` (HKDF; see `deriveSubkey`), so the
+   * master key itself never leaves the vault.
+   */
+  subkey(info: string): Buffer {
+    return deriveSubkey(this.key, info);
   }
 
   /** Decrypts every stored secret once; throws when the master key does not open them. */

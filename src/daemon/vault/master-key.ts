@@ -40,3 +40,11 @@ export function loadOrCreateMasterKey(file: string, mayCreate: boolean): { key: 
 export function keyCheckValue(key: Buffer): string {
   return crypto.createHmac('sha256', key).update('sluice master key check v1').digest('hex');
 }
+
+/**
+ * A 32-byte key for another purpose (e.g. the audit chain), derived from the master key with HKDF-SHA256
+ * under `info`: different labels give independent keys, and none of them reveals the master key.
+ */
+export function deriveSubkey(key: Buffer, info: string): Buffer {
+  return Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), info, 32));
+}

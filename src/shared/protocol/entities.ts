@@ -57,6 +57,8 @@ export interface ApprovalInfo {
   method: string;
   path: string;
   waiters: number;
+  /** The `sluicectl run` agents whose requests wait on this prompt (by `--name`; at most 8). */
+  agents?: string[];
   created_at: string;
   expires_at: string;
 }
@@ -81,6 +83,8 @@ export interface AuditRow {
   bytes: number | null;
   duration_ms: number | null;
   detail: string | null;
+  /** The `sluicectl run` agent (`--name`) whose request this was; null for the owner's token (and rows before 0007). */
+  agent?: string | null;
   prev_hash: string;
   hash: string;
 }

@@ -30,7 +30,7 @@ export interface EventPayloads {
   'request.started': { id: string; host: string; port: number; method: string; path: string; credential: string | null };
   'request.finished': RecentRequest;
   'approval.pending': { approval: ApprovalInfo };
-  'approval.updated': { id: string; waiters: number };
+  'approval.updated': { id: string; waiters: number; agents?: string[] };
   'approval.resolved': { id: string; decision: ApprovalDecision; waiters: number; reason: 'answered' | 'timeout' | 'shutdown' };
   /** `removed: true` when the pool was removed (`pool` is then its last state). */
   'pool.changed': { pool: PoolInfo; removed?: true };

@@ -3,6 +3,7 @@
  * handler runs, so a handler only ever sees well-typed input; clients may use them to fail early.
  */
 import { z } from 'zod';
+import { SINCE_PATTERN } from './audit.js';
 import {
   MAX_CONCURRENT_MAX,
   MAX_CONCURRENT_MIN,
@@ -50,7 +51,7 @@ const tokenUrl = z
   .string()
   .max(2048)
   .url('token_url must be a URL')
-  .refine((u) => /^https?:\/\//i.test(u), 'token_url must be an http(s) URL');
+  .refine((u) => /^https:\/\//i.test(u), 'token_url must be an https:// URL (a refresh token never travels in clear text)');
 
 /** Params schema per RPC method. A method absent here does not exist. */
 export const PARAMS = {
@@ -101,6 +102,8 @@ export const PARAMS = {
   'pool.rotate': z.object({ name }).strict(),
   'pool.reset': z.object({ name }).strict(),
   'pool.remove': z.object({ name }).strict(),
+  'pool.add_member': z.object({ name, member: name }).strict(),
+  'pool.remove_member': z.object({ name, member: name }).strict(),
   'rule.add': z
     .object({
       verdict: z.enum(['allow', 'deny', 'ask']),
@@ -149,7 +152,16 @@ export const PARAMS = {
       'nothing to set: give global, or cred with max_concurrent or queue_timeout_ms',
     ),
   'stats.snapshot': empty,
-  'audit.tail': z.object({ n: z.number().int().min(1).max(10_000).default(20) }).strict(),
+  'audit.tail': z
+    .object({
+      n: z.number().int().min(1).max(10_000).default(20),
+      cred: name.optional(),
+      host: hostPattern.optional(),
+      agent: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits, . _ -').optional(),
+      event: z.string().min(1).max(64).regex(/^[a-z0-9_.-]+$/, 'an event name is lower-case letters, digits, _ . -').optional(),
+      since: z.string().regex(SINCE_PATTERN, 'since is a whole number and a unit (s, m, h, d), e.g. 10m, 2h, 1d').optional(),
+    })
+    .strict(),
   'audit.verify': empty,
   'events.subscribe': z.object({ types: z.array(z.string().max(64)).max(64).optional() }).strict(),
 } as const;

@@ -10,6 +10,7 @@ import type {
   RuleInfo,
   StatsSnapshot,
 } from './entities.js';
+import type { AuditVerifyResult } from './audit.js';
 import type { PoolInfo, Snapshot } from './events.js';
 import type { MethodName } from './params.js';
 
@@ -53,6 +54,8 @@ export interface Results {
   'pool.rotate': { pool: PoolInfo; from: string | null; to: string | null };
   'pool.reset': PoolInfo;
   'pool.remove': { removed: string };
+  'pool.add_member': PoolInfo;
+  'pool.remove_member': PoolInfo;
   'rule.add': RuleInfo;
   'rule.list': { rules: RuleInfo[] };
   'rule.remove': { removed: number };
@@ -66,7 +69,7 @@ export interface Results {
   'limits.set': LimitsInfo;
   'stats.snapshot': StatsSnapshot;
   'audit.tail': { rows: AuditRow[] };
-  'audit.verify': { ok: boolean; rows: number; first_bad_id: number | null; reason: string | null };
+  'audit.verify': AuditVerifyResult;
   'events.subscribe': { seq: number; snapshot: Snapshot };
 }
 

@@ -75,7 +75,7 @@ export function connectDaemon(opts: ConnectOptions = {}): Promise<DaemonClient> 
 function unreachable(socketPath: string, why: string): RpcError {
   return new RpcError(
     'daemon_unreachable',
-    `sluiced is not running (no answer on ${socketPath}: ${why}). Start it with \`sluicectl daemon start\` or \`npx sluiced\`.`,
+    `sluiced is not running (no answer on ${socketPath}: ${why}). Start it with \`sluicectl daemon start\` or \`sluiced\`.`,
     ERRORS.daemon_unreachable.rpc,
   );
 }

@@ -63,7 +63,7 @@ export function App({ state, now, columns, rows, rateSeries }: AppProps) {
             editor={editor}
           />
           <PoolsPanel rows={pools} focused={state.focus === 'pools'} height={plan.pools} />
-          <NoticesPanel notices={state.notices} height={plan.notices} now={now} />
+          <NoticesPanel notices={state.notices} height={plan.notices} now={now} width={columns} />
         </Box>
       )}
       <Box flexGrow={1} />

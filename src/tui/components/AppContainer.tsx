@@ -6,6 +6,8 @@
 import { useApp } from 'ink';
 import { useState } from 'react';
 import type { DaemonClient } from '../../shared/rpc/client.js';
+import { REAL_EFFECTS, notifyMode, type AlertEffects, type NotifyMode } from '../approval-alert.js';
+import { useApprovalAlerts } from '../hooks/use-approval-alerts.js';
 import { useClock } from '../hooks/use-clock.js';
 import { useDaemonConnection } from '../hooks/use-daemon-connection.js';
 import { useDashboardKeys } from '../hooks/use-dashboard-keys.js';
@@ -33,6 +35,10 @@ export interface AppContainerProps {
   /** Event batching window (default 100 ms: at most ~10 renders/s from events). */
   batchMs?: number;
   backoffMs?: (attempt: number) => number;
+  /** How new approvals are announced (default: from SLUICE_NOTIFY). */
+  notify?: NotifyMode;
+  /** Bell and desktop-notification effects (default: the real terminal and notifier). */
+  alertEffects?: AlertEffects;
 }
 
 /** The dashboard with its connection and keyboard. */
@@ -52,6 +58,8 @@ export function AppContainer(props: AppContainerProps) {
   const size = useTerminalSize();
   const { exit } = useApp();
   useDashboardKeys({ store, call: session.call, now: nowFn, quit: () => exit() });
+  const [notify] = useState(() => props.notify ?? notifyMode(process.env));
+  useApprovalAlerts(state, notify, props.alertEffects ?? REAL_EFFECTS);
   return (
     <PaletteContext.Provider value={props.palette ?? COLOR_PALETTE}>
       <App state={state} now={now} columns={size.columns} rows={size.rows} rateSeries={rate.series(now, SPARK_SECONDS)} />

@@ -99,10 +99,16 @@ function planAnswer(state: DashboardState, decision: ApprovalDecision, now: numb
   return { kind: 'resolve-approval', id: approval.id, decision, target: approvalTarget(approval) };
 }
 
+/**
+ * With one pool there is nothing to choose, so `r` rotates it from any panel. With several, only the pools
+ * panel's selection says which one: from elsewhere `r` focuses that panel and says so.
+ */
 function planRotate(state: DashboardState, now: number): Intent {
+  const only = state.pools.length === 1 ? state.pools[0]! : null;
+  if (only) return { kind: 'rotate-pool', pool: only.name };
   const pool = selectedPool(state);
   if (!pool) return hint('no pools: create one with sluicectl pool create', now);
-  if (state.focus !== 'pools') return redirect('pools', 'select a pool, then press r to rotate it', now);
+  if (state.focus !== 'pools') return redirect('pools', `${state.pools.length} pools: select one, then press r to rotate it`, now);
   return { kind: 'rotate-pool', pool: pool.name };
 }
 

@@ -9,7 +9,7 @@ import type { EditTarget, PanelId } from './dashboard-state.js';
 
 /** Connection lifecycle, from the daemon session. */
 export type ConnectionAction =
-  | { type: 'connecting'; attempt: number }
+  | { type: 'connecting'; attempt: number; at?: number }
   | { type: 'connected'; at: number }
   | { type: 'disconnected'; attempt: number; retryAt: number | null; reason: string; at: number }
   | { type: 'snapshot'; seq: number; snapshot: Snapshot }

@@ -17,7 +17,7 @@ import { movedKey } from './selectors.js';
 export function dashboardReducer(state: DashboardState, action: DashboardAction): DashboardState {
   switch (action.type) {
     case 'connecting':
-      return { ...state, connection: { phase: 'connecting', attempt: action.attempt } };
+      return { ...state, connection: { phase: 'connecting', attempt: action.attempt, ...(action.at === undefined ? {} : { since: action.at }) } };
     case 'connected': {
       const next: DashboardState = { ...state, connection: { phase: 'connected' }, sync: 'waiting', seq: null };
       const wasDown = state.connection.phase !== 'connected' && state.connection.attempt > 0;

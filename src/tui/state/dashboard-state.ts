@@ -23,7 +23,7 @@ export const PANEL_ORDER: readonly PanelId[] = ['approvals', 'credentials', 'poo
 
 /** Where the connection to the daemon stands. */
 export type ConnectionState =
-  | { phase: 'connecting'; attempt: number }
+  | { phase: 'connecting'; attempt: number; /** When this attempt began (absent before the first). */ since?: number }
   | { phase: 'connected' }
   | { phase: 'disconnected'; attempt: number; retryAt: number | null; reason: string };
 

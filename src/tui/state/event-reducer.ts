@@ -5,6 +5,7 @@
  */
 import type { ApprovalInfo, LimitsInfo, RecentRequest } from '../../shared/protocol/entities.js';
 import type { SluiceEvent } from '../../shared/protocol/events.js';
+import { changeNotice } from './change-notices.js';
 import { MAX_RECENT, type DashboardState } from './dashboard-state.js';
 import { selectionAfterRemoval, upsertBy, withSelection } from './list-updates.js';
 import {
@@ -35,7 +36,9 @@ export function applyEvents(state: DashboardState, events: readonly SluiceEvent[
     const verdict = checkSeq(s.seq, event.seq);
     if (verdict === 'duplicate') continue;
     if (verdict === 'gap') return { ...s, sync: 'resync-needed' };
+    const change = changeNotice(s, event, at);
     s = applyEvent({ ...s, seq: event.seq }, event, at);
+    if (change) s = addNotice(s, change);
   }
   return s;
 }
@@ -87,7 +90,7 @@ function applyEvent(s: DashboardState, e: SluiceEvent, at: number): DashboardSta
     case 'approval.pending':
       return { ...s, approvals: upsertBy(s.approvals, e.approval, (a) => a.id) };
     case 'approval.updated':
-      return { ...s, approvals: s.approvals.map((a) => (a.id === e.id ? { ...a, waiters: e.waiters } : a)) };
+      return { ...s, approvals: s.approvals.map((a) => (a.id === e.id ? { ...a, waiters: e.waiters, ...(e.agents ? { agents: e.agents } : {}) } : a)) };
     case 'approval.resolved':
       return approvalResolved(s, e, at);
     case 'pool.changed':

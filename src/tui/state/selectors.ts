@@ -78,7 +78,8 @@ export function approvalRows(state: DashboardState, now: number): ApprovalRow[] 
     target: approvalTarget(a),
     waiters: a.waiters,
     method: a.method,
-    path: a.path,
+    // Which agents are asking (sluicectl run --name), after the first request's path.
+    path: a.agents && a.agents.length > 0 ? `${a.path}  · ${a.agents.join(', ')}` : a.path,
     ageMs: Math.max(0, now - parseTime(a.created_at, now)),
     leftMs: Math.max(0, parseTime(a.expires_at, now) - now),
     answering: state.answering[a.id] ?? null,
@@ -210,10 +211,18 @@ export function connectionLabel(view: HeaderView, now: number): { text: string; 
   if (c.phase === 'connecting') {
     return c.attempt > 0
       ? { text: `✗ disconnected — reconnecting (attempt ${c.attempt})`, tone: 'bad' }
-      : { text: '… connecting', tone: 'warn' };
+      : { text: connectingText(c.since, now), tone: 'warn' };
   }
   if (view.resyncing) return { text: '● connected, syncing', tone: 'warn' };
   return { text: '● connected', tone: 'ok' };
+}
+
+/** After this long, "connecting…" says what it is waiting for. */
+export const CONNECTING_EXPLAIN_MS = 2_000;
+
+function connectingText(since: number | undefined, now: number): string {
+  if (since === undefined || now - since < CONNECTING_EXPLAIN_MS) return '… connecting';
+  return `… connecting: waiting ${formatDuration(now - since)} for sluiced to answer on its socket (is it running? sluicectl status)`;
 }
 
 /** The current value of a setting as the number field's pre-fill ('' = unlimited global cap). */

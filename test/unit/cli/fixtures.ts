@@ -29,6 +29,14 @@ export const PROXY_ENV: ProxyEnv = {
   },
 };
 
+/** What the daemon answers `agents.register` with (`sluicectl run`): a per-run token inside {@link PROXY_ENV}. */
+export const REGISTERED = {
+  agent: { id: '0123456789ab', name: 'node', started_at: '2026-01-01T00:00:00.000Z', in_flight: 0, requests: 0 },
+  env: PROXY_ENV,
+  proxy_socket: '/tmp/x/proxy.sock',
+  fence: { state_dirs: [], readable: [], hidden: [] },
+};
+
 /** A credential as `cred.add` returns it. */
 export function credential(name: string, extra: Partial<CredentialInfo> = {}): CredentialInfo {
   return {

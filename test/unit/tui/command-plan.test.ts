@@ -44,9 +44,9 @@ describe('planCommand', () => {
     expect(intent.kind === 'dispatch' && intent.actions[0]).toMatchObject({ type: 'notice', message: 'no pending approvals' });
   });
 
-  it('rotates the selected pool only from the pools panel', () => {
+  it('rotates the only pool from any panel (several pools: see first-hour.test.tsx)', () => {
     expect(planCommand(state({ type: 'focus-panel', panel: 'pools' }), 'rotate-pool', 'r', T0)).toEqual({ kind: 'rotate-pool', pool: 'codex' });
-    expect(planCommand(state(), 'rotate-pool', 'r', T0).kind).toBe('dispatch');
+    expect(planCommand(state(), 'rotate-pool', 'r', T0)).toEqual({ kind: 'rotate-pool', pool: 'codex' });
   });
 
   it('opens the cap field pre-filled with the current cap', () => {

@@ -9,6 +9,7 @@ import type {
 import type { EventPayloads, EventType, PoolInfo, SluiceEvent, Snapshot } from '../../../src/shared/protocol/events.js';
 import type { MethodName } from '../../../src/shared/protocol/params.js';
 import { RpcError, type DaemonClient } from '../../../src/shared/rpc/client.js';
+import { waitFor } from '../../fakes/wait-for.js';
 
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -190,5 +191,42 @@ export class FakeDaemonClient implements DaemonClient {
   }
 }
 
-/** Lets Ink and React flush (see LIBRARY-NOTES §3.3). */
+/**
+ * Lets Ink and React flush (see LIBRARY-NOTES §3.3): an explicit flush of the pending callbacks (0 ms), not a
+ * bet on time. Assertions on what a flush should have drawn still use {@link waitForFrame}.
+ */
 export const tick = (): Promise<void> => new Promise((r) => setImmediate(() => setTimeout(r, 0)));
+
+/** Something that renders frames (an ink-testing-library instance). */
+export interface FrameSource {
+  lastFrame(): string | undefined;
+}
+
+/**
+ * Waits for the frame that should appear and returns it: `check` is text the frame contains, a pattern it
+ * matches, or a predicate. Reading `lastFrame()` once after a tick is a bet on how fast the machine renders;
+ * this is not. On timeout the error shows the last frame seen.
+ */
+export async function waitForFrame(app: FrameSource, check: string | RegExp | ((frame: string) => boolean), what?: string): Promise<string> {
+  const test = typeof check === 'string' ? (f: string) => f.includes(check) : check instanceof RegExp ? (f: string) => check.test(f) : check;
+  const label = what ?? (typeof check === 'function' ? 'the expected frame' : `a frame with ${String(check)}`);
+  let last = '';
+  try {
+    return await waitFor(
+      () => {
+        last = app.lastFrame() ?? '';
+        return test(last) ? last : null;
+      },
+      { what: label, timeoutMs: 5_000, intervalMs: 10 },
+    );
+  } catch {
+    throw new Error(`timed out after 5000 ms waiting for ${label}; last frame:\n${last}`);
+  }
+}
+
+/** Resolves once `release()` is called; lets a test hold a step (a reconnect) until it has seen the state before it. */
+export function gate(): { opened: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const opened = new Promise<void>((r) => (release = r));
+  return { opened, release };
+}

@@ -354,3 +354,18 @@ describe('ApprovalBroker events', () => {
     expect(events.at(-1)).toEqual({ type: 'approval.updated', payload: { id, waiters: 1 } });
   });
 });
+
+describe('ApprovalBroker: which agents ask', () => {
+  it('names the agents waiting on a prompt (once each, in arrival order) and announces a newcomer', () => {
+    const { broker, events } = setup();
+    void broker.ask(req('api.openai.com', { agent: 'claude' }));
+    void broker.ask(req('api.openai.com', { agent: 'claude' }));
+    void broker.ask(req('api.openai.com', { agent: 'codex' }));
+    void broker.ask(req('api.openai.com'));
+    const [prompt] = broker.list();
+    expect(prompt!.agents).toEqual(['claude', 'codex']);
+    expect(prompt!.waiters).toBe(4);
+    const updates = events.filter((e) => e.type === 'approval.updated').map((e) => e.payload as EventPayloads['approval.updated']);
+    expect(updates.at(-1)).toEqual({ id: prompt!.id, waiters: 4, agents: ['claude', 'codex'] });
+  });
+});

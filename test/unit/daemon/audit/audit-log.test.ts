@@ -1,12 +1,13 @@
-/** The hash-chained audit log on a real SQLite database: append, tail, verify, tamper detection, reopen. */
+/** The keyed, hash-chained audit log on a real SQLite database: append, tail, verify, tamper detection, reopen. */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuditLog, rowHash } from '../../../../src/daemon/audit/audit-log.js';
+import { AuditLog, keyedHash, legacyHash } from '../../../../src/daemon/audit/audit-log.js';
 import { FakeClock } from '../../../../src/daemon/clock.js';
 import { openDatabase, type Db } from '../../../../src/daemon/store/database.js';
 
+const KEY = Buffer.alloc(32, 7);
 const open: Db[] = [];
 const dirs: string[] = [];
 
@@ -19,7 +20,7 @@ function memoryLog() {
   const db = openDatabase(':memory:');
   open.push(db);
   const clock = new FakeClock();
-  return { db, clock, log: new AuditLog(db, clock) };
+  return { db, clock, log: new AuditLog(db, clock, 25, KEY) };
 }
 
 function appendRequests(log: AuditLog, clock: FakeClock, n: number): void {
@@ -34,13 +35,13 @@ describe('AuditLog', () => {
     const { log, clock } = memoryLog();
     appendRequests(log, clock, 5);
     log.append({ event: 'phantom_leak', host: 'evil.example.com', detail: 'phantom of work sent to evil.example.com' });
-    expect(log.verify()).toEqual({ ok: true, rows: 6, first_bad_id: null, reason: null });
+    expect(log.verify()).toMatchObject({ ok: true, rows: 6, first_bad_id: null, reason: null });
     expect(log.count()).toBe(6);
   });
 
   it('verifies an empty log', () => {
     const { log } = memoryLog();
-    expect(log.verify()).toEqual({ ok: true, rows: 0, first_bad_id: null, reason: null });
+    expect(log.verify()).toMatchObject({ ok: true, rows: 0, first_bad_id: null, reason: null });
   });
 
   it('chains each row to the previous row hash, starting from the genesis hash', () => {
@@ -50,7 +51,7 @@ describe('AuditLog', () => {
     expect(rows[0]!.prev_hash).toBe('0'.repeat(64));
     expect(rows[1]!.prev_hash).toBe(rows[0]!.hash);
     expect(rows[2]!.prev_hash).toBe(rows[1]!.hash);
-    expect(rows[2]!.hash).toBe(rowHash(rows[1]!.hash, rows[2]!));
+    expect(rows[2]!.hash).toBe(keyedHash(KEY, rows[2]!.id, rows[1]!.hash, rows[2]!));
   });
 
   it('stores the clock time and the supplied fields, with absent fields as null', () => {
@@ -71,26 +72,27 @@ describe('AuditLog', () => {
     expect(v.first_bad_id).toBe(target.id);
   });
 
-  it("detects an edit whose forger recomputed that row's hash: the next row's link breaks", () => {
+  it("detects an edit whose forger recomputed that row's hash without the key: that row is named", () => {
     const { db, log, clock } = memoryLog();
     appendRequests(log, clock, 4);
     const rows = log.tail(4);
     // Rewrites row 2's host and its own hash; the next row still links to the old hash.
     const edited = { ...rows[1]!, host: 'exfil.example.com' };
-    db.prepare('UPDATE audit_log SET host = ?, hash = ? WHERE id = ?').run(edited.host, rowHash(edited.prev_hash, edited), edited.id);
+    db.prepare('UPDATE audit_log SET host = ?, hash = ? WHERE id = ?').run(edited.host, legacyHash(edited.prev_hash, edited), edited.id);
     const v = log.verify();
     expect(v.ok).toBe(false);
-    expect(v.first_bad_id).toBe(rows[2]!.id);
+    expect(v.first_bad_id).toBe(rows[1]!.id);
+    expect(v.reason).toMatch(/plain SHA-256/);
   });
 
-  it('fails verification when a middle row is deleted, naming the row after the gap', () => {
+  it('fails verification when a middle row is deleted, naming the missing row', () => {
     const { db, log, clock } = memoryLog();
     appendRequests(log, clock, 5);
     const rows = log.tail(5);
     db.prepare('DELETE FROM audit_log WHERE id = ?').run(rows[2]!.id);
     const v = log.verify();
     expect(v.ok).toBe(false);
-    expect(v.first_bad_id).toBe(rows[3]!.id);
+    expect(v.first_bad_id).toBe(rows[2]!.id);
   });
 
   it('returns the last N rows oldest first', () => {
@@ -116,7 +118,7 @@ describe('AuditLog', () => {
 
     const db1 = openDatabase(file);
     open.push(db1);
-    const log1 = new AuditLog(db1, clock);
+    const log1 = new AuditLog(db1, clock, 25, KEY);
     appendRequests(log1, clock, 3);
     log1.flush();
     const lastHash = log1.tail(1)[0]!.hash;
@@ -124,13 +126,13 @@ describe('AuditLog', () => {
 
     const db2 = openDatabase(file);
     open.push(db2);
-    const log2 = new AuditLog(db2, clock);
+    const log2 = new AuditLog(db2, clock, 25, KEY);
     expect(log2.count()).toBe(3);
     log2.append({ event: 'daemon_started' });
     const rows = log2.tail(10);
     expect(rows).toHaveLength(4);
     expect(rows[3]!.prev_hash).toBe(lastHash);
-    expect(log2.verify()).toEqual({ ok: true, rows: 4, first_bad_id: null, reason: null });
+    expect(log2.verify()).toMatchObject({ ok: true, rows: 4, first_bad_id: null, reason: null });
   });
 
   it('a batch that could not be written (database locked) is retried with the same hashes; rows appended meanwhile chain after it', () => {
@@ -140,7 +142,7 @@ describe('AuditLog', () => {
     const clock = new FakeClock();
     const db = openDatabase(file);
     open.push(db);
-    const log = new AuditLog(db, clock);
+    const log = new AuditLog(db, clock, 25, KEY);
     const troubles: unknown[] = [];
     log.onTrouble = (err) => troubles.push(err);
     appendRequests(log, clock, 3);
@@ -159,6 +161,6 @@ describe('AuditLog', () => {
     expect(rows).toHaveLength(5);
     expect(rows.map((r) => r.path)).toEqual(['/v1/messages/0', '/v1/messages/1', '/v1/messages/2', '/v1/messages/0', '/v1/messages/1']);
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
-    expect(log.verify()).toEqual({ ok: true, rows: 5, first_bad_id: null, reason: null });
+    expect(log.verify()).toMatchObject({ ok: true, rows: 5, first_bad_id: null, reason: null });
   });
 });

@@ -1,16 +1,15 @@
+// Spawns the built sluicectl (dist/) against the fake daemon of test/unit/cli/fake-daemon.ts, so it runs with
+// the integration tests (after the build), which keeps test/unit fast.
 /** Long-lived sluicectl commands: `run` (child process, exit status), `watch` (event stream) and `daemon stop`. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { finished, linesPrinted, runCli, startCli, startFakeDaemon, type FakeConnection, type FakeDaemon } from './fake-daemon.js';
-import { PROXY_ENV, STATUS } from './fixtures.js';
+import { finished, linesPrinted, runCli, startCli, startFakeDaemon, type FakeConnection, type FakeDaemon } from '../unit/cli/fake-daemon.js';
+import { REGISTERED, STATUS } from '../unit/cli/fixtures.js';
 
 let daemon: FakeDaemon | undefined;
 afterEach(async () => {
   await daemon?.close();
   daemon = undefined;
 });
-
-/** What the daemon answers `agents.register` with: a per-run token inside the same proxy environment. */
-const REGISTERED = { agent: { id: '0123456789ab', name: 'node', started_at: STATUS.started_at, in_flight: 0, requests: 0 }, env: PROXY_ENV, proxy_socket: '/tmp/x/proxy.sock', fence: { state_dirs: [], readable: [], hidden: [] } };
 
 const event = (seq: number, type: string, extra: Record<string, unknown> = {}) => ({ seq, type, ...extra });
 const send = (conn: FakeConnection, ...events: unknown[]) => {

@@ -1,9 +1,13 @@
+// Spawns the built sluicectl (dist/) against the fake daemon of test/unit/cli/fake-daemon.ts, so it runs with
+// the integration tests (after the build), which keeps test/unit fast.
 /** sluicectl commands against a fake daemon: the params they send and what they print. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startFakeDaemon, type FakeDaemon } from './fake-daemon.js';
-import { approval, credential, PROXY_ENV, STATS, STATUS } from './fixtures.js';
+import { runCli, startFakeDaemon, type FakeDaemon } from '../unit/cli/fake-daemon.js';
+import { approval, credential, PROXY_ENV, STATS, STATUS } from '../unit/cli/fixtures.js';
 
 const SECRET = 'sk-live-DO-NOT-PRINT-0123456789';
+// env adds loopback to the caller's own NO_PROXY; these tests run without one.
+const NO_USER_NO_PROXY = { NO_PROXY: undefined, no_proxy: undefined };
 
 describe('sluicectl commands', () => {
   let daemon: FakeDaemon;
@@ -76,24 +80,26 @@ describe('sluicectl commands', () => {
   });
 
   it('env prints sh export lines with single-quoted values', async () => {
-    const run = await cli(['env']);
+    const run = await cli(['env'], undefined, NO_USER_NO_PROXY);
     expect(run.stdout).toBe(
       "export HTTPS_PROXY='http://sluice:tok@127.0.0.1:8787'\n" +
-        "export SSL_CERT_FILE='/tmp/it'\\''s a\\dir/ca.pem'\n",
+        "export SSL_CERT_FILE='/tmp/it'\\''s a\\dir/ca.pem'\n" +
+        "export NO_PROXY='localhost,127.0.0.1,::1'\nexport no_proxy='localhost,127.0.0.1,::1'\n",
     );
   });
 
   it('env --shell fish prints set -gx lines with fish escapes', async () => {
-    const run = await cli(['env', '--shell', 'fish']);
+    const run = await cli(['env', '--shell', 'fish'], undefined, NO_USER_NO_PROXY);
     expect(run.stdout).toBe(
       "set -gx HTTPS_PROXY 'http://sluice:tok@127.0.0.1:8787';\n" +
-        "set -gx SSL_CERT_FILE '/tmp/it\\'s a\\\\dir/ca.pem';\n",
+        "set -gx SSL_CERT_FILE '/tmp/it\\'s a\\\\dir/ca.pem';\n" +
+        "set -gx NO_PROXY 'localhost,127.0.0.1,::1';\nset -gx no_proxy 'localhost,127.0.0.1,::1';\n",
     );
   });
 
   it('env --json prints the vars object', async () => {
-    const run = await cli(['env', '--json']);
-    expect(JSON.parse(run.stdout)).toEqual(PROXY_ENV.vars);
+    const run = await cli(['env', '--json'], undefined, NO_USER_NO_PROXY);
+    expect(JSON.parse(run.stdout)).toEqual({ ...PROXY_ENV.vars, NO_PROXY: 'localhost,127.0.0.1,::1', no_proxy: 'localhost,127.0.0.1,::1' });
   });
 
   it('approval allow --next resolves the oldest pending prompt and prints its waiter count', async () => {
