@@ -71,6 +71,9 @@ function buildParser(argv: string[]): Argv<GlobalArgs> {
   return parser
     // yargs writes the script and answers completion requests itself; main() checks the shell word.
     .completion('completion', `print a shell completion script: completion ${COMPLETION_SHELLS.join('|')}`, completeWithNames('sluicectl'))
+    .example('eval "$($0 env)"', 'send this shell through sluice')
+    .example('$0 run -- claude', 'run an agent through sluice')
+    .example('$0 pool add-member claude acct-c --help', 'every command has its own help')
     .strict()
     .demandCommand(1, 'give a command')
     .recommendCommands()

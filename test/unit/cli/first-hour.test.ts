@@ -85,6 +85,7 @@ describe('limits', () => {
 
 /** Every command path, for the help checks (audit belongs to another issue and is checked there). */
 const COMMANDS = [
+  [],
   ['status'], ['daemon'], ['daemon', 'start'], ['daemon', 'stop'], ['daemon', 'install'], ['daemon', 'uninstall'], ['env'], ['run'],
   ['cred'], ['cred', 'add'], ['cred', 'list'], ['cred', 'update'], ['cred', 'remove'],
   ['pool'], ['pool', 'create'], ['pool', 'list'], ['pool', 'status'], ['pool', 'add-member'], ['pool', 'remove-member'], ['pool', 'rotate'], ['pool', 'reset'], ['pool', 'remove'],
