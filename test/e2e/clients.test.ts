@@ -180,7 +180,8 @@ describe('sluicectl env', () => {
     const r = await sluicectl(['env', '--json']);
     expect(r.code, show(r)).toBe(0);
     const printed = JSON.parse(r.stdout) as Record<string, string>;
-    expect(printed).toEqual(vars);
+    // env adds loopback to NO_PROXY (issue 23); the test environment has no NO_PROXY of its own.
+    expect(printed).toEqual({ ...vars, NO_PROXY: 'localhost,127.0.0.1,::1', no_proxy: 'localhost,127.0.0.1,::1' });
     for (const k of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) expect(printed[k]).toBe(d.proxyUrl);
     expect(printed.NODE_EXTRA_CA_CERTS).toBe(d.caPath);
     expect(printed.NODE_OPTIONS).toMatch(/^--import=.*\/dist\/bootstrap\/node-proxy\.js$/);

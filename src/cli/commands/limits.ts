@@ -20,33 +20,33 @@ export function limitsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     'limits',
     'show or change concurrency caps (alone: show them)',
     (l) =>
-    l
-      .command(
-        'get',
-        'global cap and per-credential caps',
-        (g) => g.example('$0 limits get --json', 'the limits.get result'),
-        action(async (args) => {
-          printResult(args, await callDaemon(args, 'limits.get'), renderLimits);
-        }),
-      )
-      .command(
-        'set',
-        'change caps; applies to the next request',
-        (s) =>
-          s
-            .option('global', { type: 'string', coerce: lastString, describe: 'global in-flight cap, or none for unlimited' })
-            .option('cred', { type: 'string', coerce: lastString, describe: 'credential whose cap or queue timeout to set' })
-            .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'per-credential cap (1-256), needs --cred' })
-            .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'per-credential queue wait, needs --cred' })
-            .example('$0 limits set --global 32', 'at most 32 requests in flight in total')
-            .example('$0 limits set --cred anthropic --max-concurrent 4', 'at most 4 for one credential'),
-        action(async (args) => {
-          const params = limitsParams(args);
-          printResult(args, await callDaemon(args, 'limits.set', params), renderLimits);
-        }),
-      )
-      .example('$0 limits', 'show the global cap and every credential cap')
-      .example('$0 limits set --cred anthropic --max-concurrent 4', 'cap one credential'),
+      l
+        .command(
+          'get',
+          'global cap and per-credential caps',
+          (g) => g.example('$0 limits get --json', 'the limits.get result'),
+          action(async (args) => {
+            printResult(args, await callDaemon(args, 'limits.get'), renderLimits);
+          }),
+        )
+        .command(
+          'set',
+          'change caps; applies to the next request',
+          (s) =>
+            s
+              .option('global', { type: 'string', coerce: lastString, describe: 'global in-flight cap, or none for unlimited' })
+              .option('cred', { type: 'string', coerce: lastString, describe: 'credential whose cap or queue timeout to set' })
+              .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'per-credential cap (1-256), needs --cred' })
+              .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'per-credential queue wait, needs --cred' })
+              .example('$0 limits set --global 32', 'at most 32 requests in flight in total')
+              .example('$0 limits set --cred anthropic --max-concurrent 4', 'at most 4 for one credential'),
+          action(async (args) => {
+            const params = limitsParams(args);
+            printResult(args, await callDaemon(args, 'limits.set', params), renderLimits);
+          }),
+        )
+        .example('$0 limits', 'show the global cap and every credential cap')
+        .example('$0 limits set --cred anthropic --max-concurrent 4', 'cap one credential'),
     action(async (args) => {
       printResult(args, await callDaemon(args, 'limits.get'), renderLimits);
     }),
