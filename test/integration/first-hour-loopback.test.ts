@@ -52,17 +52,20 @@ async function curlRun(url: string, env: Record<string, string | undefined>, ext
 
 describe('loopback bypasses the proxy under sluicectl run', () => {
   test('https://127.0.0.1:PORT and https://localhost:PORT are reached directly, with the user’s own NO_PROXY kept', async () => {
-    const before = (await d.client.call('audit.tail', { n: 1000 })).rows.length;
+    // Each run registers and ends an agent (agent_started/agent_stopped rows); proxied traffic would add others.
+    const traffic = async () => (await d.client.call('audit.tail', { n: 1000 })).rows.filter((r) => !r.event.startsWith('agent_')).length;
+    const before = await traffic();
     expect(await curlThroughRun(`https://127.0.0.1:${local.port}/`, { NO_PROXY: 'corp.example', no_proxy: undefined })).toBe('local-ok 200');
     expect(await curlThroughRun(`https://localhost:${local.port}/`, { NO_PROXY: undefined, no_proxy: undefined })).toBe('local-ok 200');
     expect(localHits).toBe(2);
     // Nothing went through the proxy: no audit rows for these requests.
-    const rows = (await d.client.call('audit.tail', { n: 1000 })).rows;
-    expect(rows.length).toBe(before);
+    expect(await traffic()).toBe(before);
   });
 
   test('an external host still goes through the proxy (denied by the default verdict here)', async () => {
-    const before = (await d.client.call('audit.tail', { n: 1000 })).rows.length;
+    // Each run registers and ends an agent (agent_started/agent_stopped rows); proxied traffic would add others.
+    const traffic = async () => (await d.client.call('audit.tail', { n: 1000 })).rows.filter((r) => !r.event.startsWith('agent_')).length;
+    const before = await traffic();
     // The denial comes at CONNECT (curl reports the tunnel's 403) or on the request itself.
     const r = await curlRun('https://api.anthropic.com/v1/models', { NO_PROXY: undefined, no_proxy: undefined }, []);
     expect(`${r.stdout} ${r.stderr}`).toMatch(/403/);
