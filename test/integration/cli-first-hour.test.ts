@@ -253,7 +253,7 @@ describe('--version', () => {
   it('sluicectl, sluiced and sluice print the package version', () => {
     const version = (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     for (const bin of ['cli', 'daemon', 'tui']) {
-      const file = fileURLToPathCompat(new URL(`../../../dist/${bin}/main.js`, import.meta.url));
+      const file = fileURLToPathCompat(new URL(`../../dist/${bin}/main.js`, import.meta.url));
       expect(execFileSync(process.execPath, [file, '--version'], { encoding: 'utf8' }).trim()).toBe(version);
     }
   });
