@@ -21,11 +21,21 @@ export default tseslint.config(
   },
   {
     files: ['src/shared/protocol/**'],
-    rules: { 'no-restricted-imports': forbid(['node:*', '**/daemon/**', '**/tui/**', '**/cli/**'], 'src/shared/protocol is platform-neutral: no node:* imports, nothing from daemon, tui or cli (DESIGN §3).') },
+    rules: {
+      'no-restricted-imports': forbid(
+        ['node:*', '**/daemon/**', '**/tui/**', '**/cli/**'],
+        'src/shared/protocol is platform-neutral: no node:* imports, nothing from daemon, tui or cli (DESIGN §3).',
+      ),
+    },
   },
   {
     files: ['src/daemon/proxy/**'],
-    rules: { 'no-restricted-imports': forbid(['../rpc/**', '**/daemon/rpc/**'], 'the proxy knows nothing of rpc/: everything reaches the UI through the event bus (DESIGN §3).') },
+    rules: {
+      'no-restricted-imports': forbid(
+        ['../rpc/**', '**/daemon/rpc/**'],
+        'the proxy knows nothing of rpc/: everything reaches the UI through the event bus (DESIGN §3).',
+      ),
+    },
   },
   {
     files: ['src/daemon/policy/**'],

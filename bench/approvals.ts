@@ -62,7 +62,8 @@ export async function approvalFanOut(s: SluiceTarget, n: number, host = 'other.e
   const r = await s.daemon.client.call('approval.resolve', { id: prompts[0]!.id, decision: 'allow_once' }, { timeoutMs: 120_000 });
   const rpcMs = performance.now() - tr;
   // More than one prompt means coalescing failed; answer the rest too so the bench does not hang.
-  for (const p of prompts.slice(1)) await s.daemon.client.call('approval.resolve', { id: p.id, decision: 'allow_once' }, { timeoutMs: 120_000 }).catch(() => {});
+  for (const p of prompts.slice(1))
+    await s.daemon.client.call('approval.resolve', { id: p.id, decision: 'allow_once' }, { timeoutMs: 120_000 }).catch(() => {});
   await Promise.all(all);
   await dispatcher.destroy().catch(() => {});
   return {

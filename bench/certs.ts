@@ -29,7 +29,9 @@ export function connectTls(proxyPort: number, token: string, host: string, ca: s
       reject(e);
     });
     sock.once('connect', () => {
-      sock.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\nProxy-Authorization: Basic ${Buffer.from(`sluice:${token}`).toString('base64')}\r\n\r\n`);
+      sock.write(
+        `CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\nProxy-Authorization: Basic ${Buffer.from(`sluice:${token}`).toString('base64')}\r\n\r\n`,
+      );
     });
     let head = '';
     const onData = (c: Buffer) => {
@@ -77,7 +79,14 @@ export interface CertResult {
   handshake: { direct: Summary; new_host: Summary; cached_host: Summary; added_new_vs_direct_p50_ms: number; mint_cost_p50_ms: number };
   /** All burst hosts at once (a saturated loop, not one long block); RPC round trips meanwhile. */
   burst: { hosts: number; wall_ms: number; per_host: Summary; rpc: Summary };
-  first_request: { direct_new_connection: Summary; new_host: Summary; cached_host_new_connection: Summary; added_new_vs_direct_p50_ms: number; added_new_vs_direct_max_ms: number; hosts: string[] };
+  first_request: {
+    direct_new_connection: Summary;
+    new_host: Summary;
+    cached_host_new_connection: Summary;
+    added_new_vs_direct_p50_ms: number;
+    added_new_vs_direct_max_ms: number;
+    hosts: string[];
+  };
   /** The daemon's first certificate ever (includes one-time warm-up), and the RPC round trips meanwhile. */
   cold_first_mint: { handshake_ms: number; rpc: Summary };
   /** daemon.status round trips while minting one new host after another (after the first). */
@@ -145,7 +154,11 @@ export async function measureCerts(o: {
   const hs = { direct: summarize(direct), new_host: summarize(fresh), cached_host: summarize(cached) };
   const fr = { direct_new_connection: summarize(firstDirect), new_host: summarize(firstNew), cached_host_new_connection: summarize(firstCached) };
   return {
-    handshake: { ...hs, added_new_vs_direct_p50_ms: round3(hs.new_host.p50_ms - hs.direct.p50_ms), mint_cost_p50_ms: round3(hs.new_host.p50_ms - hs.cached_host.p50_ms) },
+    handshake: {
+      ...hs,
+      added_new_vs_direct_p50_ms: round3(hs.new_host.p50_ms - hs.direct.p50_ms),
+      mint_cost_p50_ms: round3(hs.new_host.p50_ms - hs.cached_host.p50_ms),
+    },
     burst: { hosts: o.burstHosts.length, wall_ms: round3(burstWall), per_host: summarize(burst), rpc: rpcBurst },
     first_request: {
       ...fr,

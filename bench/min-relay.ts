@@ -23,7 +23,10 @@ if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) {
 }
 const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
 // The upstream's own certificate covers the provider names and 127.0.0.1; the client trusts the test CA.
-const secureContext = tls.createSecureContext({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) });
+const secureContext = tls.createSecureContext({
+  key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')),
+  cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')),
+});
 const agent = new https.Agent({ keepAlive: true, maxSockets: Infinity, ca: fs.readFileSync(path.join(TLS_DIR, 'upstream-ca.pem')) });
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'transfer-encoding', 'upgrade', 'te', 'trailer']);

@@ -29,7 +29,17 @@ import { summarizeProfile } from './profile.js';
 import { derive, LEVELS, markdown, type BenchResults, type Level } from './report.js';
 import { measureSse, sseDelta } from './sse.js';
 import { soakStreams } from './streams.js';
-import { directTarget, findMitmdump, mitmTarget, relayTarget, sluiceTarget, startUpstream, type Target, type TargetName, type UpstreamPlace } from './targets.js';
+import {
+  directTarget,
+  findMitmdump,
+  mitmTarget,
+  relayTarget,
+  sluiceTarget,
+  startUpstream,
+  type Target,
+  type TargetName,
+  type UpstreamPlace,
+} from './targets.js';
 import { Cleanup, procCpuMs, procStats, round, sleep } from './util.js';
 
 interface Plan {
@@ -78,7 +88,9 @@ function parseArgs(argv: string[]): { quick: boolean; out: string | null; profil
     else if (x === '--out') a.out = argv[++i] ?? null;
     else if (x.startsWith('--out=')) a.out = x.slice(6);
     else {
-      process.stderr.write(`bench: unknown argument ${x}\nusage: run.js [--quick] [--out FILE] [--profile] [--upstream-thread|--upstream-inline] [--no-mitmproxy]\n`);
+      process.stderr.write(
+        `bench: unknown argument ${x}\nusage: run.js [--quick] [--out FILE] [--profile] [--upstream-thread|--upstream-inline] [--no-mitmproxy]\n`,
+      );
       process.exit(2);
     }
   }
@@ -114,7 +126,15 @@ async function main(): Promise<number> {
     date,
     mode: plan.mode,
     duration_s: 0,
-    machine: { cpus: cpus.length, cpu_model: cpus[0]?.model ?? 'unknown', node: process.versions.node, platform: `${os.platform()} ${os.release()}`, mem_gb: round(os.totalmem() / 2 ** 30, 1), loadavg_start: round(os.loadavg()[0]!, 2), loadavg_end: null },
+    machine: {
+      cpus: cpus.length,
+      cpu_model: cpus[0]?.model ?? 'unknown',
+      node: process.versions.node,
+      platform: `${os.platform()} ${os.release()}`,
+      mem_gb: round(os.totalmem() / 2 ** 30, 1),
+      loadavg_start: round(os.loadavg()[0]!, 2),
+      loadavg_end: null,
+    },
     setup: {},
     columns: [],
     skipped: {},
@@ -188,7 +208,9 @@ async function main(): Promise<number> {
       ...r.setup,
       upstream: `fake HTTPS upstream (test CA) in the ${up.where}; 48-byte JSON at /v1/messages, SSE at /sse`,
       relay: 'bench/min-relay.ts in its own process: CONNECT, TLS with one fixed certificate, keep-alive forwarding, nothing else',
-      load: plan.load.requests ? `closed loop, ${plan.load.requests} requests per column after ${plan.load.warmupRequests} warm-up` : `closed loop, ${plan.load.durationMs! / 1000} s per column after ${plan.load.warmupMs! / 1000} s warm-up`,
+      load: plan.load.requests
+        ? `closed loop, ${plan.load.requests} requests per column after ${plan.load.warmupRequests} warm-up`
+        : `closed loop, ${plan.load.durationMs! / 1000} s per column after ${plan.load.warmupMs! / 1000} s warm-up`,
       client: 'undici 6: Agent (direct) / ProxyAgent with requestTls.ca (proxies), keep-alive',
       sluice: `daemon in its own process (${sluice.daemon.proc.spawnargs.slice(1).join(' ')}), SLUICE_LOG_LEVEL=info, per-credential cap 256, no global cap`,
       sluice_pid: pid,
@@ -251,7 +273,9 @@ async function main(): Promise<number> {
           if (proxyPid) res.proxy_cpu_us_per_req = cpuUsed !== null && res.requests > 0 ? round((cpuUsed * 1000) / res.requests, 1) : null;
           if (t.name === 'sluice') r.rpc.under_load[lv] = await pinger.stop();
           r.throughput[t.name]![lv] = res;
-          log(`  ${t.name} c=${c}: ${res.rps} req/s, p50 ${res.latency.p50_ms} ms, p99 ${res.latency.p99_ms} ms${res.errors || res.ok < res.requests ? `, ${res.errors} errors, statuses ${JSON.stringify(res.statuses)}` : ''}`);
+          log(
+            `  ${t.name} c=${c}: ${res.rps} req/s, p50 ${res.latency.p50_ms} ms, p99 ${res.latency.p99_ms} ms${res.errors || res.ok < res.requests ? `, ${res.errors} errors, statuses ${JSON.stringify(res.statuses)}` : ''}`,
+          );
         });
       }
     }
@@ -281,7 +305,14 @@ async function main(): Promise<number> {
       }
       await sluice.daemon.client.call('limits.set', { global: null });
       const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / x.length;
-      r.caps = { concurrency: plan.caps.concurrency, off_rps: off, on_rps: on, off_mean_rps: round(mean(off), 1), on_mean_rps: round(mean(on), 1), on_vs_off_pct: round((100 * (mean(on) - mean(off))) / mean(off), 2) };
+      r.caps = {
+        concurrency: plan.caps.concurrency,
+        off_rps: off,
+        on_rps: on,
+        off_mean_rps: round(mean(off), 1),
+        on_mean_rps: round(mean(on), 1),
+        on_vs_off_pct: round((100 * (mean(on) - mean(off))) / mean(off), 2),
+      };
     });
 
     // ---- many open streams --------------------------------------------------------------------------
@@ -301,11 +332,13 @@ async function main(): Promise<number> {
       });
     }
     if (plan.approvals.some((n) => n > 256)) {
-      r.notes.push('Approval fan-out: DESIGN §5 limits a prompt to 256 waiters, so of 1,000 concurrent asks 256 wait on the one prompt and the rest are refused at once with 403 "too many waiting"; the 256-ask run shows every waiter answered by one resolve.');
+      r.notes.push(
+        'Approval fan-out: DESIGN §5 limits a prompt to 256 waiters, so of 1,000 concurrent asks 256 wait on the one prompt and the rest are refused at once with 403 "too many waiting"; the 256-ask run shows every waiter answered by one resolve.',
+      );
     }
     r.memory.end_rss_mb = procStats(pid)?.rss_mb ?? null;
   } catch (err) {
-    const msg = err instanceof Error ? err.stack ?? err.message : String(err);
+    const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
     log(`setup failed: ${msg}`);
     r.errors.push({ phase: 'setup', error: err instanceof Error ? err.message : String(err) });
     exitCode = 1;
@@ -313,7 +346,8 @@ async function main(): Promise<number> {
 
   // ---- teardown, then the report ------------------------------------------------------------------
   const daemonLogs = sluiceLogs?.() ?? '';
-  const anyFailure = r.errors.length > 0 || Object.values(r.throughput).some((lv) => Object.values(lv ?? {}).some((x) => x && (x.errors > 0 || x.ok < x.requests)));
+  const anyFailure =
+    r.errors.length > 0 || Object.values(r.throughput).some((lv) => Object.values(lv ?? {}).some((x) => x && (x.errors > 0 || x.ok < x.requests)));
   if (anyFailure && daemonLogs) {
     const tail = daemonLogs.trimEnd().split('\n').slice(-30).join('\n');
     log(`something failed; the daemon's last log lines:\n${tail}`);
@@ -328,7 +362,9 @@ async function main(): Promise<number> {
   r.duration_s = round((performance.now() - started) / 1000, 1);
   r.machine.loadavg_end = round(os.loadavg()[0]!, 2);
   if (Math.max(r.machine.loadavg_start, r.machine.loadavg_end) > r.machine.cpus) {
-    r.notes.push(`The machine was busy with other work (1-minute load average ${r.machine.loadavg_start} at the start, ${r.machine.loadavg_end} at the end, on ${r.machine.cpus} CPUs): absolute figures and tail latencies are inflated; the proxy CPU per request is the steadier comparison.`);
+    r.notes.push(
+      `The machine was busy with other work (1-minute load average ${r.machine.loadavg_start} at the start, ${r.machine.loadavg_end} at the end, on ${r.machine.cpus} CPUs): absolute figures and tail latencies are inflated; the proxy CPU per request is the steadier comparison.`,
+    );
   }
   derive(r);
   const out = args.out ? path.resolve(args.out) : path.join(REPO_ROOT, 'bench', 'results', `${date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);

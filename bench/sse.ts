@@ -24,7 +24,12 @@ export interface SseResult {
   incomplete_streams: number;
 }
 
-async function oneStream(t: Target, dispatcher: Dispatcher, n: number, gap: number): Promise<{ ttfe: number; gaps: number[]; lat: number[]; complete: boolean }> {
+async function oneStream(
+  t: Target,
+  dispatcher: Dispatcher,
+  n: number,
+  gap: number,
+): Promise<{ ttfe: number; gaps: number[]; lat: number[]; complete: boolean }> {
   const t0 = performance.now();
   const res = await request(t.url(`/sse?n=${n}&gap=${gap}&ts=1`), { dispatcher, headers: t.headers });
   if (res.statusCode !== 200) throw new Error(`${t.name} SSE: status ${res.statusCode}`);
@@ -82,11 +87,23 @@ async function measureOn(t: Target, dispatcher: Dispatcher, streams: number, n: 
     if (!r.complete) incomplete++;
   }
   const g = summarize(gaps);
-  return { streams, events_per_stream: n, gap_ms: gap, ttfe: summarize(ttfe), mean_gap_ms: g.mean_ms, max_gap_ms: g.max_ms, event_latency: summarize(lat), incomplete_streams: incomplete };
+  return {
+    streams,
+    events_per_stream: n,
+    gap_ms: gap,
+    ttfe: summarize(ttfe),
+    mean_gap_ms: g.mean_ms,
+    max_gap_ms: g.max_ms,
+    event_latency: summarize(lat),
+    incomplete_streams: incomplete,
+  };
 }
 
 /** sluice − direct for the figures the target cares about. */
-export function sseDelta(direct: SseResult, sluice: SseResult): { ttfe_p50_ms: number; event_latency_p50_ms: number; event_latency_p99_ms: number; event_latency_max_ms: number; mean_gap_ms: number } {
+export function sseDelta(
+  direct: SseResult,
+  sluice: SseResult,
+): { ttfe_p50_ms: number; event_latency_p50_ms: number; event_latency_p99_ms: number; event_latency_max_ms: number; mean_gap_ms: number } {
   return {
     ttfe_p50_ms: round(sluice.ttfe.p50_ms - direct.ttfe.p50_ms),
     event_latency_p50_ms: round(sluice.event_latency.p50_ms - direct.event_latency.p50_ms),

@@ -37,7 +37,14 @@ export async function soakStreams(s: SluiceTarget, n: number, batch: number, ups
   const pid = s.daemon.proc.pid!;
   const phantoms: string[] = [];
   for (let i = 0; i < CREDS; i++) {
-    const c = await s.daemon.client.call('cred.add', { name: `stream-${i}`, hosts: ['api.openai.com'], header: 'authorization', format: 'Bearer {}', max_concurrent: 256, secret: `sk-proj-bench-stream-secret-${i}-0123456789` });
+    const c = await s.daemon.client.call('cred.add', {
+      name: `stream-${i}`,
+      hosts: ['api.openai.com'],
+      header: 'authorization',
+      format: 'Bearer {}',
+      max_concurrent: 256,
+      secret: `sk-proj-bench-stream-secret-${i}-0123456789`,
+    });
     phantoms.push(c.phantom);
   }
   await sleep(300);
@@ -57,7 +64,11 @@ export async function soakStreams(s: SluiceTarget, n: number, batch: number, ups
       opening.push(
         (async () => {
           try {
-            const res = await request('https://api.openai.com/sse?n=100000&gap=1000', { dispatcher, signal: ac.signal, headers: { authorization: `Bearer ${phantoms[i % CREDS]}` } });
+            const res = await request('https://api.openai.com/sse?n=100000&gap=1000', {
+              dispatcher,
+              signal: ac.signal,
+              headers: { authorization: `Bearer ${phantoms[i % CREDS]}` },
+            });
             if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
             const first = new Promise<void>((resolve) => res.body.once('data', () => resolve()));
             res.body.on('data', () => {});

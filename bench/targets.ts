@@ -154,7 +154,13 @@ export async function sluiceTarget(
     fs.rmSync(daemon.home, { recursive: true, force: true });
   });
   const c = daemon.client;
-  const cred = await c.call('cred.add', { name: 'bench', hosts: ['api.anthropic.com'], header: 'x-api-key', max_concurrent: 256, secret: 'sk-ant-api03-bench-real-secret-0123456789' });
+  const cred = await c.call('cred.add', {
+    name: 'bench',
+    hosts: ['api.anthropic.com'],
+    header: 'x-api-key',
+    max_concurrent: 256,
+    secret: 'sk-ant-api03-bench-real-secret-0123456789',
+  });
   for (const host of ['api.anthropic.com', 'api.openai.com', 'auth.openai.com', 'chatgpt.com', 'evil.example', '*.bench.test']) {
     await c.call('rule.add', { verdict: 'allow', host });
   }
@@ -191,7 +197,21 @@ export async function mitmTarget(cleanup: Cleanup, upstreamPort: number, bin: st
   const version = /Mitmproxy:\s*(\S+)/.exec(spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout)?.[1] ?? 'unknown';
   const proc = spawn(
     bin,
-    ['-q', '--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${confdir}`, '--set', `ssl_verify_upstream_trusted_ca=${UPSTREAM_CA}`, '--set', 'flow_detail=0', '--set', 'termlog_verbosity=error'],
+    [
+      '-q',
+      '--listen-host',
+      '127.0.0.1',
+      '--listen-port',
+      String(port),
+      '--set',
+      `confdir=${confdir}`,
+      '--set',
+      `ssl_verify_upstream_trusted_ca=${UPSTREAM_CA}`,
+      '--set',
+      'flow_detail=0',
+      '--set',
+      'termlog_verbosity=error',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';

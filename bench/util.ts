@@ -89,7 +89,19 @@ export function procStats(pid: number): { rss_mb: number; fds: number } | null {
   }
 }
 
-const TCP_STATES: Record<string, string> = { '01': 'established', '02': 'syn_sent', '03': 'syn_recv', '04': 'fin_wait1', '05': 'fin_wait2', '06': 'time_wait', '07': 'close', '08': 'close_wait', '09': 'last_ack', '0A': 'listen', '0B': 'closing' };
+const TCP_STATES: Record<string, string> = {
+  '01': 'established',
+  '02': 'syn_sent',
+  '03': 'syn_recv',
+  '04': 'fin_wait1',
+  '05': 'fin_wait2',
+  '06': 'time_wait',
+  '07': 'close',
+  '08': 'close_wait',
+  '09': 'last_ack',
+  '0A': 'listen',
+  '0B': 'closing',
+};
 
 /**
  * A process's descriptors by kind: TCP sockets split into listening / to `upstreamPort` / other, with

@@ -41,6 +41,8 @@ suite.on('error', (err) => {
 suite.on('exit', (code, signal) => {
   stopBurners();
   const status = code ?? (signal ? 1 : 0);
-  console.log(`[test:busy] npm test ${status === 0 ? 'passed' : `FAILED (exit ${status})`} beside ${burners} CPU burners in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `[test:busy] npm test ${status === 0 ? 'passed' : `FAILED (exit ${status})`} beside ${burners} CPU burners in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
   process.exit(status);
 });

@@ -18,7 +18,9 @@ const allPhases = [
   { name: 'e2e', cmd: npx, args: ['vitest', 'run', 'test/e2e', ...extra] },
 ];
 // SLUICE_TEST_PHASES=build,unit runs only those (in the order above); unset runs all.
-const only = process.env.SLUICE_TEST_PHASES?.split(',').map((x) => x.trim()).filter(Boolean);
+const only = process.env.SLUICE_TEST_PHASES?.split(',')
+  .map((x) => x.trim())
+  .filter(Boolean);
 const unknown = (only ?? []).filter((n) => !allPhases.some((p) => p.name === n));
 if (unknown.length > 0) {
   console.error(`[test] unknown phase(s) in SLUICE_TEST_PHASES: ${unknown.join(', ')} (known: ${allPhases.map((p) => p.name).join(', ')})`);

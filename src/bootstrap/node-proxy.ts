@@ -36,7 +36,9 @@ if (proxyConfigured()) {
     const { EnvHttpProxyAgent, setGlobalDispatcher } = await import('undici');
     withoutExperimentalWarning(() => setGlobalDispatcher(new EnvHttpProxyAgent()));
   } catch (err) {
-    process.stderr.write(`sluice: could not route Node's fetch through the proxy (${err instanceof Error ? err.message : String(err)}); fetch will bypass sluice\n`);
+    process.stderr.write(
+      `sluice: could not route Node's fetch through the proxy (${err instanceof Error ? err.message : String(err)}); fetch will bypass sluice\n`,
+    );
   }
 }
 

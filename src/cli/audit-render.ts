@@ -90,8 +90,7 @@ export function auditTailLines(rows: readonly AuditRow[], opts: { utc: boolean; 
   const widths = headers.slice(0, 6).map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const fixed = widths.reduce((a, b) => a + b, 0) + SEP.length * widths.length;
   const whatWidth = Math.max(MIN_WHAT, width - fixed);
-  const line = (c: string[], what: string) =>
-    [...c.map((x, i) => (i === 0 ? x.padStart(widths[0]!) : x.padEnd(widths[i]!))), what].join(SEP).trimEnd();
+  const line = (c: string[], what: string) => [...c.map((x, i) => (i === 0 ? x.padStart(widths[0]!) : x.padEnd(widths[i]!))), what].join(SEP).trimEnd();
   return [line(headers.slice(0, 6), headers[6]!), ...rows.map((r, i) => line(cells[i]!, whatCell(r, whatWidth)))];
 }
 
@@ -105,7 +104,8 @@ export function verifyLines(r: AuditVerifyResult, utc = true): string[] {
   else lines.push(`audit chain BROKEN${r.first_bad_id === null ? '' : ` at row ${r.first_bad_id}`}: ${r.reason ?? 'hash mismatch'} (${r.rows} rows checked)`);
   for (const s of r.segments ?? []) {
     const state = s.ok ? 'ok' : 'BROKEN';
-    if (s.kind === 'legacy_sha256') lines.push(`  ${span(s.from, s.to)}: legacy SHA-256 chain (unkeyed), re-anchored at row ${s.to} on ${when(s.anchored_at)}; ${state}`);
+    if (s.kind === 'legacy_sha256')
+      lines.push(`  ${span(s.from, s.to)}: legacy SHA-256 chain (unkeyed), re-anchored at row ${s.to} on ${when(s.anchored_at)}; ${state}`);
     else lines.push(`  ${span(s.from, s.to)}: HMAC chain ${state}`);
   }
   if (r.head) {

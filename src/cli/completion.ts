@@ -63,7 +63,12 @@ export async function daemonNames(kind: 'cred' | 'pool' | 'rule' | 'approval', s
  * `argv._` holds the words typed so far (the program name first when the shell passes it).
  */
 export function completeWithNames(scriptName: string) {
-  return (current: string, argv: { _: (string | number)[]; socket?: unknown }, defaults: (done: (err: Error | null, completions: string[] | undefined) => void) => void, done: (completions: string[]) => void): void => {
+  return (
+    current: string,
+    argv: { _: (string | number)[]; socket?: unknown },
+    defaults: (done: (err: Error | null, completions: string[] | undefined) => void) => void,
+    done: (completions: string[]) => void,
+  ): void => {
     defaults((_err, base) => {
       const typed = argv._.map(String);
       if (typed[0] !== undefined && path.basename(typed[0]) === scriptName) typed.shift();
@@ -74,7 +79,9 @@ export function completeWithNames(scriptName: string) {
       const kind = nameKind(words, previous);
       if (kind === null) return done(base ?? []);
       const socket = typeof argv.socket === 'string' ? path.resolve(argv.socket) : resolveSocketPath();
-      void daemonNames(kind, socket).then((names) => done([...(base ?? []).filter((c) => !c.startsWith('-') || current.startsWith('-')), ...names.filter((n) => n.startsWith(current))]));
+      void daemonNames(kind, socket).then((names) =>
+        done([...(base ?? []).filter((c) => !c.startsWith('-') || current.startsWith('-')), ...names.filter((n) => n.startsWith(current))]),
+      );
     });
   };
 }

@@ -64,11 +64,7 @@ export async function withClient<T>(args: GlobalArgs, fn: (client: DaemonClient)
 }
 
 /** One checked call on its own connection: validates params, connects, calls, closes. */
-export async function callDaemon<M extends MethodName>(
-  args: GlobalArgs,
-  method: M,
-  params: ParamsIn<M> = {} as ParamsIn<M>,
-): Promise<ResultOf<M>> {
+export async function callDaemon<M extends MethodName>(args: GlobalArgs, method: M, params: ParamsIn<M> = {} as ParamsIn<M>): Promise<ResultOf<M>> {
   checkParams(method, params);
   return withClient(args, (client) => client.call(method, params));
 }

@@ -131,7 +131,8 @@ function nodeOptionsCheck(env: NodeJS.ProcessEnv, facts: DoctorFacts): DoctorChe
   const name = 'NODE_OPTIONS';
   const value = env.NODE_OPTIONS ?? '';
   const bootstrap = facts.proxyEnv.bootstrap_path;
-  if (value.includes(bootstrap) || value.includes(pathToFileURL(bootstrap).href)) return { name, ok: true, detail: `${name} preloads the sluice fetch bootstrap` };
+  if (value.includes(bootstrap) || value.includes(pathToFileURL(bootstrap).href))
+    return { name, ok: true, detail: `${name} preloads the sluice fetch bootstrap` };
   const why = "Node's built-in fetch ignores HTTPS_PROXY, so SDK scripts would bypass sluice";
   return value.trim() === ''
     ? { name, ok: false, detail: `${name} is not set: ${why}` }
@@ -203,7 +204,13 @@ function noProxyCheck(env: NodeJS.ProcessEnv, boundHosts: string[]): DoctorCheck
   const entries = [env.NO_PROXY ?? '', env.no_proxy ?? '']
     .join(',')
     .split(',')
-    .map((e) => e.trim().toLowerCase().replace(/:\d+$/, '').replace(/^\*?\./, ''))
+    .map((e) =>
+      e
+        .trim()
+        .toLowerCase()
+        .replace(/:\d+$/, '')
+        .replace(/^\*?\./, ''),
+    )
     .filter((e) => e !== '');
   const covered = boundHosts.filter((glob) => {
     const host = glob.toLowerCase().replace(/^\*\./, '');

@@ -36,7 +36,11 @@ async function main(): Promise<void> {
   try {
     const parser = buildParser(argv);
     // A completion request parses half-typed lines: no strict checks, no error output, ever.
-    if (argv.includes(COMPLETIONS_FLAG)) await parser.strict(false).fail(() => undefined).parseAsync();
+    if (argv.includes(COMPLETIONS_FLAG))
+      await parser
+        .strict(false)
+        .fail(() => undefined)
+        .parseAsync();
     else await parser.parseAsync();
   } catch (err) {
     process.exitCode = reportError(err, json);

@@ -26,11 +26,7 @@ export function allValues(value: unknown): string[] {
  * Returns `value` as an integer, or undefined when the option was not given. Throws a usage error naming
  * `option` when it is not a whole number, or when `problem` (one of the shared bound checks) objects.
  */
-export function intOption(
-  option: string,
-  value: number | undefined,
-  problem?: (n: number) => string | null,
-): number | undefined {
+export function intOption(option: string, value: number | undefined, problem?: (n: number) => string | null): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new UsageError(`--${option} must be a whole number`);

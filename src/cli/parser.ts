@@ -62,28 +62,35 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
     // Repeated options stay arrays so --host/--member can repeat; scalar options take their last value
     // through `coerce: lastString` / `lastNumber`. Words after `--` are kept apart for `run` and `doctor`.
     .parserConfiguration({ 'populate--': true })
-    .option('socket', { type: 'string', global: true, requiresArg: true, coerce: lastString, describe: 'daemon socket (default: $SLUICE_SOCKET or $SLUICE_HOME/sluiced.sock)' })
+    .option('socket', {
+      type: 'string',
+      global: true,
+      requiresArg: true,
+      coerce: lastString,
+      describe: 'daemon socket (default: $SLUICE_SOCKET or $SLUICE_HOME/sluiced.sock)',
+    })
     .option('json', { type: 'boolean', global: true, describe: 'print raw JSON results (errors as JSON on stderr)' })
     .option('timeout', { type: 'number', global: true, coerce: lastNumber, describe: 'per-call timeout in ms (default 30000)' });
   for (const register of COMMANDS) parser = register(parser);
-  return parser
-    // yargs writes the script and answers completion requests itself; main() checks the shell word.
-    .completion('completion', `print a shell completion script: completion ${COMPLETION_SHELLS.join('|')}`, completeWithNames('sluicectl'))
-    .example('eval "$($0 env)"', 'send this shell through sluice')
-    .example('$0 run -- claude', 'run an agent through sluice')
-    .example('$0 pool add-member claude acct-c --help', 'every command has its own help')
-    .strict()
-    .demandCommand(1, 'give a command')
-    .recommendCommands()
-    .help()
-    .alias('h', 'help')
-    .version(packageVersion())
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((message, err) => {
-      // Usage problems become one line and exit 2 instead of yargs' full help dump.
-      // yargs' own validation errors (YError, e.g. a missing option value) are usage errors too.
-      if (err && err.name !== 'YError') throw err;
-      throw new UsageError(/^Did you mean/.test(message) ? `unknown command. ${message}` : usageMessage(message, argv));
-    });
+  return (
+    parser
+      // yargs writes the script and answers completion requests itself; main() checks the shell word.
+      .completion('completion', `print a shell completion script: completion ${COMPLETION_SHELLS.join('|')}`, completeWithNames('sluicectl'))
+      .example('eval "$($0 env)"', 'send this shell through sluice')
+      .example('$0 run -- claude', 'run an agent through sluice')
+      .example('$0 pool add-member claude acct-c --help', 'every command has its own help')
+      .strict()
+      .demandCommand(1, 'give a command')
+      .recommendCommands()
+      .help()
+      .alias('h', 'help')
+      .version(packageVersion())
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      .fail((message, err) => {
+        // Usage problems become one line and exit 2 instead of yargs' full help dump.
+        // yargs' own validation errors (YError, e.g. a missing option value) are usage errors too.
+        if (err && err.name !== 'YError') throw err;
+        throw new UsageError(/^Did you mean/.test(message) ? `unknown command. ${message}` : usageMessage(message, argv));
+      })
+  );
 }
-

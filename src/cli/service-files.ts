@@ -92,7 +92,12 @@ function launchdPlist(spec: ServiceSpec): string {
     `    <string>${xml(spec.daemon)}</string>`,
     '  </array>',
     ...(env.length > 0
-      ? ['  <key>EnvironmentVariables</key>', '  <dict>', ...env.flatMap(([k, v]) => [`    <key>${xml(k)}</key>`, `    <string>${xml(v)}</string>`]), '  </dict>']
+      ? [
+          '  <key>EnvironmentVariables</key>',
+          '  <dict>',
+          ...env.flatMap(([k, v]) => [`    <key>${xml(k)}</key>`, `    <string>${xml(v)}</string>`]),
+          '  </dict>',
+        ]
       : []),
     '  <key>RunAtLoad</key>',
     '  <true/>',

@@ -132,7 +132,11 @@ export function usageMessage(message: string, argv: readonly string[]): string {
     return `${where} needs more arguments`;
   }
   m = /^Missing required arguments?: (.+)$/.exec(text);
-  if (m) return `${where} needs ${m[1]!.split(', ').map((o) => `--${o}`).join(' and ')}`;
+  if (m)
+    return `${where} needs ${m[1]!
+      .split(', ')
+      .map((o) => `--${o}`)
+      .join(' and ')}`;
   m = /^Not enough arguments following: (.+)$/.exec(text);
   if (m) return `--${m[1]} needs a value`;
   m = /^Invalid values: Argument: ([\w-]+), Given: (".*?"|\S+), Choices: (.+)$/.exec(text);
@@ -161,7 +165,9 @@ export function usageMessage(message: string, argv: readonly string[]): string {
 function typedOptions(keys: string[], argv: readonly string[]): string[] {
   const out: string[] = [];
   for (const k of keys) {
-    const typed = argv.find((a) => a === `--${k}` || a.startsWith(`--${k}=`) || a === `--no-${k}`) ?? (k.length === 1 ? argv.find((a) => /^-[^-]/.test(a) && a.includes(k)) : undefined);
+    const typed =
+      argv.find((a) => a === `--${k}` || a.startsWith(`--${k}=`) || a === `--no-${k}`) ??
+      (k.length === 1 ? argv.find((a) => /^-[^-]/.test(a) && a.includes(k)) : undefined);
     if (typed === undefined) continue; // the camelCase twin yargs adds
     const shown = typed.split('=')[0]!;
     if (!out.includes(shown)) out.push(shown);

@@ -80,7 +80,10 @@ export class ConfigError extends Error {}
 /** Parses `SLUICE_RESOLVE` (`host:port:addr[:addrport][,…]`). */
 export function parseResolve(spec: string): ResolveOverride[] {
   const out: ResolveOverride[] = [];
-  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const parts = raw.split(':');
     if (parts.length < 3 || parts.length > 4) throw new ConfigError(`SLUICE_RESOLVE entry ${JSON.stringify(raw)} is not host:port:addr[:addrport]`);
     const [host, port, addr, addrPort] = parts as [string, string, string, string | undefined];
@@ -131,7 +134,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   let approvalTimeoutMs = DEFAULT_APPROVAL_TIMEOUT_MS;
   if (env.SLUICE_APPROVAL_TIMEOUT_MS) {
     const n = Number(env.SLUICE_APPROVAL_TIMEOUT_MS);
-    if (!Number.isInteger(n) || n < 1 || n > 24 * 3600_000) throw new ConfigError('SLUICE_APPROVAL_TIMEOUT_MS must be a whole number of milliseconds (1 to 86400000)');
+    if (!Number.isInteger(n) || n < 1 || n > 24 * 3600_000)
+      throw new ConfigError('SLUICE_APPROVAL_TIMEOUT_MS must be a whole number of milliseconds (1 to 86400000)');
     approvalTimeoutMs = n;
   }
 
@@ -144,7 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   let maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES;
   if (env.SLUICE_MAX_BUFFERED_BYTES) {
     const n = Number(env.SLUICE_MAX_BUFFERED_BYTES);
-    if (!Number.isInteger(n) || n < 1024 || n > 64 * 1024 ** 3) throw new ConfigError('SLUICE_MAX_BUFFERED_BYTES must be a whole number of bytes (1024 to 68719476736)');
+    if (!Number.isInteger(n) || n < 1024 || n > 64 * 1024 ** 3)
+      throw new ConfigError('SLUICE_MAX_BUFFERED_BYTES must be a whole number of bytes (1024 to 68719476736)');
     maxBufferedBytes = n;
   }
 

@@ -92,7 +92,9 @@ async function main(): Promise<void> {
     fs.mkdirSync(cfg.home, { recursive: true, mode: 0o700 });
     fs.accessSync(cfg.home, fs.constants.W_OK);
   } catch (err) {
-    fail(`cannot use the state directory ${cfg.home} (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must be a writable directory you own; set SLUICE_HOME to another one`);
+    fail(
+      `cannot use the state directory ${cfg.home} (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must be a writable directory you own; set SLUICE_HOME to another one`,
+    );
   }
   const log = new JsonLogger(cfg.logPath, undefined, !detached);
   for (const w of cfg.warnings) log.warn(w);

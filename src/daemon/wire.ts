@@ -87,9 +87,12 @@ export class Daemon {
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (isBusyError(err)) {
-        throw new Error(`the database ${cfg.dbPath} is locked by another process (another sluiced on this SLUICE_HOME, or a tool holding it open); nothing was changed`);
+        throw new Error(
+          `the database ${cfg.dbPath} is locked by another process (another sluiced on this SLUICE_HOME, or a tool holding it open); nothing was changed`,
+        );
       }
-      if (code === 'SQLITE_CANTOPEN' || code === 'EACCES') throw new Error(`cannot open the database ${cfg.dbPath} (${code}); check that ${cfg.home} is writable`);
+      if (code === 'SQLITE_CANTOPEN' || code === 'EACCES')
+        throw new Error(`cannot open the database ${cfg.dbPath} (${code}); check that ${cfg.home} is writable`);
       throw err;
     }
     try {
@@ -112,7 +115,14 @@ export class Daemon {
     const handlers = createHandlers({
       status: () => this.status(),
       stats: () => this.stats(),
-      env: () => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token: p.auth.enabled ? p.auth.current() : null, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
+      env: () =>
+        agentEnv({
+          host: this.proxyAddress.host,
+          port: this.proxyAddress.port,
+          token: p.auth.enabled ? p.auth.current() : null,
+          caPath: p.ca.certPath,
+          bundlePath: p.bundlePath,
+        }),
       envWith: (token) => agentEnv({ host: this.proxyAddress.host, port: this.proxyAddress.port, token, caPath: p.ca.certPath, bundlePath: p.bundlePath }),
       proxySocket: this.cfg.proxySocketPath,
       fence: {
@@ -180,7 +190,14 @@ export class Daemon {
       global: { in_flight: p.caps.globalInFlightCount(), cap: p.caps.getGlobalCap(), ...p.stats.global() },
       credentials: p.vault.list().map((r) => {
         const c = p.caps.countsFor(r.name);
-        return { name: r.name, in_flight: c.in_flight, queued: c.queued, cap: r.max_concurrent, queue_timeout_ms: r.queue_timeout_ms, ...p.stats.countersFor(r.name) };
+        return {
+          name: r.name,
+          in_flight: c.in_flight,
+          queued: c.queued,
+          cap: r.max_concurrent,
+          queue_timeout_ms: r.queue_timeout_ms,
+          ...p.stats.countersFor(r.name),
+        };
       }),
     };
   }
@@ -227,25 +244,41 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     log[calm ? 'info' : 'warn'](`audit log: ${describeOpening(audit.opening)}`);
   }
   audit.onTrouble = (err) => {
-    if (err) log.error('cannot write the audit log (database locked by another process?); keeping rows in memory and retrying', { err, unwritten: audit.unwritten });
+    if (err)
+      log.error('cannot write the audit log (database locked by another process?); keeping rows in memory and retrying', { err, unwritten: audit.unwritten });
     else log.info('audit log writable again; queued rows written');
   };
   const markStatsDirty = { fn: () => {} };
-  const caps = new CapRegistry(clock, (name) => vault.get(name), () => markStatsDirty.fn());
+  const caps = new CapRegistry(
+    clock,
+    (name) => vault.get(name),
+    () => markStatsDirty.fn(),
+  );
   const stats = new RequestStats(clock);
   const activity = new RequestActivity(clock, stats, bus, () => markStatsDirty.fn());
   const rulesRepo = new RulesRepo(db);
   const policy = new PolicyEngine(rulesRepo.list(), cfg.defaultVerdict);
   const rules = new RuleService(rulesRepo, policy, audit, bus, clock);
   const poolsRepo = new PoolsRepo(db);
-  const health = new MemberHealth(clock, (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()), cfg.maxCooldownMs);
+  const health = new MemberHealth(
+    clock,
+    (name, until, reason) => poolsRepo.setHealth(name, until === null ? null : new Date(until).toISOString(), reason, clock.iso()),
+    cfg.maxCooldownMs,
+  );
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
   poolsRef.svc = pools;
-  const creds = new CredentialService(vault, caps, audit, bus, (name) => pools.poolOf(name), (name) => {
-    stats.forget(name);
-    health.clear(name);
-  });
+  const creds = new CredentialService(
+    vault,
+    caps,
+    audit,
+    bus,
+    (name) => pools.poolOf(name),
+    (name) => {
+      stats.forget(name);
+      health.clear(name);
+    },
+  );
   const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
   limits.init(cfg.globalCap, cfg.globalCapVar, (message, fields) => log.warn(message, fields));
   const broker = new ApprovalBroker(
@@ -264,11 +297,33 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const credentials = new CredentialStage(vault, pools);
   const exchange = new TokenExchange(vault, pools, clock, log);
   const refreshFlights = new RefreshFlights(vault, exchange);
-  const refresher = new TokenRefresher({ vault, exchange, pools, audit, agents, overrides: cfg.resolve, clock, log, flights: refreshFlights, onNeedsLoginChanged: (name) => creds.changedByDaemon(name) });
+  const refresher = new TokenRefresher({
+    vault,
+    exchange,
+    pools,
+    audit,
+    agents,
+    overrides: cfg.resolve,
+    clock,
+    log,
+    flights: refreshFlights,
+    onNeedsLoginChanged: (name) => creds.changedByDaemon(name),
+  });
   creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
   const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, flights: refreshFlights });
-  const admission = new Admission({ log, auth, policy, broker, credentials, caps, audit, observer: activity, selfPorts: () => proxyRef?.ports() ?? [], ensureFresh: (n) => refresher.ensureFresh(n) });
+  const admission = new Admission({
+    log,
+    auth,
+    policy,
+    broker,
+    credentials,
+    caps,
+    audit,
+    observer: activity,
+    selfPorts: () => proxyRef?.ports() ?? [],
+    ensureFresh: (n) => refresher.ensureFresh(n),
+  });
   const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
     clock,
@@ -307,5 +362,26 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   log.addSecretSource(() => [auth.current()]);
   log.addSecretSource(() => vault.knownSecrets());
   refresher.start();
-  return { settings, vault, pools, refresher, bus, audit, caps, stats, activity, rules, creds, limits, broker, auth, agents, proxy, ca, bundlePath, markStatsDirty, rpc: null as RpcServer | null };
+  return {
+    settings,
+    vault,
+    pools,
+    refresher,
+    bus,
+    audit,
+    caps,
+    stats,
+    activity,
+    rules,
+    creds,
+    limits,
+    broker,
+    auth,
+    agents,
+    proxy,
+    ca,
+    bundlePath,
+    markStatsDirty,
+    rpc: null as RpcServer | null,
+  };
 }

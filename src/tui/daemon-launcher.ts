@@ -10,9 +10,7 @@ import { toRpcError } from '../shared/rpc/client.js';
 
 /** How the launch went. */
 export type LaunchResult =
-  | { kind: 'connected'; client: DaemonClient; started: boolean }
-  | { kind: 'refused'; message: string }
-  | { kind: 'failed'; message: string };
+  { kind: 'connected'; client: DaemonClient; started: boolean } | { kind: 'refused'; message: string } | { kind: 'failed'; message: string };
 
 /** What {@link connectOrStart} needs. */
 export interface LaunchDeps {

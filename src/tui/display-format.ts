@@ -54,9 +54,7 @@ const SPARK = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 /** A sparkline of `values`, scaled to their maximum; all-zero input is a flat baseline. */
 export function sparkline(values: readonly number[]): string {
   const max = Math.max(0, ...values);
-  return values
-    .map((v) => (max === 0 ? SPARK[0] : SPARK[Math.min(SPARK.length - 1, Math.round((v / max) * (SPARK.length - 1)))]))
-    .join('');
+  return values.map((v) => (max === 0 ? SPARK[0] : SPARK[Math.min(SPARK.length - 1, Math.round((v / max) * (SPARK.length - 1)))])).join('');
 }
 
 /** The row window of `size` rows that keeps `selected` visible, centred where possible. */

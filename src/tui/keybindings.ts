@@ -36,11 +36,7 @@ export type KeyMode = 'normal' | 'help' | 'field';
 export type SpecialKey = 'upArrow' | 'downArrow' | 'tab' | 'return' | 'escape' | 'backspace' | 'delete';
 
 /** One way to press a command: a printable character, a special key, or a ctrl chord. */
-export type KeyMatcher =
-  | { char: string }
-  | { special: SpecialKey; shift?: boolean }
-  | { ctrl: string }
-  | { digits: true };
+export type KeyMatcher = { char: string } | { special: SpecialKey; shift?: boolean } | { ctrl: string } | { digits: true };
 
 /** One row of the key table. */
 export interface KeyBinding {
@@ -62,9 +58,25 @@ export const KEY_BINDINGS: readonly KeyBinding[] = [
   { command: 'always-allow', mode: 'normal', keys: [{ char: 'A' }], label: 'A', help: 'always allow it (saves a rule)', hint: 'always', panel: 'approvals' },
   { command: 'deny', mode: 'normal', keys: [{ char: 'd' }], label: 'd', help: 'deny the selected destination', hint: 'deny', panel: 'approvals' },
   { command: 'always-deny', mode: 'normal', keys: [{ char: 'D' }], label: 'D', help: 'always deny it (saves a rule)', hint: 'never', panel: 'approvals' },
-  { command: 'rotate-pool', mode: 'normal', keys: [{ char: 'r' }], label: 'r', help: 'rotate the selected pool to its next member', hint: 'rotate', panel: 'pools' },
+  {
+    command: 'rotate-pool',
+    mode: 'normal',
+    keys: [{ char: 'r' }],
+    label: 'r',
+    help: 'rotate the selected pool to its next member',
+    hint: 'rotate',
+    panel: 'pools',
+  },
   { command: 'edit-cap', mode: 'normal', keys: [{ char: 'c' }], label: 'c', help: "edit the selected credential's cap", hint: 'cap', panel: 'credentials' },
-  { command: 'edit-queue-wait', mode: 'normal', keys: [{ char: 'w' }], label: 'w', help: "edit the selected credential's queue wait (ms)", hint: 'wait', panel: 'credentials' },
+  {
+    command: 'edit-queue-wait',
+    mode: 'normal',
+    keys: [{ char: 'w' }],
+    label: 'w',
+    help: "edit the selected credential's queue wait (ms)",
+    hint: 'wait',
+    panel: 'credentials',
+  },
   { command: 'edit-global-cap', mode: 'normal', keys: [{ char: 'g' }], label: 'g', help: 'edit the global cap (empty = unlimited)', hint: 'global cap' },
   { command: 'move-up', mode: 'normal', keys: [{ special: 'upArrow' }, { char: 'k' }], label: '↑/k', help: 'move up' },
   { command: 'move-down', mode: 'normal', keys: [{ special: 'downArrow' }, { char: 'j' }], label: '↓/j', help: 'move down' },
@@ -74,7 +86,14 @@ export const KEY_BINDINGS: readonly KeyBinding[] = [
   { command: 'quit', mode: 'normal', keys: [{ char: 'q' }, { ctrl: 'c' }], label: 'q', help: 'quit (the daemon keeps running)', hint: 'quit' },
   { command: 'field-digit', mode: 'field', keys: [{ digits: true }], label: '0-9', help: 'type the new value', hint: 'type' },
   { command: 'field-erase', mode: 'field', keys: [{ special: 'backspace' }, { special: 'delete' }], label: 'backspace', help: 'erase a digit', hint: 'erase' },
-  { command: 'field-save', mode: 'field', keys: [{ special: 'return' }], label: 'enter', help: 'save (refused while the value is out of bounds)', hint: 'save' },
+  {
+    command: 'field-save',
+    mode: 'field',
+    keys: [{ special: 'return' }],
+    label: 'enter',
+    help: 'save (refused while the value is out of bounds)',
+    hint: 'save',
+  },
   { command: 'field-cancel', mode: 'field', keys: [{ special: 'escape' }, { ctrl: 'c' }], label: 'esc', help: 'cancel', hint: 'cancel' },
   { command: 'help-close', mode: 'help', keys: [{ char: '?' }, { special: 'escape' }], label: '?/esc', help: 'close help', hint: 'close' },
   { command: 'quit', mode: 'help', keys: [{ char: 'q' }, { ctrl: 'c' }], label: 'q', help: 'quit', hint: 'quit' },

@@ -63,19 +63,12 @@ async function main(): Promise<number> {
     process.stderr.write(`${launch.message}\n`);
     return 1;
   }
-  const startupNotice = launch.started
-    ? 'started sluiced in the background; it keeps running after you quit (stop it with sluicectl daemon stop)'
-    : undefined;
+  const startupNotice = launch.started ? 'started sluiced in the background; it keeps running after you quit (stop it with sluicectl daemon stop)' : undefined;
   const altScreen = process.stdout.isTTY === true;
   if (altScreen) process.stdout.write(ENTER_ALT_SCREEN);
   try {
     const instance = render(
-      <AppContainer
-        connect={connect}
-        initialClient={launch.client}
-        startupNotice={startupNotice}
-        palette={paletteFor(process.env)}
-      />,
+      <AppContainer connect={connect} initialClient={launch.client} startupNotice={startupNotice} palette={paletteFor(process.env)} />,
       // ctrl-c is a key-table binding for quit, so the app unmounts cleanly and closes its connection.
       { exitOnCtrlC: false },
     );

@@ -25,8 +25,8 @@ const NPM_BIN = path.join(CLIENTS, 'node_modules', '.bin');
 const SCRIPTS = path.join(CLIENTS, 'scripts');
 const CLAUDE = path.join(NPM_BIN, 'claude');
 const CODEX = path.join(NPM_BIN, 'codex');
-const NPM_CLIENTS_INSTALLED = [CLAUDE, CODEX, path.join(CLIENTS, 'node_modules', '@anthropic-ai', 'sdk'), path.join(CLIENTS, 'node_modules', 'openai')].every((p) =>
-  fs.existsSync(p),
+const NPM_CLIENTS_INSTALLED = [CLAUDE, CODEX, path.join(CLIENTS, 'node_modules', '@anthropic-ai', 'sdk'), path.join(CLIENTS, 'node_modules', 'openai')].every(
+  (p) => fs.existsSync(p),
 );
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
@@ -53,7 +53,8 @@ let proxyToken: string;
 let tmp: string;
 
 /** Variables from the machine that would change what a client does; every client starts without them. */
-const SCRUBBED = /^(https?_proxy|all_proxy|no_proxy|wss?_proxy|node_options|node_use_env_proxy|node_extra_ca_certs|ssl_cert_file|requests_ca_bundle|curl_ca_bundle|git_ssl_cainfo|codex_ca_certificate|codex_home|anthropic_.*|openai_.*|claude_.*|sluice_.*)$/i;
+const SCRUBBED =
+  /^(https?_proxy|all_proxy|no_proxy|wss?_proxy|node_options|node_use_env_proxy|node_extra_ca_certs|ssl_cert_file|requests_ca_bundle|curl_ca_bundle|git_ssl_cainfo|codex_ca_certificate|codex_home|anthropic_.*|openai_.*|claude_.*|sluice_.*)$/i;
 
 /** A clean environment for a client: the machine's minus proxy/CA/key variables, our daemon's home, a temp HOME. */
 function clientEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -161,7 +162,8 @@ beforeAll(async () => {
   provider = await startProviderApi();
   d = await startDaemon({ upstreamPort: provider.port, env: { SLUICE_DEFAULT_VERDICT: 'deny' } });
   antPhantom = (await d.client.call('cred.add', { name: 'anthropic', hosts: ['api.anthropic.com'], header: 'x-api-key', secret: ANT_REAL })).phantom;
-  oaiPhantom = (await d.client.call('cred.add', { name: 'openai', hosts: ['api.openai.com'], header: 'authorization', format: 'Bearer {}', secret: OAI_REAL })).phantom;
+  oaiPhantom = (await d.client.call('cred.add', { name: 'openai', hosts: ['api.openai.com'], header: 'authorization', format: 'Bearer {}', secret: OAI_REAL }))
+    .phantom;
   await d.client.call('rule.add', { verdict: 'allow', host: 'api.anthropic.com' });
   await d.client.call('rule.add', { verdict: 'allow', host: 'api.openai.com' });
   const env = await d.client.call('proxy.env');
@@ -205,7 +207,23 @@ describe('system clients through sluicectl run', () => {
     const mark = provider.seen.length;
     const body = JSON.stringify({ model: 'claude-test-model', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'say hi' }] });
     const r = await runThroughSluice(
-      ['curl', '-sS', '-N', '--fail-with-body', '--max-time', '20', 'https://api.anthropic.com/v1/messages', '-H', `x-api-key: ${antPhantom}`, '-H', 'anthropic-version: 2023-06-01', '-H', 'content-type: application/json', '-d', body],
+      [
+        'curl',
+        '-sS',
+        '-N',
+        '--fail-with-body',
+        '--max-time',
+        '20',
+        'https://api.anthropic.com/v1/messages',
+        '-H',
+        `x-api-key: ${antPhantom}`,
+        '-H',
+        'anthropic-version: 2023-06-01',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        body,
+      ],
       { timeoutMs: 25_000 },
     );
     expect(r.code, show(r)).toBe(0);
@@ -222,7 +240,9 @@ describe('system clients through sluicectl run', () => {
     if (!system) return;
     const mark = provider.seen.length;
     const env = clientEnv({ HTTPS_PROXY: vars.HTTPS_PROXY!, CURL_CA_BUNDLE: system });
-    const r = await runProcess('curl', ['-sS', '--max-time', '15', '--cacert', system, 'https://api.anthropic.com/hello', '-H', `x-api-key: ${antPhantom}`], { env });
+    const r = await runProcess('curl', ['-sS', '--max-time', '15', '--cacert', system, 'https://api.anthropic.com/hello', '-H', `x-api-key: ${antPhantom}`], {
+      env,
+    });
     expect(r.code, show(r)).toBe(60); // peer certificate cannot be authenticated
     expect(since(mark)).toEqual([]);
   });
@@ -329,7 +349,10 @@ describe.skipIf(!NPM_CLIENTS_INSTALLED && !process.env.CI)('npm clients through 
 
   it('@anthropic-ai/sdk script, unchanged: JSON and streamed messages', async () => {
     const mark = provider.seen.length;
-    const r = await runThroughSluice([process.execPath, path.join(SCRIPTS, 'anthropic-sdk.mjs')], { env: { ANTHROPIC_API_KEY: antPhantom }, timeoutMs: 25_000 });
+    const r = await runThroughSluice([process.execPath, path.join(SCRIPTS, 'anthropic-sdk.mjs')], {
+      env: { ANTHROPIC_API_KEY: antPhantom },
+      timeoutMs: 25_000,
+    });
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toContain(`json: ${DEFAULT_ANSWER}`);
     expect(r.stdout).toMatch(new RegExp(`stream \\(([2-9]|\\d{2,}) deltas\\): ${DEFAULT_ANSWER.replace(/[.,]/g, '\\$&')}`));
@@ -381,7 +404,11 @@ describe.skipIf(!NPM_CLIENTS_INSTALLED && !process.env.CI)('npm clients through 
   it('Claude Code: the stream reaches it event by event (stream-json with partial messages)', { timeout: 60_000 }, async () => {
     const mark = provider.seen.length;
     const env = claudeEnv();
-    const r = await runThroughSluice([CLAUDE, '-p', 'say hi', '--output-format', 'stream-json', '--verbose', '--include-partial-messages'], { env, cwd: env.HOME, timeoutMs: 50_000 });
+    const r = await runThroughSluice([CLAUDE, '-p', 'say hi', '--output-format', 'stream-json', '--verbose', '--include-partial-messages'], {
+      env,
+      cwd: env.HOME,
+      timeoutMs: 50_000,
+    });
     expect(r.code, show(r)).toBe(0);
     const events = r.stdout
       .split('\n')
@@ -425,7 +452,10 @@ describe.skipIf(!NPM_CLIENTS_INSTALLED && !process.env.CI)('npm clients through 
     expect(creates.every((m) => m.type === 'response.create')).toBe(true);
     expect(JSON.stringify(creates.map((m) => m.input))).toContain('say hi');
     // Over the WebSocket only: no HTTPS Responses request at all.
-    expect(reqs.filter((q) => q.transport === 'https' && q.path.startsWith('/v1/responses')), seenLines).toEqual([]);
+    expect(
+      reqs.filter((q) => q.transport === 'https' && q.path.startsWith('/v1/responses')),
+      seenLines,
+    ).toEqual([]);
     expectRealKeyOnly(reqs, 'authorization');
   });
 });

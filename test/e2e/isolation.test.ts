@@ -46,13 +46,17 @@ interface Ran {
 /** A clean environment: none of the machine's proxy/CA/key variables; this daemon's home; a temp HOME. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  const scrubbed = /^(https?_proxy|all_proxy|no_proxy|node_options|node_use_env_proxy|node_extra_ca_certs|ssl_cert_file|requests_ca_bundle|curl_ca_bundle|git_ssl_cainfo|anthropic_.*|openai_.*|claude_.*|sluice_.*)$/i;
+  const scrubbed =
+    /^(https?_proxy|all_proxy|no_proxy|node_options|node_use_env_proxy|node_extra_ca_certs|ssl_cert_file|requests_ca_bundle|curl_ca_bundle|git_ssl_cainfo|anthropic_.*|openai_.*|claude_.*|sluice_.*)$/i;
   for (const [k, v] of Object.entries(process.env)) if (!scrubbed.test(k) && v !== undefined) env[k] = v;
   return { ...env, SLUICE_HOME: d.home, HOME: path.join(tmp, 'home'), ...extra };
 }
 
 /** Runs the built sluicectl with `args`, bounded by `timeoutMs`; `onStart` sees the child (to signal it). */
-function sluicectl(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStart?: (pid: number, stdout: () => string) => void } = {}): Promise<Ran> {
+function sluicectl(
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStart?: (pid: number, stdout: () => string) => void } = {},
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN.cli, ...args], { env: o.env ?? cleanEnv(), cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -69,7 +73,10 @@ function sluicectl(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: num
   });
 }
 
-const isolated = (words: string[], o: { env?: Record<string, string>; name?: string; timeoutMs?: number; onStart?: (pid: number, stdout: () => string) => void } = {}) =>
+const isolated = (
+  words: string[],
+  o: { env?: Record<string, string>; name?: string; timeoutMs?: number; onStart?: (pid: number, stdout: () => string) => void } = {},
+) =>
   sluicectl(['run', '--isolate', ...(o.name ? ['--name', o.name] : []), '--', ...words], { env: cleanEnv(o.env), timeoutMs: o.timeoutMs, onStart: o.onStart });
 
 const show = (r: Ran) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-2000)}`;
@@ -101,7 +108,11 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
   });
 
   it('a direct connection fails at once: no route but the proxy', async () => {
-    const r = await isolated(['sh', '-c', `curl -sS --max-time 5 --noproxy '*' -o /dev/null https://127.0.0.1:${provider.port}/hello; echo "curl=$?"; curl -sS --max-time 5 --noproxy '*' -o /dev/null https://1.1.1.1/; echo "curl=$?"`]);
+    const r = await isolated([
+      'sh',
+      '-c',
+      `curl -sS --max-time 5 --noproxy '*' -o /dev/null https://127.0.0.1:${provider.port}/hello; echo "curl=$?"; curl -sS --max-time 5 --noproxy '*' -o /dev/null https://1.1.1.1/; echo "curl=$?"`,
+    ]);
     expect(r.code, show(r)).toBe(0);
     // 7: could not connect (nothing listens on the sandbox's loopback; no route anywhere else).
     expect(r.stdout.trim().split('\n')).toEqual(['curl=7', 'curl=7']);
@@ -151,7 +162,14 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
 
   it('each run is a named agent: listed while it runs, named in what it did, its token dead afterwards', async () => {
     let token = '';
-    const r = await isolated(['sh', '-c', `echo "$HTTPS_PROXY"; curl -sS --max-time 20 -o /dev/null https://api.anthropic.com/hello -H "x-api-key: ${phantom}"; node ${BIN.cli} agents 2>&1 | tail -n +1 >/dev/null; echo done`], { name: 'reviewer' });
+    const r = await isolated(
+      [
+        'sh',
+        '-c',
+        `echo "$HTTPS_PROXY"; curl -sS --max-time 20 -o /dev/null https://api.anthropic.com/hello -H "x-api-key: ${phantom}"; node ${BIN.cli} agents 2>&1 | tail -n +1 >/dev/null; echo done`,
+      ],
+      { name: 'reviewer' },
+    );
     expect(r.code, show(r)).toBe(0);
     token = /sluice:([^@]+)@/.exec(r.stdout)?.[1] ?? '';
     expect(token).not.toBe('');
@@ -159,10 +177,18 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
     const snap = await d.client.call('events.subscribe', {});
     expect(snap.snapshot.recent_requests.some((q) => q.agent === 'reviewer' && q.path === '/hello')).toBe(true);
     // The audit row of the request names the agent too (and `audit tail --agent` finds it).
-    await waitFor(async () => (await d.client.call('audit.tail', { n: 50, agent: 'reviewer' })).rows.some((row) => row.event === 'request' && row.path === '/hello' && row.agent === 'reviewer'), 'an audit row naming the agent');
+    await waitFor(
+      async () =>
+        (await d.client.call('audit.tail', { n: 50, agent: 'reviewer' })).rows.some(
+          (row) => row.event === 'request' && row.path === '/hello' && row.agent === 'reviewer',
+        ),
+      'an audit row naming the agent',
+    );
     // The run ended: it is no longer listed, and its token is refused.
     await waitFor(async () => (await d.client.call('agents.list')).agents.every((a) => a.name !== 'reviewer'), 'the run to be unregistered');
-    const after = await d.fetch('https://api.anthropic.com/hello', { headers: { 'x-api-key': phantom }, auth: decodeURIComponent(token) }).catch((e: Error) => ({ status: 0, text: e.message }));
+    const after = await d
+      .fetch('https://api.anthropic.com/hello', { headers: { 'x-api-key': phantom }, auth: decodeURIComponent(token) })
+      .catch((e: Error) => ({ status: 0, text: e.message }));
     expect(after.status === 407 || /407/.test(after.text)).toBe(true);
   });
 
@@ -182,7 +208,10 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
     const seen = provider.seen.slice(mark);
     expect(seen.length).toBeGreaterThan(0);
     // @anthropic-ai/sdk 1.x sends its key as `Authorization: Bearer`, Claude Code as x-api-key: either way the real one.
-    for (const q of seen) expect([q.headers['x-api-key'], q.headers.authorization], `${q.method} ${q.path}`).toContainEqual(expect.stringMatching(new RegExp(`^(Bearer )?${REAL}$`)));
+    for (const q of seen)
+      expect([q.headers['x-api-key'], q.headers.authorization], `${q.method} ${q.path}`).toContainEqual(
+        expect.stringMatching(new RegExp(`^(Bearer )?${REAL}$`)),
+      );
     expect(JSON.stringify(seen)).not.toContain(phantom);
   });
 });
@@ -194,7 +223,10 @@ describe('sluicectl run --isolate without a sandbox', () => {
     try {
       // A PATH without bwrap; the command is given by absolute path so only the missing sandbox can stop it.
       const r = await new Promise<Ran>((resolve, reject) => {
-        const child = spawn(process.execPath, [BIN.cli, '--socket', path.join(dir, 'none.sock'), 'run', '--isolate', '--', '/usr/bin/touch', marker], { env: { PATH: dir, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [BIN.cli, '--socket', path.join(dir, 'none.sock'), 'run', '--isolate', '--', '/usr/bin/touch', marker], {
+          env: { PATH: dir, HOME: dir },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

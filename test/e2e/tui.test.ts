@@ -22,18 +22,7 @@ import { DAEMON_NODE_FLAGS } from '../../src/daemon/runtime-flags.js';
 import { BIN, shortTempDir, startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
 import { waitFor, within } from '../fakes/wait-for.js';
-import {
-  findRow,
-  focusPanel,
-  headerLine,
-  markedRow,
-  panelRows,
-  requireTmux,
-  selectRow,
-  shQuote,
-  TmuxServer,
-  type TmuxPane,
-} from './tmux-driver.js';
+import { findRow, focusPanel, headerLine, markedRow, panelRows, requireTmux, selectRow, shQuote, TmuxServer, type TmuxPane } from './tmux-driver.js';
 
 const execFileP = promisify(execFile);
 
@@ -230,7 +219,10 @@ describe('sluice dashboard in tmux', () => {
     await dash.waitForScreen((s) => /\bcap 8\b/.test(findRow(s, 'Credentials', 'capped') ?? ''), 'the capped row with cap 8');
 
     // sluicectl watch, subscribed (its snapshot line says so) before anything changes
-    const watch = spawn(process.execPath, [BIN.cli, 'watch', '--type', 'limits.changed', '--snapshot'], { env: cliEnv(daemon.home), stdio: ['ignore', 'pipe', 'pipe'] });
+    const watch = spawn(process.execPath, [BIN.cli, 'watch', '--type', 'limits.changed', '--snapshot'], {
+      env: cliEnv(daemon.home),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(watch);
     let watchOut = '';
     watch.stdout!.on('data', (c: Buffer) => (watchOut += c.toString()));
@@ -266,10 +258,7 @@ describe('sluice dashboard in tmux', () => {
     const { stdout } = await execFileP(process.execPath, [BIN.cli, 'limits', 'get', '--json'], { env: cliEnv(daemon.home), timeout: WAIT_MS });
     const limits = JSON.parse(stdout) as { credentials: { name: string; max_concurrent: number }[] };
     expect(limits.credentials.find((c) => c.name === 'capped')?.max_concurrent).toBe(2);
-    const line = await until(
-      () => watchOut.split('\n').find((l) => l.includes('"type":"limits.changed"')),
-      'sluicectl watch to print limits.changed',
-    );
+    const line = await until(() => watchOut.split('\n').find((l) => l.includes('"type":"limits.changed"')), 'sluicectl watch to print limits.changed');
     const event = JSON.parse(line) as { type: string; limits: { credentials: { name: string; max_concurrent: number }[] } };
     expect(event.limits.credentials.find((c) => c.name === 'capped')?.max_concurrent).toBe(2);
 

@@ -36,7 +36,10 @@ export interface TestDaemon {
   logs(): string;
   env: NodeJS.ProcessEnv;
   /** Makes a request through the proxy. */
-  fetch(url: string, init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal; auth?: string | null }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>;
+  fetch(
+    url: string,
+    init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal; auth?: string | null },
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>;
   /** An undici dispatcher that goes through the proxy (for streaming tests). */
   dispatcher(auth?: string | null): ProxyAgent;
   stop(): Promise<void>;
@@ -62,7 +65,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
   const home = opts.home ?? shortTempDir();
   fs.chmodSync(home, 0o700);
   const resolve = opts.upstreamPort
-    ? ['api.anthropic.com', 'api.openai.com', 'auth.openai.com', 'evil.example', 'other.example'].map((h) => `${h}:443:127.0.0.1:${opts.upstreamPort}`).join(',')
+    ? ['api.anthropic.com', 'api.openai.com', 'auth.openai.com', 'evil.example', 'other.example']
+        .map((h) => `${h}:443:127.0.0.1:${opts.upstreamPort}`)
+        .join(',')
     : '';
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -120,7 +125,13 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
       const adHoc = init.auth !== undefined;
       const disp = adHoc ? dispatcher(init.auth) : defaultDispatcher;
       try {
-        const res = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body, dispatcher: disp, signal: init.signal });
+        const res = await request(url, {
+          method: (init.method ?? 'GET') as 'GET',
+          headers: init.headers,
+          body: init.body,
+          dispatcher: disp,
+          signal: init.signal,
+        });
         const text = await res.body.text();
         return { status: res.statusCode, headers: res.headers as Record<string, string | string[] | undefined>, text };
       } finally {

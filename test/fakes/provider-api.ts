@@ -234,7 +234,16 @@ function anthropicMessages(body: Record<string, unknown>, res: http.ServerRespon
     res,
     [
       ev('message_start', {
-        message: { id: msgId, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
+        message: {
+          id: msgId,
+          type: 'message',
+          role: 'assistant',
+          model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { ...usage, output_tokens: 1 },
+        },
       }),
       ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
       ev('ping', {}),
@@ -348,7 +357,9 @@ function gitRefs(res: http.ServerResponse): void {
   const body =
     pkt('# service=git-upload-pack\n') +
     '0000' +
-    pkt(`${FAKE_GIT_SHA} HEAD\0multi_ack thin-pack side-band side-band-64k ofs-delta shallow no-progress include-tag symref=HEAD:refs/heads/main agent=git/fake-provider\n`) +
+    pkt(
+      `${FAKE_GIT_SHA} HEAD\0multi_ack thin-pack side-band side-band-64k ofs-delta shallow no-progress include-tag symref=HEAD:refs/heads/main agent=git/fake-provider\n`,
+    ) +
     pkt(`${FAKE_GIT_SHA} refs/heads/main\n`) +
     '0000';
   res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-advertisement', 'cache-control': 'no-cache', 'content-length': Buffer.byteLength(body) });

@@ -69,7 +69,13 @@ export function runCli(args: string[], socket: string, opts: Omit<RunNodeOptions
 
 /** The environment the harness gives a daemon on `home` (for daemons started without the harness). */
 export function daemonEnv(home: string, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_HOME: home, SLUICE_PROXY_LISTEN: '127.0.0.1:0', SLUICE_UPSTREAM_CA: UPSTREAM_CA, SLUICE_LOG_LEVEL: 'debug' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SLUICE_HOME: home,
+    SLUICE_PROXY_LISTEN: '127.0.0.1:0',
+    SLUICE_UPSTREAM_CA: UPSTREAM_CA,
+    SLUICE_LOG_LEVEL: 'debug',
+  };
   delete env.SLUICE_SOCKET;
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
@@ -174,7 +180,9 @@ function hexToAddress(hex: string): string {
   // IPv6: four little-endian 32-bit words
   const words: string[] = [];
   for (let i = 0; i < 32; i += 8) {
-    const w = Buffer.from(hex.slice(i, i + 8), 'hex').reverse().toString('hex');
+    const w = Buffer.from(hex.slice(i, i + 8), 'hex')
+      .reverse()
+      .toString('hex');
     words.push(w.slice(0, 4), w.slice(4, 8));
   }
   const v6 = words.join(':');

@@ -42,10 +42,13 @@ export interface WsRecorder {
  * `<text>` verbatim instead (a server→client message the test chooses).
  */
 export async function startWsRecorder(): Promise<WsRecorder> {
-  const server = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (_req, res) => {
-    res.writeHead(404);
-    res.end();
-  });
+  const server = https.createServer(
+    { key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) },
+    (_req, res) => {
+      res.writeHead(404);
+      res.end();
+    },
+  );
   const raw = new Set<net.Socket>();
   server.on('connection', (s: net.Socket) => {
     raw.add(s);
@@ -92,7 +95,16 @@ export type WsOpen = { ws: WebSocket } | { status: number; headers: http.Incomin
  * Opens `wss://host:port/path` through the proxy (CONNECT with the token, TLS trusting the sluice CA, then
  * the upgrade). Rejects when CONNECT is refused, on a transport error, or after `timeoutMs`.
  */
-export async function openWsAt(o: { proxyPort: number; token: string | null; caPath: string; host: string; port?: number; path: string; headers?: Record<string, string>; timeoutMs?: number }): Promise<WsOpen> {
+export async function openWsAt(o: {
+  proxyPort: number;
+  token: string | null;
+  caPath: string;
+  host: string;
+  port?: number;
+  path: string;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}): Promise<WsOpen> {
   const port = o.port ?? 443;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const tunnel = await within(connectTunnel(o.proxyPort, o.host, port, o.token), timeoutMs, `CONNECT ${o.host}:${port}`);
@@ -135,7 +147,11 @@ export function nextMessage(ws: WebSocket, ms = 5000): Promise<string> {
 /** Resolves with the close code and reason once `ws` closes. */
 export function closed(ws: WebSocket, ms = 5000): Promise<{ code: number; reason: string }> {
   if (ws.readyState === WebSocket.CLOSED) return Promise.resolve({ code: -1, reason: 'already closed' });
-  return within(new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }))), ms, 'the WebSocket to close');
+  return within(
+    new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }))),
+    ms,
+    'the WebSocket to close',
+  );
 }
 
 /** Resolves with the payload of the next pong on `ws`. */

@@ -26,7 +26,14 @@ export function connectTunnel(proxyPort: number, host: string, port: number, tok
 }
 
 /** Opens `wss://host/path` through the proxy. The promise settles once the upgrade succeeded or failed. */
-export async function openWebSocket(o: { proxyPort: number; token: string | null; caPath: string; host: string; path: string; headers?: Record<string, string> }): Promise<{ ws: WebSocket } | { status: number; body: string }> {
+export async function openWebSocket(o: {
+  proxyPort: number;
+  token: string | null;
+  caPath: string;
+  host: string;
+  path: string;
+  headers?: Record<string, string>;
+}): Promise<{ ws: WebSocket } | { status: number; body: string }> {
   const tunnel = await connectTunnel(o.proxyPort, o.host, 443, o.token);
   const ca = fs.readFileSync(o.caPath);
   const ws = new WebSocket(`wss://${o.host}${o.path}`, {

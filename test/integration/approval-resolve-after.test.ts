@@ -57,7 +57,10 @@ describe('resolve after approval', () => {
     const seen = up.seen.slice(from).filter((s) => s.path === '/v1/after-approval');
     expect(seen).toHaveLength(1);
     expect(seen[0]!.headers['x-api-key']).toBe(secretB);
-    const row = await waitFor(async () => (await d.client.call('audit.tail', { n: 50 })).rows.find((x) => x.event === 'request' && x.path === '/v1/after-approval'), 'the request row');
+    const row = await waitFor(
+      async () => (await d.client.call('audit.tail', { n: 50 })).rows.find((x) => x.event === 'request' && x.path === '/v1/after-approval'),
+      'the request row',
+    );
     expect(row.credential).toBe('wait-b');
   });
 
@@ -73,7 +76,11 @@ describe('resolve after approval', () => {
     const oldAccess = acct.access_token;
     const grantsBefore = oa.seen.length;
     const from = up.seen.length;
-    const pending = d.fetch(`https://${API}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${cred.phantom}`, 'content-type': 'application/json' }, body: '{"input":"hi"}' });
+    const pending = d.fetch(`https://${API}/v1/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cred.phantom}`, 'content-type': 'application/json' },
+      body: '{"input":"hi"}',
+    });
     const prompt = await pendingFor(API);
     // The prompt is open: nothing may have gone to the identity provider on this request's behalf.
     expect(oa.seen.slice(grantsBefore).filter((s) => s.refresh_token?.startsWith('rt_approve-later_'))).toHaveLength(0);

@@ -127,7 +127,9 @@ describe('coalescing (seed end-to-end case)', () => {
     expect(resolved.waiters).toBe(8);
     expect(resolved.decision).toBe('always_allow');
     // approval.updated carried the growing waiter count up to 8
-    const updates = eventsFor('approval.updated', (e) => 'id' in e && e.id === prompt.id).map((e) => (e as Extract<SluiceEvent, { type: 'approval.updated' }>).waiters);
+    const updates = eventsFor('approval.updated', (e) => 'id' in e && e.id === prompt.id).map(
+      (e) => (e as Extract<SluiceEvent, { type: 'approval.updated' }>).waiters,
+    );
     expect(Math.max(...updates)).toBe(8);
     // answering again is a clear error
     expect((await rpcError(d.client.call('approval.resolve', { id: prompt.id, decision: 'deny' }))).code).toBe('already_resolved');
@@ -373,7 +375,10 @@ describe('timeout', () => {
       expect(upstream.seen.some((s) => s.path.startsWith('/appr/timeout/'))).toBe(false);
       // (normally one prompt with 4 waiters; a straggler arriving after the timeout would open a second one)
       await waitFor(
-        () => seen.filter((e) => e.type === 'approval.resolved' && e.reason === 'timeout').reduce((n, e) => n + (e.type === 'approval.resolved' ? e.waiters : 0), 0) === 4,
+        () =>
+          seen
+            .filter((e) => e.type === 'approval.resolved' && e.reason === 'timeout')
+            .reduce((n, e) => n + (e.type === 'approval.resolved' ? e.waiters : 0), 0) === 4,
         'timeout approval.resolved events covering 4 waiters',
       );
       expect((await t.client.call('rule.list')).rules).toEqual([]);

@@ -107,7 +107,22 @@ describe('audit chain through the built daemon and CLI', () => {
     );
     let prev = '0'.repeat(64);
     for (let i = 1; i <= 4; i++) {
-      const row = { ts: `2026-11-0${i}T10:00:00.000Z`, event: 'request', client: '127.0.0.1', host: ANT, port: 443, method: 'POST', path: `/old/${i}`, verdict: 'allow', rule_id: null, credential: 'old', status: 200, bytes: 5, duration_ms: 2.25, detail: null };
+      const row = {
+        ts: `2026-11-0${i}T10:00:00.000Z`,
+        event: 'request',
+        client: '127.0.0.1',
+        host: ANT,
+        port: 443,
+        method: 'POST',
+        path: `/old/${i}`,
+        verdict: 'allow',
+        rule_id: null,
+        credential: 'old',
+        status: 200,
+        bytes: 5,
+        duration_ms: 2.25,
+        detail: null,
+      };
       const hash = oldFormula(prev, row);
       db.prepare(
         `INSERT INTO audit_log (ts, event, client, host, port, method, path, verdict, rule_id, credential, status, bytes, duration_ms, detail, prev_hash, hash)

@@ -412,7 +412,11 @@ describe('global cap settings from the environment', () => {
         try {
           expect((await b.client.call('limits.get')).global, bad).toBeNull();
           await waitFor(
-            () => b.logs().split('\n').some((l) => l.includes('"level":"warn"') && l.includes('SLUICE_MAX_GLOBAL_CONCURRENT')),
+            () =>
+              b
+                .logs()
+                .split('\n')
+                .some((l) => l.includes('"level":"warn"') && l.includes('SLUICE_MAX_GLOBAL_CONCURRENT')),
             `a warning about SLUICE_MAX_GLOBAL_CONCURRENT=${bad}`,
           );
         } finally {
@@ -427,7 +431,7 @@ describe('soak', () => {
   test('200 concurrent streams with random client aborts end with in_flight 0 and queued 0', async () => {
     const c = await addCred(d, 'bulk', { max_concurrent: 256 });
     let seed = 42;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const soak = d.dispatcher();
     try {
       const runs = Array.from({ length: 200 }, async () => {

@@ -11,10 +11,7 @@ const NO_USER_NO_PROXY = { NO_PROXY: undefined, no_proxy: undefined };
 
 describe('sluicectl commands', () => {
   let daemon: FakeDaemon;
-  let pending = [
-    approval('ap-new', 'api.openai.com', '2026-01-01T00:00:05.000Z', 2),
-    approval('ap-old', 'api.anthropic.com', '2026-01-01T00:00:01.000Z', 8),
-  ];
+  let pending = [approval('ap-new', 'api.openai.com', '2026-01-01T00:00:05.000Z', 2), approval('ap-old', 'api.anthropic.com', '2026-01-01T00:00:01.000Z', 8)];
   beforeAll(async () => {
     daemon = await startFakeDaemon({
       'daemon.status': () => STATUS,
@@ -180,7 +177,14 @@ describe('sluicectl commands', () => {
   });
 
   it('doctor exits 1 and lists what is missing from an environment without the proxy settings', async () => {
-    const bare = { HTTPS_PROXY: undefined, https_proxy: undefined, HTTP_PROXY: undefined, http_proxy: undefined, NODE_EXTRA_CA_CERTS: undefined, SSL_CERT_FILE: undefined };
+    const bare = {
+      HTTPS_PROXY: undefined,
+      https_proxy: undefined,
+      HTTP_PROXY: undefined,
+      http_proxy: undefined,
+      NODE_EXTRA_CA_CERTS: undefined,
+      SSL_CERT_FILE: undefined,
+    };
     const run = await cli(['doctor'], undefined, bare);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain('MISSING  HTTPS_PROXY is not set');

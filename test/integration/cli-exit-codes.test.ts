@@ -64,9 +64,7 @@ describe('sluicectl usage errors', () => {
 
   it('exits 2 for caps 0 and 300 with the reason, before anything reaches the daemon', async () => {
     const before = daemon.calls.length;
-    expect(await usage(['cred', 'add', 'openai', '--host', 'api.openai.com', '--max-concurrent', '0'], 'sk-real')).toContain(
-      'between 1 and 256',
-    );
+    expect(await usage(['cred', 'add', 'openai', '--host', 'api.openai.com', '--max-concurrent', '0'], 'sk-real')).toContain('between 1 and 256');
     expect(await usage(['limits', 'set', '--cred', 'openai', '--max-concurrent', '300'])).toContain('between 1 and 256');
     expect(await usage(['limits', 'set', '--global', '0'])).toContain('--global must be between');
     expect(await usage(['limits', 'set', '--max-concurrent', '4'])).toContain('need --cred');

@@ -39,9 +39,12 @@ describe('NO_PROXY for loopback', () => {
   });
 
   it('run gives the command the merged NO_PROXY', async () => {
-    const run = await runCli(['--socket', daemon.socketPath, 'run', '--', process.execPath, '-e', 'console.log(process.env.NO_PROXY + "|" + process.env.no_proxy)'], {
-      env: { ...NONE, NO_PROXY: 'my.host' },
-    });
+    const run = await runCli(
+      ['--socket', daemon.socketPath, 'run', '--', process.execPath, '-e', 'console.log(process.env.NO_PROXY + "|" + process.env.no_proxy)'],
+      {
+        env: { ...NONE, NO_PROXY: 'my.host' },
+      },
+    );
     expect(run.stdout.trim()).toBe(`my.host,${LOOPBACK}|my.host,${LOOPBACK}`);
   });
 
@@ -64,7 +67,16 @@ describe('env --shell', () => {
 describe('doctor without a daemon', () => {
   it('reports "daemon not running" as one failed check among the others and exits 1', async () => {
     const gone = path.join(os.tmpdir(), `sluice-none-${process.pid}.sock`);
-    const run = await runCli(['--socket', gone, 'doctor'], { env: { ...NONE, HTTPS_PROXY: 'http://sluice:t@127.0.0.1:8787', HTTP_PROXY: undefined, http_proxy: undefined, https_proxy: undefined, SSL_CERT_FILE: undefined } });
+    const run = await runCli(['--socket', gone, 'doctor'], {
+      env: {
+        ...NONE,
+        HTTPS_PROXY: 'http://sluice:t@127.0.0.1:8787',
+        HTTP_PROXY: undefined,
+        http_proxy: undefined,
+        https_proxy: undefined,
+        SSL_CERT_FILE: undefined,
+      },
+    });
     expect(run.code).toBe(1);
     const lines = run.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^MISSING\s+daemon not running/);
@@ -88,11 +100,45 @@ describe('limits', () => {
 /** Every command path, for the help checks (audit belongs to another issue and is checked there). */
 const COMMANDS = [
   [],
-  ['status'], ['daemon'], ['daemon', 'start'], ['daemon', 'stop'], ['daemon', 'install'], ['daemon', 'uninstall'], ['env'], ['run'],
-  ['cred'], ['cred', 'add'], ['cred', 'list'], ['cred', 'update'], ['cred', 'remove'],
-  ['pool'], ['pool', 'create'], ['pool', 'list'], ['pool', 'status'], ['pool', 'add-member'], ['pool', 'remove-member'], ['pool', 'rotate'], ['pool', 'reset'], ['pool', 'remove'],
-  ['rule'], ['rule', 'add'], ['rule', 'list'], ['rule', 'remove'], ['approval'], ['approval', 'list'], ['approval', 'allow'], ['approval', 'deny'],
-  ['limits'], ['limits', 'get'], ['limits', 'set'], ['stats'], ['token'], ['token', 'rotate'], ['watch'], ['rpc'], ['doctor'],
+  ['status'],
+  ['daemon'],
+  ['daemon', 'start'],
+  ['daemon', 'stop'],
+  ['daemon', 'install'],
+  ['daemon', 'uninstall'],
+  ['env'],
+  ['run'],
+  ['cred'],
+  ['cred', 'add'],
+  ['cred', 'list'],
+  ['cred', 'update'],
+  ['cred', 'remove'],
+  ['pool'],
+  ['pool', 'create'],
+  ['pool', 'list'],
+  ['pool', 'status'],
+  ['pool', 'add-member'],
+  ['pool', 'remove-member'],
+  ['pool', 'rotate'],
+  ['pool', 'reset'],
+  ['pool', 'remove'],
+  ['rule'],
+  ['rule', 'add'],
+  ['rule', 'list'],
+  ['rule', 'remove'],
+  ['approval'],
+  ['approval', 'list'],
+  ['approval', 'allow'],
+  ['approval', 'deny'],
+  ['limits'],
+  ['limits', 'get'],
+  ['limits', 'set'],
+  ['stats'],
+  ['token'],
+  ['token', 'rotate'],
+  ['watch'],
+  ['rpc'],
+  ['doctor'],
 ];
 
 /** `sluicectl WORDS --help` as the built binary would print it, captured in-process. */

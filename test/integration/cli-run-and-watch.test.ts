@@ -34,7 +34,8 @@ describe('sluicectl run', () => {
   it('forwards SIGTERM to the command instead of dying first', async () => {
     daemon = await startFakeDaemon({ 'agents.register': () => REGISTERED });
     // The child ends by itself after 3 s, so a broken forwarder cannot leave it running after the test.
-    const script = "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.exit(42); }); console.log('ready'); setTimeout(() => process.exit(0), 3000);";
+    const script =
+      "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.exit(42); }); console.log('ready'); setTimeout(() => process.exit(0), 3000);";
     const child = startCli(['--socket', daemon.socketPath, 'run', '--', process.execPath, '-e', script]);
     const done = finished(child);
     await linesPrinted(child, 1);

@@ -42,7 +42,11 @@ async function curlRun(url: string, env: Record<string, string | undefined>, ext
   for (const k of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) delete childEnv[k];
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [BIN.cli, 'run', '--', 'curl', '-sS', '--max-time', '10', ...extra, '-o', '-', '-w', ' %{http_code}', url], { env: childEnv, timeout: 20_000 });
+    const { stdout, stderr } = await execFileP(
+      process.execPath,
+      [BIN.cli, 'run', '--', 'curl', '-sS', '--max-time', '10', ...extra, '-o', '-', '-w', ' %{http_code}', url],
+      { env: childEnv, timeout: 20_000 },
+    );
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; code?: number };

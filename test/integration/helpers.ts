@@ -148,12 +148,20 @@ export interface StreamResult {
 }
 
 /** Starts a streamed request through `dispatcher`; returns the response object (body not yet read). */
-export async function openStream(url: string, dispatcher: Dispatcher, opts: { headers?: Record<string, string>; signal?: AbortSignal; method?: string; body?: string } = {}) {
+export async function openStream(
+  url: string,
+  dispatcher: Dispatcher,
+  opts: { headers?: Record<string, string>; signal?: AbortSignal; method?: string; body?: string } = {},
+) {
   return request(url, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body, dispatcher, signal: opts.signal });
 }
 
 /** Reads a whole streamed response, timing each chunk. Rejects when the body errors. */
-export async function readStream(url: string, dispatcher: Dispatcher, opts: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<StreamResult> {
+export async function readStream(
+  url: string,
+  dispatcher: Dispatcher,
+  opts: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<StreamResult> {
   const res = await openStream(url, dispatcher, opts);
   const chunks: { at: number; text: string }[] = [];
   for await (const c of res.body) chunks.push({ at: Date.now(), text: Buffer.from(c as Buffer).toString('utf8') });

@@ -28,7 +28,9 @@ afterAll(async () => {
 /** CONNECT + TLS handshake to `host` through the proxy; resolves with the serial of the leaf it was given. */
 function leafSerial(host: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const raw = net.connect(d.proxyPort, '127.0.0.1', () => raw.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\n\r\n`));
+    const raw = net.connect(d.proxyPort, '127.0.0.1', () =>
+      raw.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\n\r\n`),
+    );
     const timer = setTimeout(() => {
       raw.destroy();
       reject(new Error(`handshake to ${host} timed out`));

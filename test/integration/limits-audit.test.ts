@@ -41,7 +41,9 @@ function until<T>(f: () => T | undefined, ms = 5000): Promise<T> {
 describe('limit changes', () => {
   test('a per-credential cap change is published to other clients at once and audited', async () => {
     await d.client.call('limits.set', { cred: 'lim', max_concurrent: 3 });
-    const ev = await until(() => events.find((e) => e.type === 'limits.changed' && e.limits.credentials.some((c) => c.name === 'lim' && c.max_concurrent === 3)));
+    const ev = await until(() =>
+      events.find((e) => e.type === 'limits.changed' && e.limits.credentials.some((c) => c.name === 'lim' && c.max_concurrent === 3)),
+    );
     expect(ev.type).toBe('limits.changed');
     const rows = (await d.client.call('audit.tail', { n: 20 })).rows;
     expect(rows.some((r) => r.event === 'cred_updated' && r.credential === 'lim' && /max_concurrent/.test(r.detail ?? ''))).toBe(true);
@@ -71,7 +73,11 @@ describe('state directory', () => {
     const file = path.join(shortTempDir(), 'a-file');
     fs.writeFileSync(file, 'x');
     const home = path.join(file, 'sluice');
-    const r = spawnSync(process.execPath, [BIN.daemon], { env: { ...process.env, SLUICE_HOME: home, SLUICE_PROXY_LISTEN: '127.0.0.1:0' }, encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync(process.execPath, [BIN.daemon], {
+      env: { ...process.env, SLUICE_HOME: home, SLUICE_PROXY_LISTEN: '127.0.0.1:0' },
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`cannot use the state directory ${home}`);
   });

@@ -126,7 +126,11 @@ const account = (label: string): FakeAccount => oa.addAccount(`${label}-${++acco
 /** A Codex `auth.json` for an account. */
 function codexAuthJson(a: FakeAccount, extra: Record<string, unknown> = {}): string {
   return JSON.stringify(
-    { OPENAI_API_KEY: null, tokens: { id_token: a.id_token, access_token: a.access_token, refresh_token: a.refresh_token, account_id: a.id, ...extra }, last_refresh: new Date().toISOString() },
+    {
+      OPENAI_API_KEY: null,
+      tokens: { id_token: a.id_token, access_token: a.access_token, refresh_token: a.refresh_token, account_id: a.id, ...extra },
+      last_refresh: new Date().toISOString(),
+    },
     null,
     2,
   );
@@ -138,7 +142,11 @@ async function cliImport(name: string, fileText: string, host = API): Promise<Cr
   fs.writeFileSync(file, fileText, { mode: 0o600 });
   const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_HOME: d.home };
   delete env.SLUICE_SOCKET;
-  const { stdout, stderr } = await run(process.execPath, [BIN.cli, 'cred', 'add', name, '--kind', 'oauth', '--host', host, '--token-url', TOKEN_URL, '--from-file', file, '--json'], { env, timeout: 15_000 });
+  const { stdout, stderr } = await run(
+    process.execPath,
+    [BIN.cli, 'cred', 'add', name, '--kind', 'oauth', '--host', host, '--token-url', TOKEN_URL, '--from-file', file, '--json'],
+    { env, timeout: 15_000 },
+  );
   agentSaw.push(stdout, stderr);
   return JSON.parse(stdout) as CredentialInfo;
 }
@@ -164,7 +172,12 @@ async function auditRows(event: string) {
 function sealed(): Record<string, string> {
   const db = new Database(path.join(d.home, 'sluice.db'), { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare('SELECT name, secret_iv, secret_ct, secret_tag FROM credentials ORDER BY name').all() as { name: string; secret_iv: Buffer; secret_ct: Buffer; secret_tag: Buffer }[];
+    const rows = db.prepare('SELECT name, secret_iv, secret_ct, secret_tag FROM credentials ORDER BY name').all() as {
+      name: string;
+      secret_iv: Buffer;
+      secret_ct: Buffer;
+      secret_tag: Buffer;
+    }[];
     return Object.fromEntries(rows.map((r) => [r.name, Buffer.concat([r.secret_iv, r.secret_ct, r.secret_tag]).toString('hex')]));
   } finally {
     db.close();
@@ -185,7 +198,10 @@ describe('proactive refresh', () => {
     const B = account('pro-b');
     const bOld = { ...B };
     await addOAuth('pro-a', codexAuthJson(A));
-    await addOAuth('pro-b', JSON.stringify({ access_token: B.access_token, refresh_token: B.refresh_token, id_token: B.id_token, expires_at: Date.now() - 60_000 }));
+    await addOAuth(
+      'pro-b',
+      JSON.stringify({ access_token: B.access_token, refresh_token: B.refresh_token, id_token: B.id_token, expires_at: Date.now() - 60_000 }),
+    );
     const pool = await d.client.call('pool.create', { name: 'pro', members: ['pro-a', 'pro-b'] });
     // While A serves, the expired B is left alone (it is not in use).
     const first = await api(pool.phantom);
@@ -214,7 +230,10 @@ describe('proactive refresh', () => {
     const B = account('race-b');
     const bOld = { ...B };
     await addOAuth('race-a', codexAuthJson(A));
-    await addOAuth('race-b', JSON.stringify({ access_token: B.access_token, refresh_token: B.refresh_token, id_token: B.id_token, expires_at: Date.now() - 60_000 }));
+    await addOAuth(
+      'race-b',
+      JSON.stringify({ access_token: B.access_token, refresh_token: B.refresh_token, id_token: B.id_token, expires_at: Date.now() - 60_000 }),
+    );
     const pool = await d.client.call('pool.create', { name: 'race', members: ['race-a', 'race-b'] });
     up.keyStatus.set(A.access_token, { status: 429, headers: { 'retry-after': '120' } });
     // The provider rejects B's expired token, as a real one would.
@@ -283,7 +302,10 @@ describe('the seed case: two Codex accounts sharing one token URL behind one poo
     expect((await api(P)).got).toEqual([b0.access_token]);
     // Failing over to a healthy, unexpired member does not refresh it.
     expect(refreshesAt(B)).toHaveLength(0);
-    const foRows = await waitFor(async () => (await auditRows('cred_failover')).filter((r) => r.detail === 'seed:seed-a->seed-b:rate_limited'), 'cred_failover row');
+    const foRows = await waitFor(
+      async () => (await auditRows('cred_failover')).filter((r) => r.detail === 'seed:seed-a->seed-b:rate_limited'),
+      'cred_failover row',
+    );
     expect(foRows).toHaveLength(1);
     expect(foRows[0]!.credential).toBe('seed-a');
 
@@ -369,7 +391,14 @@ describe('single OAuth credential', () => {
   });
 
   test('a Claude Code credentials file imported with --from-file serves its access token', async () => {
-    const cc = { claudeAiOauth: { accessToken: `sk-ant-oat01-REAL${'x'.repeat(20)}${++accountSeq}`, refreshToken: `sk-ant-ort01-REAL${'y'.repeat(20)}${accountSeq}`, expiresAt: Date.now() + 3_600_000, scopes: ['user:inference'] } };
+    const cc = {
+      claudeAiOauth: {
+        accessToken: `sk-ant-oat01-REAL${'x'.repeat(20)}${++accountSeq}`,
+        refreshToken: `sk-ant-ort01-REAL${'y'.repeat(20)}${accountSeq}`,
+        expiresAt: Date.now() + 3_600_000,
+        scopes: ['user:inference'],
+      },
+    };
     extraReals.push(cc.claudeAiOauth.accessToken, cc.claudeAiOauth.refreshToken);
     const c = await cliImport('claude-code', JSON.stringify(cc));
     expect(c.kind).toBe('oauth');
@@ -485,13 +514,43 @@ describe('refresh phantoms resolve only inside a refresh grant to the token host
     const attempts = (rp: string): { url: string; method: string; headers: Record<string, string>; body?: string }[] => [
       { url: `https://${API}/v1/models`, method: 'GET', headers: { authorization: `Bearer ${rp}` } },
       { url: `https://${API}/v1/responses`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: rp }) },
-      { url: `https://${API}/oauth/token`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: rp }) },
-      { url: TOKEN_URL, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: 'd', refresh_token: rp }) },
-      { url: TOKEN_URL, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=authorization_code&code=c&refresh_token=${rp}` },
-      { url: TOKEN_URL, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${rp}` }, body: JSON.stringify({ grant_type: 'client_credentials' }) },
-      { url: `https://${AUTH}/oauth/revoke`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: rp }) },
+      {
+        url: `https://${API}/oauth/token`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: rp }),
+      },
+      {
+        url: TOKEN_URL,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: 'd', refresh_token: rp }),
+      },
+      {
+        url: TOKEN_URL,
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `grant_type=authorization_code&code=c&refresh_token=${rp}`,
+      },
+      {
+        url: TOKEN_URL,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${rp}` },
+        body: JSON.stringify({ grant_type: 'client_credentials' }),
+      },
+      {
+        url: `https://${AUTH}/oauth/revoke`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: rp }),
+      },
       { url: `${TOKEN_URL}?grant_type=refresh_token&refresh_token=${rp}`, method: 'GET', headers: {} },
-      { url: `https://other.example/oauth/token`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: rp }) },
+      {
+        url: `https://other.example/oauth/token`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: rp }),
+      },
     ];
     for (const rp of [c.phantom_refresh!, pool.phantom_refresh!]) {
       for (const a of attempts(rp)) {
@@ -502,7 +561,12 @@ describe('refresh phantoms resolve only inside a refresh grant to the token host
         expect(JSON.parse(r.text)).toMatchObject({ sluice: { code: 'phantom_leak' } });
       }
     }
-    const upstreamText = up.seen.slice(upN).map(seenText).join('\n') + oa.seen.slice(oaN).map((s) => `${s.method} ${s.path}\n${s.body}`).join('\n');
+    const upstreamText =
+      up.seen.slice(upN).map(seenText).join('\n') +
+      oa.seen
+        .slice(oaN)
+        .map((s) => `${s.method} ${s.path}\n${s.body}`)
+        .join('\n');
     expect(realRefresh.filter((t) => upstreamText.includes(t))).toEqual([]);
     const leaks = await auditRows('phantom_leak');
     expect(leaks.filter((r) => (r.credential ?? '').includes('leak')).length).toBeGreaterThanOrEqual(18);

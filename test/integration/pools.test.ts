@@ -191,7 +191,9 @@ describe('failover through the proxy', () => {
     // one cred.failover event and a warning notice for the TUI
     await waitFor(() => sub.events.some((e) => e.type === 'notice'), 'the failover notice');
     sub.close();
-    expect(sub.events.filter((e) => e.type === 'cred.failover')).toEqual([expect.objectContaining({ pool: 'p', from: 'p-a', to: 'p-b', reason: 'rate_limited' })]);
+    expect(sub.events.filter((e) => e.type === 'cred.failover')).toEqual([
+      expect.objectContaining({ pool: 'p', from: 'p-a', to: 'p-b', reason: 'rate_limited' }),
+    ]);
     const notices = sub.events.flatMap((e) => (e.type === 'notice' ? [e.notice] : []));
     expect(notices).toEqual([expect.objectContaining({ level: 'warn', kind: 'cred_failover' })]);
     expect(notices[0]!.message).toContain('p-b');
@@ -236,7 +238,10 @@ describe('failover through the proxy', () => {
 
   test('401 → auth failure, 300 s cooldown, replayed on B', async () => {
     const p = await makePool('au');
-    up.keyStatus.set(p.m[0]!.secret, { status: 401, body: JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }) });
+    up.keyStatus.set(p.m[0]!.secret, {
+      status: 401,
+      body: JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }),
+    });
     const t0 = Date.now();
     const r = await send(p, '/v1/au/1');
     const t1 = Date.now();
@@ -274,7 +279,10 @@ describe('failover through the proxy', () => {
     expect(await audit('cred_failover', 'nx')).toEqual([]);
 
     // control: the same member with a quota 403 does fail over
-    up.keyStatus.set(A.secret, { status: 403, body: JSON.stringify({ error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } }) });
+    up.keyStatus.set(A.secret, {
+      status: 403,
+      body: JSON.stringify({ error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } }),
+    });
     const t0 = Date.now();
     const r = await send(p, '/v1/nx/quota');
     const t1 = Date.now();
@@ -346,7 +354,11 @@ describe('failover through the proxy', () => {
   test('a 429 with a large (2 MiB) body still cools A and is replayed on B', async () => {
     const p = await makePool('bg');
     const A = p.m[0]!;
-    up.keyStatus.set(A.secret, { status: 429, headers: { 'retry-after': '30' }, body: JSON.stringify({ error: 'rate_limited', pad: 'x'.repeat(2 * 1024 * 1024) }) });
+    up.keyStatus.set(A.secret, {
+      status: 429,
+      headers: { 'retry-after': '30' },
+      body: JSON.stringify({ error: 'rate_limited', pad: 'x'.repeat(2 * 1024 * 1024) }),
+    });
     try {
       const r = await send(p, '/v1/bg/1');
       // the cooldown is decided by the status line and headers; the failure's body size is irrelevant
@@ -438,7 +450,9 @@ describe('namespace and lifecycle', () => {
     expect((await send(p, '/v1/ns/1')).status).toBe(200);
     expect((await status(p)).active).toBe('ns-b');
 
-    await expect(d.client.call('cred.add', { name: 'ns', hosts: [HOST], header: 'x-api-key', secret: fakeSecret() })).rejects.toMatchObject({ code: 'already_exists' });
+    await expect(d.client.call('cred.add', { name: 'ns', hosts: [HOST], header: 'x-api-key', secret: fakeSecret() })).rejects.toMatchObject({
+      code: 'already_exists',
+    });
     await expect(d.client.call('pool.create', { name: 'ns-a', members: ['ns-b'] })).rejects.toMatchObject({ code: 'already_exists' });
     // a credential already in a pool cannot join a second one
     await expect(d.client.call('pool.create', { name: 'ns2', members: ['ns-a'] })).rejects.toMatchObject({ code: 'in_use' });
@@ -553,7 +567,7 @@ describe('caps and concurrency', () => {
     up.keyStatus.delete(A.secret);
   });
 
-  test('the replay keeps the request\'s own global slot: a global cap of 1 does not turn the failover into a 429', async () => {
+  test("the replay keeps the request's own global slot: a global cap of 1 does not turn the failover into a 429", async () => {
     const p = await makePool('gl');
     const A = p.m[0]!;
     up.keyStatus.set(A.secret, { status: 429 });
@@ -564,7 +578,9 @@ describe('caps and concurrency', () => {
       expect(memberStatus(st, 'gl-a')).toMatchObject({ healthy: false, reason: 'rate_limited' });
       expect(st.active).toBe('gl-b');
       // one request in flight, well within the global cap of 1: the agent must see B's success
-      expect(`${r.status} ${r.headers['x-sluice-reason'] ?? ''} ${r.text.slice(0, 100)}`).toBe(`200  ${JSON.stringify({ ok: true, path: '/v1/gl/1', method: 'POST' })}`);
+      expect(`${r.status} ${r.headers['x-sluice-reason'] ?? ''} ${r.text.slice(0, 100)}`).toBe(
+        `200  ${JSON.stringify({ ok: true, path: '/v1/gl/1', method: 'POST' })}`,
+      );
       expect(seenAt('/v1/gl/1').map((x) => memberOf(p, x))).toEqual(['gl-a', 'gl-b']);
     } finally {
       await d.client.call('limits.set', { global: null });
@@ -628,20 +644,23 @@ describe('streamed failures', () => {
     const seen: { path: string; who: string }[] = [];
     const timers = new Set<NodeJS.Timeout>();
     const sockets = new Set<net.Socket>();
-    const srv = https.createServer({ key: fs.readFileSync(path.join(tls, 'upstream-key.pem')), cert: fs.readFileSync(path.join(tls, 'upstream-cert.pem')) }, (req, res) => {
-      const k = String(req.headers['x-api-key'] ?? '');
-      seen.push({ path: req.url ?? '', who: k === sa ? 'A' : k === sb ? 'B' : '?' });
-      req.resume();
-      if (k === sa) {
-        res.writeHead(429, { 'content-type': 'text/event-stream', 'retry-after': '30' });
-        res.write('event: error\ndata: {"type":"error","error":{"type":"rate_limit_error"}}\n\n');
-        const t = setTimeout(() => res.end(), 2_500);
-        timers.add(t);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: true, path: req.url }));
-    });
+    const srv = https.createServer(
+      { key: fs.readFileSync(path.join(tls, 'upstream-key.pem')), cert: fs.readFileSync(path.join(tls, 'upstream-cert.pem')) },
+      (req, res) => {
+        const k = String(req.headers['x-api-key'] ?? '');
+        seen.push({ path: req.url ?? '', who: k === sa ? 'A' : k === sb ? 'B' : '?' });
+        req.resume();
+        if (k === sa) {
+          res.writeHead(429, { 'content-type': 'text/event-stream', 'retry-after': '30' });
+          res.write('event: error\ndata: {"type":"error","error":{"type":"rate_limit_error"}}\n\n');
+          const t = setTimeout(() => res.end(), 2_500);
+          timers.add(t);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true, path: req.url }));
+      },
+    );
     srv.on('connection', (s: net.Socket) => (sockets.add(s), s.once('close', () => sockets.delete(s))));
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const d2 = await startDaemon({ upstreamPort: (srv.address() as net.AddressInfo).port });

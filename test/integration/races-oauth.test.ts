@@ -31,7 +31,8 @@ afterAll(async () => {
 
 let seq = 0;
 const account = (label: string): FakeAccount => oa.addAccount(`${label}-${++seq}`);
-const authJson = (a: FakeAccount) => JSON.stringify({ OPENAI_API_KEY: null, tokens: { id_token: a.id_token, access_token: a.access_token, refresh_token: a.refresh_token, account_id: a.id } });
+const authJson = (a: FakeAccount) =>
+  JSON.stringify({ OPENAI_API_KEY: null, tokens: { id_token: a.id_token, access_token: a.access_token, refresh_token: a.refresh_token, account_id: a.id } });
 const refreshesAt = (a: FakeAccount) => oa.seen.filter((s) => s.refresh_token?.startsWith(`rt_${a.id}_`));
 
 function refresh(refreshPhantom: string) {
@@ -63,14 +64,16 @@ describe('issue 22 #10: agent refreshes are single-flight', () => {
       }
       // The access token the saved refresh produced is the one injected next.
       const n = up.seen.length;
-      expect((await d.fetch(`https://${API}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${c.phantom}` }, body: '{}' })).status).toBe(200);
+      expect((await d.fetch(`https://${API}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${c.phantom}` }, body: '{}' })).status).toBe(
+        200,
+      );
       expect(String(up.seen[n]!.headers.authorization)).toBe(`Bearer ${a.access_token}`);
     } finally {
       oa.delayMs = 0;
     }
   });
 
-  test('in a pool: concurrent refreshes never cool the healthy member nor spend the next member\'s token', async () => {
+  test("in a pool: concurrent refreshes never cool the healthy member nor spend the next member's token", async () => {
     const a = account('pa');
     const b = account('pb');
     await d.client.call('cred.add', { name: 'pa', kind: 'oauth', hosts: [API], token_url: TOKEN_URL, secret: authJson(a) });
@@ -85,7 +88,9 @@ describe('issue 22 #10: agent refreshes are single-flight', () => {
       const st = (await d.client.call('pool.status', { name: 'pab' })).pools[0]!;
       expect(st.active).toBe('pa');
       expect(st.members.every((m) => m.healthy)).toBe(true);
-      expect((await d.client.call('audit.tail', { n: 1000 })).rows.filter((r) => r.event === 'cred_failover' && (r.detail ?? '').startsWith('pab:'))).toEqual([]);
+      expect((await d.client.call('audit.tail', { n: 1000 })).rows.filter((r) => r.event === 'cred_failover' && (r.detail ?? '').startsWith('pab:'))).toEqual(
+        [],
+      );
     } finally {
       oa.delayMs = 0;
     }

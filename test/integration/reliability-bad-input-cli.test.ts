@@ -96,13 +96,18 @@ describe('sluicectl: missing or invalid arguments', () => {
 
   /** Runs `cases` plain (and every fourth also with --json) and returns what was wrong with them. */
   async function problemsOf(cases: string[][]): Promise<string[]> {
-    const results = await mapLimit(cases, 4, async (args, i) => ({ args, plain: await runCli(args, d.socket), json: i % 4 === 0 ? await runCli(['--json', ...args], d.socket) : null }));
+    const results = await mapLimit(cases, 4, async (args, i) => ({
+      args,
+      plain: await runCli(args, d.socket),
+      json: i % 4 === 0 ? await runCli(['--json', ...args], d.socket) : null,
+    }));
     const problems: string[] = [];
     for (const { args, plain, json } of results) {
       const name = `sluicectl ${args.map((a) => (a === '' || /\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
       const lines = plain.stderr.split('\n').filter((l) => l.length > 0);
       if (plain.code !== 2) problems.push(`${name}: exit ${plain.code} (${plain.stderr.trim().slice(0, 120) || 'no stderr'})`);
-      else if (lines.length !== 1 || !lines[0]!.startsWith('sluicectl: ') || lines[0]!.length < 20) problems.push(`${name}: stderr is not one reason line: ${JSON.stringify(plain.stderr)}`);
+      else if (lines.length !== 1 || !lines[0]!.startsWith('sluicectl: ') || lines[0]!.length < 20)
+        problems.push(`${name}: stderr is not one reason line: ${JSON.stringify(plain.stderr)}`);
       else if (plain.stdout !== '') problems.push(`${name}: printed to stdout: ${JSON.stringify(plain.stdout.slice(0, 80))}`);
       if (plain.code === 2 && json) {
         const jl = json.stderr.split('\n').filter((l) => l.length > 0);
@@ -114,7 +119,8 @@ describe('sluicectl: missing or invalid arguments', () => {
         }
         // 'usage' for what the CLI catches itself; the daemon's own validation codes for what only it can judge.
         const usageCodes = ['usage', 'invalid_params', 'invalid_glob', 'cap_out_of_range'];
-        if (json.code !== 2 || jl.length !== 1 || !usageCodes.includes(parsed.error?.code ?? '') || !parsed.error?.message) problems.push(`${name} --json: exit ${json.code}, stderr ${JSON.stringify(json.stderr.slice(0, 120))}`);
+        if (json.code !== 2 || jl.length !== 1 || !usageCodes.includes(parsed.error?.code ?? '') || !parsed.error?.message)
+          problems.push(`${name} --json: exit ${json.code}, stderr ${JSON.stringify(json.stderr.slice(0, 120))}`);
       }
     }
     return problems;

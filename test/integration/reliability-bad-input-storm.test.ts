@@ -122,13 +122,21 @@ describe('RPC storm + a subscriber that never reads + 2,000 proxied requests', (
     const longSeg = 'p'.repeat(2000);
     const t0 = Date.now();
     const [storm, proxied] = await Promise.all([
-      mapLimit(Array.from({ length: 2000 }, (_, i) => i), 64, (i) => rudeConnection(d.socket, i)),
-      mapLimit(Array.from({ length: 2000 }, (_, i) => i), 20, async (i) => {
-        const s = Date.now();
-        const res = await openStream(`https://${ANT}/v1/${longSeg}/${i}`, disp, { headers: { 'x-api-key': phantom } });
-        await res.body.text();
-        return { status: res.statusCode, ms: Date.now() - s };
-      }),
+      mapLimit(
+        Array.from({ length: 2000 }, (_, i) => i),
+        64,
+        (i) => rudeConnection(d.socket, i),
+      ),
+      mapLimit(
+        Array.from({ length: 2000 }, (_, i) => i),
+        20,
+        async (i) => {
+          const s = Date.now();
+          const res = await openStream(`https://${ANT}/v1/${longSeg}/${i}`, disp, { headers: { 'x-api-key': phantom } });
+          await res.body.text();
+          return { status: res.statusCode, ms: Date.now() - s };
+        },
+      ),
     ]);
     const elapsed = Date.now() - t0;
     running = false;
@@ -141,7 +149,9 @@ describe('RPC storm + a subscriber that never reads + 2,000 proxied requests', (
     // The proxy: all 2,000 went through, none stalled.
     expect(proxied.filter((r) => r.status !== 200)).toEqual([]);
     const lat = proxied.map((r) => r.ms);
-    console.log(`[bad-input] 2000 requests in ${elapsed} ms under an RPC storm; p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${Math.max(...lat)} ms; status calls p99 ${percentile(statusLatencies, 99)} ms; RSS ${rssBefore.toFixed(1)} → max ${rssMax.toFixed(1)} MiB`);
+    console.log(
+      `[bad-input] 2000 requests in ${elapsed} ms under an RPC storm; p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${Math.max(...lat)} ms; status calls p99 ${percentile(statusLatencies, 99)} ms; RSS ${rssBefore.toFixed(1)} → max ${rssMax.toFixed(1)} MiB`,
+    );
     expect(elapsed).toBeLessThan(90_000);
     expect(Math.max(...lat)).toBeLessThan(10_000);
     // Other clients unaffected.

@@ -38,7 +38,11 @@ afterAll(async () => {
 });
 
 /** Opens a CONNECT tunnel (with the token) and sends `inner` in it, over TLS or plain; resolves with what came back. */
-function throughTunnel(target: string, inner: string, opts: { tls: boolean; servername?: string; timeoutMs?: number }): Promise<{ connect: string; text: string; closed: boolean; ms: number }> {
+function throughTunnel(
+  target: string,
+  inner: string,
+  opts: { tls: boolean; servername?: string; timeoutMs?: number },
+): Promise<{ connect: string; text: string; closed: boolean; ms: number }> {
   const ca = fs.readFileSync(d.caPath, 'utf8');
   const t0 = Date.now();
   return new Promise((resolve) => {
@@ -98,7 +102,10 @@ describe('proxy: hostile input', () => {
           expect(r.text, what).toContain('proxy_loop');
         }
       }
-      const abs = await rawProxy(d.proxyPort, `GET http://127.0.0.1:${port}/loop HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\n\r\n`);
+      const abs = await rawProxy(
+        d.proxyPort,
+        `GET http://127.0.0.1:${port}/loop HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\n\r\n`,
+      );
       expect(abs.status, `absolute-form to ${port}`).toBe(400);
       expect(abs.text).toContain('proxy_loop');
     }
@@ -107,8 +114,15 @@ describe('proxy: hostile input', () => {
 
   test('CONNECT to another loopback port is subject to policy: held for approval, never forwarded unapproved, 403 on deny', async () => {
     const from = upstream.seen.length;
-    const pending = throughTunnel(`127.0.0.1:${upstream.port}`, `GET /loopback-other HTTP/1.1\r\nHost: 127.0.0.1:${upstream.port}\r\nConnection: close\r\n\r\n`, { tls: true, timeoutMs: 10_000 });
-    const ap = await waitFor(async () => (await d.client.call('approval.list')).approvals.find((a) => a.host === '127.0.0.1' && a.port === upstream.port), 'an approval for the loopback port');
+    const pending = throughTunnel(
+      `127.0.0.1:${upstream.port}`,
+      `GET /loopback-other HTTP/1.1\r\nHost: 127.0.0.1:${upstream.port}\r\nConnection: close\r\n\r\n`,
+      { tls: true, timeoutMs: 10_000 },
+    );
+    const ap = await waitFor(
+      async () => (await d.client.call('approval.list')).approvals.find((a) => a.host === '127.0.0.1' && a.port === upstream.port),
+      'an approval for the loopback port',
+    );
     expect(upstream.seen.slice(from)).toEqual([]);
     await d.client.call('approval.resolve', { id: ap.id, decision: 'deny' });
     const r = await pending;
@@ -120,18 +134,33 @@ describe('proxy: hostile input', () => {
     const from = upstream.seen.length;
     const big = 'x'.repeat(100 * 1024);
     const auth = basicAuth(tokenOf(d));
-    const connect = await rawProxy(d.proxyPort, `CONNECT ${ANT}:443 HTTP/1.1\r\nHost: ${ANT}:443\r\nProxy-Authorization: ${auth}\r\nX-Big: ${big}\r\n\r\n`, 4000);
+    const connect = await rawProxy(
+      d.proxyPort,
+      `CONNECT ${ANT}:443 HTTP/1.1\r\nHost: ${ANT}:443\r\nProxy-Authorization: ${auth}\r\nX-Big: ${big}\r\n\r\n`,
+      4000,
+    );
     expect(connect.status === 431 || connect.status === 400 || (connect.status === null && connect.closed), `CONNECT: ${connect.text.slice(0, 80)}`).toBe(true);
-    const plain = await rawProxy(d.proxyPort, `GET http://${ANT}/v1/big HTTP/1.1\r\nHost: ${ANT}\r\nProxy-Authorization: ${auth}\r\nX-Big: ${big}\r\n\r\n`, 4000);
+    const plain = await rawProxy(
+      d.proxyPort,
+      `GET http://${ANT}/v1/big HTTP/1.1\r\nHost: ${ANT}\r\nProxy-Authorization: ${auth}\r\nX-Big: ${big}\r\n\r\n`,
+      4000,
+    );
     expect(plain.status === 431 || plain.status === 400 || (plain.status === null && plain.closed), `plain: ${plain.text.slice(0, 80)}`).toBe(true);
     const problems: string[] = [];
     for (const [what, headers] of [
       ['one 100 KiB header', `X-Big: ${big}\r\n`],
       ['3,000 small headers', Array.from({ length: 3000 }, (_, i) => `X-H${i}: v\r\n`).join('')],
     ] as const) {
-      const r = await throughTunnel(`${ANT}:443`, `GET /v1/big-in-tunnel HTTP/1.1\r\nHost: ${ANT}\r\nx-api-key: ${phantom}\r\n${headers}\r\n`, { tls: true, servername: ANT, timeoutMs: 3000 });
+      const r = await throughTunnel(`${ANT}:443`, `GET /v1/big-in-tunnel HTTP/1.1\r\nHost: ${ANT}\r\nx-api-key: ${phantom}\r\n${headers}\r\n`, {
+        tls: true,
+        servername: ANT,
+        timeoutMs: 3000,
+      });
       const st = statusOf(r.text);
-      if (!(st === 431 || st === 400 || (st === 0 && r.closed))) problems.push(`${what} inside a TLS tunnel: ${r.closed ? 'closed' : 'no answer and not closed'} after ${r.ms} ms, got ${JSON.stringify(r.text.slice(0, 60))}`);
+      if (!(st === 431 || st === 400 || (st === 0 && r.closed)))
+        problems.push(
+          `${what} inside a TLS tunnel: ${r.closed ? 'closed' : 'no answer and not closed'} after ${r.ms} ms, got ${JSON.stringify(r.text.slice(0, 60))}`,
+        );
     }
     expect(upstream.seen.slice(from)).toEqual([]);
     expect((await d.fetch(`https://${ANT}/v1/after-big`, { headers: { 'x-api-key': phantom } })).status).toBe(200);
@@ -160,7 +189,8 @@ describe('proxy: hostile input', () => {
     for (const [what, req] of plainCases) {
       const t0 = Date.now();
       const r = await rawProxy(d.proxyPort, req, 3000);
-      if (!(r.status !== null && r.status >= 400 && r.status < 500)) problems.push(`plain proxy request, ${what}: ${r.status ?? (r.closed ? 'closed' : 'no answer')} after ${Date.now() - t0} ms`);
+      if (!(r.status !== null && r.status >= 400 && r.status < 500))
+        problems.push(`plain proxy request, ${what}: ${r.status ?? (r.closed ? 'closed' : 'no answer')} after ${Date.now() - t0} ms`);
     }
     const junk = (await d.client.call('approval.list')).approvals.filter((a) => a.host !== ANT && a.host !== '127.0.0.1');
     if (junk.length > 0) problems.push(`approval prompts were opened for: ${junk.map((a) => `${JSON.stringify(a.host)}:${a.port}`).join(', ')}`);

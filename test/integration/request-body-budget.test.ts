@@ -71,7 +71,6 @@ describe('policy before body', () => {
     const before = rssMb(d.proc.pid!);
     const results = await Promise.all(Array.from({ length: 30 }, () => pushBody(d!, 'evil.example', 32 * MiB, 8 * MiB)));
     const after = rssMb(d.proc.pid!);
-    // eslint-disable-next-line no-console
     console.log(`daemon VmRSS before ${before.toFixed(0)} MiB, after 30 x 8 MiB to a denied host ${after.toFixed(0)} MiB`);
     // The answer came from the headers alone: the body was never waited for (today's code reads 32 MiB first).
     expect(results.map((r) => r.status)).toEqual(Array(30).fill(403));

@@ -81,16 +81,25 @@ describe('one canonical host', () => {
   });
 
   test('deny evil.example also denies EVIL.example. as a plain proxy request', async () => {
-    const r = await rawProxy(d.proxyPort, `GET http://EVIL.example./x HTTP/1.1\r\nHost: evil.example.\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`);
+    const r = await rawProxy(
+      d.proxyPort,
+      `GET http://EVIL.example./x HTTP/1.1\r\nHost: evil.example.\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`,
+    );
     expect(r.status).toBe(403);
     expect(r.text).toContain('policy_denied');
     // The audit names the canonical host.
-    const rows = await waitFor(async () => (await d.client.call('audit.tail', { n: 50 })).rows.filter((x) => x.verdict === 'policy_denied' && x.path === '/x'), 'denied rows');
+    const rows = await waitFor(
+      async () => (await d.client.call('audit.tail', { n: 50 })).rows.filter((x) => x.verdict === 'policy_denied' && x.path === '/x'),
+      'denied rows',
+    );
     expect(rows.every((x) => x.host === 'evil.example')).toBe(true);
   });
 
   test.each(['127.1', '2130706433', '0x7f000001', '0177.0.0.1'])('IPv4 alias %s is refused 400 invalid_host naming 127.0.0.1', async (alias) => {
-    const r = await rawProxy(d.proxyPort, `GET http://${alias}:${upstream.port}/x HTTP/1.1\r\nHost: ${alias}:${upstream.port}\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`);
+    const r = await rawProxy(
+      d.proxyPort,
+      `GET http://${alias}:${upstream.port}/x HTTP/1.1\r\nHost: ${alias}:${upstream.port}\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`,
+    );
     expect(r.status).toBe(400);
     expect(r.text).toContain('invalid_host');
     expect(r.text).toContain('use 127.0.0.1');
@@ -104,7 +113,10 @@ describe('one canonical host', () => {
 
   test('[::ffff:127.0.0.1] is 127.0.0.1: a deny rule for 127.0.0.1 on a port applies to it', async () => {
     await d.client.call('rule.add', { verdict: 'deny', host: '127.0.0.1', port: 9 });
-    const r = await rawProxy(d.proxyPort, `GET http://[::ffff:127.0.0.1]:9/x HTTP/1.1\r\nHost: [::ffff:127.0.0.1]:9\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`);
+    const r = await rawProxy(
+      d.proxyPort,
+      `GET http://[::ffff:127.0.0.1]:9/x HTTP/1.1\r\nHost: [::ffff:127.0.0.1]:9\r\nProxy-Authorization: ${basicAuth(tokenOf(d))}\r\nConnection: close\r\n\r\n`,
+    );
     expect(r.status).toBe(403);
     expect(r.text).toContain('policy_denied');
   });
@@ -114,13 +126,17 @@ describe('injection sites (--inject)', () => {
   test('cred.list shows inject, default header; cred.update changes it; a bad site is a clear error that changes nothing', async () => {
     const list = await d.client.call('cred.list');
     expect(list.credentials.find((c) => c.name === 'ant')!.inject).toEqual(['header']);
-    await expect(d.client.call('cred.update', { name: 'ant', inject: ['header', 'cookie'] as never })).rejects.toMatchObject({ message: expect.stringContaining('inject sites are header, query, body, path') });
+    await expect(d.client.call('cred.update', { name: 'ant', inject: ['header', 'cookie'] as never })).rejects.toMatchObject({
+      message: expect.stringContaining('inject sites are header, query, body, path'),
+    });
     await expect(d.client.call('cred.update', { name: 'ant', inject: [] })).rejects.toThrow(/at least one/);
     expect((await d.client.call('cred.list')).credentials.find((c) => c.name === 'ant')!.inject).toEqual(['header']);
   });
 
   test('sluicectl cred add/update --inject and cred list show the sites; a bad site names itself', async () => {
-    const add = await runCli(['cred', 'add', 'cli-inj', '--host', 'cli.example', '--inject', 'query, header', '--json'], d.socket, { input: 'sk-cli-secret-0123456789\n' });
+    const add = await runCli(['cred', 'add', 'cli-inj', '--host', 'cli.example', '--inject', 'query, header', '--json'], d.socket, {
+      input: 'sk-cli-secret-0123456789\n',
+    });
     expect(add.code, add.stderr).toBe(0);
     expect(JSON.parse(add.stdout).inject).toEqual(['header', 'query']);
     const bad = await runCli(['cred', 'update', 'cli-inj', '--inject', 'header,cookies'], d.socket);
@@ -192,12 +208,56 @@ describe('injection sites (--inject)', () => {
 
 describe('leak scan sees through encodings', () => {
   const leakCases: [string, () => Promise<string>][] = [
-    ['a gzip-encoded body', () => tunnelled(ANT, 'POST', '/v1/leak-gzip', { 'x-api-key': ant, 'content-encoding': 'gzip' }, zlib.gzipSync(Buffer.from(JSON.stringify({ other: oai }))))],
-    ['a deflate-encoded body', () => tunnelled(ANT, 'POST', '/v1/leak-deflate', { 'x-api-key': ant, 'content-encoding': 'deflate' }, zlib.deflateSync(Buffer.from(JSON.stringify({ other: oai }))))],
-    ['a br-encoded body', () => tunnelled(ANT, 'POST', '/v1/leak-br', { 'x-api-key': ant, 'content-encoding': 'br' }, zlib.brotliCompressSync(Buffer.from(JSON.stringify({ other: oai }))))],
-    ['JSON \\u escapes', () => tunnelled(ANT, 'POST', '/v1/leak-json', { 'x-api-key': ant, 'content-type': 'application/json' }, `{"other":"${oai.replace('SLUICE', '\\u0053LUICE')}"}`)],
+    [
+      'a gzip-encoded body',
+      () =>
+        tunnelled(ANT, 'POST', '/v1/leak-gzip', { 'x-api-key': ant, 'content-encoding': 'gzip' }, zlib.gzipSync(Buffer.from(JSON.stringify({ other: oai })))),
+    ],
+    [
+      'a deflate-encoded body',
+      () =>
+        tunnelled(
+          ANT,
+          'POST',
+          '/v1/leak-deflate',
+          { 'x-api-key': ant, 'content-encoding': 'deflate' },
+          zlib.deflateSync(Buffer.from(JSON.stringify({ other: oai }))),
+        ),
+    ],
+    [
+      'a br-encoded body',
+      () =>
+        tunnelled(
+          ANT,
+          'POST',
+          '/v1/leak-br',
+          { 'x-api-key': ant, 'content-encoding': 'br' },
+          zlib.brotliCompressSync(Buffer.from(JSON.stringify({ other: oai }))),
+        ),
+    ],
+    [
+      'JSON \\u escapes',
+      () =>
+        tunnelled(
+          ANT,
+          'POST',
+          '/v1/leak-json',
+          { 'x-api-key': ant, 'content-type': 'application/json' },
+          `{"other":"${oai.replace('SLUICE', '\\u0053LUICE')}"}`,
+        ),
+    ],
     ['percent-encoding in the query', () => tunnelled(ANT, 'GET', `/v1/leak-query?k=${oai.replace('SLUICE', '%53%4CUICE')}`, { 'x-api-key': ant })],
-    ['percent-encoding in a form body', () => tunnelled(ANT, 'POST', '/v1/leak-form', { 'x-api-key': ant, 'content-type': 'application/x-www-form-urlencoded' }, `a=1&k=${oai.replace('SLUICE', '%53LUICE')}`)],
+    [
+      'percent-encoding in a form body',
+      () =>
+        tunnelled(
+          ANT,
+          'POST',
+          '/v1/leak-form',
+          { 'x-api-key': ant, 'content-type': 'application/x-www-form-urlencoded' },
+          `a=1&k=${oai.replace('SLUICE', '%53LUICE')}`,
+        ),
+    ],
   ];
   test.each(leakCases)('a phantom bound elsewhere hidden in %s is a phantom_leak (403, audited)', async (_name, send) => {
     const before = (await auditRows('phantom_leak')).length;

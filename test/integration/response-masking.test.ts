@@ -96,7 +96,13 @@ beforeAll(async () => {
   d = await startDaemon({ upstreamPort: echo.port });
   for (const host of [ANT, OAI, AUTH, 'evil.example']) await d.client.call('rule.add', { verdict: 'allow', host });
   antPhantom = (await d.client.call('cred.add', { name: 'ant', hosts: [ANT], header: 'x-api-key', secret: SECRET_ANT })).phantom;
-  const oauth = await d.client.call('cred.add', { name: 'codex', kind: 'oauth', hosts: [OAI], token_url: TOKEN_URL, secret: JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, id_token: ID_TOKEN }) });
+  const oauth = await d.client.call('cred.add', {
+    name: 'codex',
+    kind: 'oauth',
+    hosts: [OAI],
+    token_url: TOKEN_URL,
+    secret: JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, id_token: ID_TOKEN }),
+  });
   oaiPhantom = oauth.phantom;
   oaiRefreshPhantom = oauth.phantom_refresh!;
 });
@@ -108,7 +114,11 @@ afterAll(async () => {
 
 describe('HTTP responses', () => {
   test('echoed request headers and body come back with the phantom in headers and JSON body; one secret_masked row', async () => {
-    const r = await call(`https://${ANT}/v1/messages?x=1`, { method: 'POST', headers: { 'x-api-key': antPhantom, 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });
+    const r = await call(`https://${ANT}/v1/messages?x=1`, {
+      method: 'POST',
+      headers: { 'x-api-key': antPhantom, 'content-type': 'application/json' },
+      body: '{"prompt":"hi"}',
+    });
     expect(r.status).toBe(200);
     // The upstream really got the secret (so this is masking, not a missing injection).
     expect(echo.seen.at(-1)!.headers['x-api-key']).toBe(SECRET_ANT);
@@ -144,7 +154,9 @@ describe('HTTP responses', () => {
 
   for (const coding of ['gzip', 'deflate', 'deflate-raw', 'br'] as const) {
     test(`a ${coding} body is decoded, masked and sent decoded; accept-encoding is narrowed to what sluice decodes`, async () => {
-      const r = await call(`https://${ANT}/${coding}`, { headers: { 'x-api-key': antPhantom, 'accept-encoding': 'zstd, gzip;q=0.9, br, deflate, compress, *' } });
+      const r = await call(`https://${ANT}/${coding}`, {
+        headers: { 'x-api-key': antPhantom, 'accept-encoding': 'zstd, gzip;q=0.9, br, deflate, compress, *' },
+      });
       expect(r.status).toBe(200);
       expect(r.headers['content-encoding']).toBeUndefined();
       const body = JSON.parse(r.body.toString()) as { headers: Record<string, string> };
@@ -164,7 +176,11 @@ describe('HTTP responses', () => {
     test(`backpressure holds through the masker (${coding}): a client that stops reading stalls the upstream`, async () => {
       const disp = d.dispatcher();
       try {
-        const res = await request(`https://${ANT}/big?coding=${coding}`, { dispatcher: disp, headers: { 'x-api-key': antPhantom, 'accept-encoding': 'gzip' }, highWaterMark: 64 * 1024 });
+        const res = await request(`https://${ANT}/big?coding=${coding}`, {
+          dispatcher: disp,
+          headers: { 'x-api-key': antPhantom, 'accept-encoding': 'gzip' },
+          highWaterMark: 64 * 1024,
+        });
         expect(res.statusCode).toBe(200);
         // Read nothing until the upstream stops making progress (it waits for 'drain').
         let prev = -1;
@@ -203,7 +219,11 @@ describe('HTTP responses', () => {
 
 describe('token endpoint', () => {
   const refresh = (query = '') =>
-    call(`${TOKEN_URL}${query}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept-encoding': 'gzip, deflate, br' }, body: `grant_type=refresh_token&refresh_token=${oaiRefreshPhantom}` });
+    call(`${TOKEN_URL}${query}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept-encoding': 'gzip, deflate, br' },
+      body: `grant_type=refresh_token&refresh_token=${oaiRefreshPhantom}`,
+    });
 
   for (const coding of ['gzip', 'deflate', 'br']) {
     test(`a ${coding} token answer is decoded: the agent gets phantoms, the new tokens are saved`, async () => {
@@ -243,7 +263,15 @@ describe('token endpoint', () => {
 
   test('cred.add and cred.update refuse an http:// token URL with a one-line reason', async () => {
     const bad = 'http://auth.openai.com/oauth/token';
-    await expect(d.client.call('cred.add', { name: 'plain', kind: 'oauth', hosts: [OAI], token_url: bad, secret: JSON.stringify({ access_token: 'a'.repeat(20), refresh_token: 'b'.repeat(20) }) })).rejects.toThrow(/https/);
+    await expect(
+      d.client.call('cred.add', {
+        name: 'plain',
+        kind: 'oauth',
+        hosts: [OAI],
+        token_url: bad,
+        secret: JSON.stringify({ access_token: 'a'.repeat(20), refresh_token: 'b'.repeat(20) }),
+      }),
+    ).rejects.toThrow(/https/);
     await expect(d.client.call('cred.update', { name: 'codex', token_url: bad })).rejects.toThrow(/https/);
   });
 });
@@ -256,7 +284,14 @@ describe('WebSocket', () => {
     // The id token stored now: the one issued with the access token in use (or the first one).
     const i = echo.issued.indexOf(access);
     echo.wsGreeting = [i === -1 ? ID_TOKEN : echo.issued[i + 2]!, SECRET_ANT];
-    const opened = await openWsAt({ proxyPort: d.proxyPort, token: tokenOf(d), caPath: d.caPath, host: OAI, path: '/v1/responses', headers: { authorization: `Bearer ${oaiPhantom}` } });
+    const opened = await openWsAt({
+      proxyPort: d.proxyPort,
+      token: tokenOf(d),
+      caPath: d.caPath,
+      host: OAI,
+      path: '/v1/responses',
+      headers: { authorization: `Bearer ${oaiPhantom}` },
+    });
     if (!('ws' in opened)) throw new Error(`upgrade refused: ${opened.status} ${opened.body}`);
     const ws: WebSocket = opened.ws;
     const frames: { data: Buffer; binary: boolean }[] = [];
@@ -264,7 +299,11 @@ describe('WebSocket', () => {
     const sent = echo.wsSeen.length;
     ws.send(`my token is ${oaiPhantom}`);
     // 3 greetings × (text + binary) + the echo of our message.
-    await within(waitFor(() => frames.length >= 7 || null, 'seven frames'), 10_000, 'frames');
+    await within(
+      waitFor(() => frames.length >= 7 || null, 'seven frames'),
+      10_000,
+      'frames',
+    );
     expect(echo.wsSeen[sent]).toBe(`my token is ${access}`);
     for (const r of [REFRESH, ...echo.issued.filter((t) => t.startsWith('rt-'))]) expect(echo.wsSeen[sent]).not.toContain(r);
     expect(frames.filter((f) => f.binary).length).toBe(3);

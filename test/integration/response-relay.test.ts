@@ -154,7 +154,9 @@ test('HEAD, 204 and 304 answers (no body) and complete chunked bodies arrive who
     }
     // Every exchange finished cleanly (no permit left held, no client_aborted rows).
     await expect.poll(async () => ((await d.client.call('daemon.status', {})) as { counts: { in_flight: number } }).counts.in_flight).toBe(0);
-    const rows = ((await d.client.call('audit.tail', { n: 40 })) as { rows: { path: string | null; detail: string | null }[] }).rows.filter((r) => r.path === '/nobody' || r.path?.startsWith('/chunks'));
+    const rows = ((await d.client.call('audit.tail', { n: 40 })) as { rows: { path: string | null; detail: string | null }[] }).rows.filter(
+      (r) => r.path === '/nobody' || r.path?.startsWith('/chunks'),
+    );
     expect(rows).toHaveLength(12);
     expect(rows.every((r) => r.detail === 'completed')).toBe(true);
   } finally {

@@ -183,7 +183,12 @@ describe('JSON-RPC framing and envelope errors', () => {
   });
 
   test('a line over 1 MiB gets an error, creates nothing, and the same connection still works', async () => {
-    const big = JSON.stringify({ jsonrpc: '2.0', id: 300, method: 'cred.add', params: { name: 'big', hosts: ['a.example'], secret: 'A'.repeat(1024 * 1024 + 10) } });
+    const big = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 300,
+      method: 'cred.add',
+      params: { name: 'big', hosts: ['a.example'], secret: 'A'.repeat(1024 * 1024 + 10) },
+    });
     // written in pieces, the way a slow client would send it
     for (let i = 0; i < big.length; i += 256 * 1024) raw.write(big.slice(i, i + 256 * 1024));
     raw.write('\n');
@@ -201,7 +206,14 @@ describe('JSON-RPC framing and envelope errors', () => {
 describe('domain validation changes nothing', () => {
   test('out-of-range cap on cred.add (0, 300, 2.5) → error mentioning 1 and 256, nothing created', async () => {
     for (const cap of [0, 300, 2.5, -1]) {
-      const e = await rpcFails(d.client.call('cred.add', { name: `cap${String(cap).replace(/\W/g, '')}`, hosts: ['api.anthropic.com'], secret: 'sk-ant-api03-REALcaptest0123456789', max_concurrent: cap }));
+      const e = await rpcFails(
+        d.client.call('cred.add', {
+          name: `cap${String(cap).replace(/\W/g, '')}`,
+          hosts: ['api.anthropic.com'],
+          secret: 'sk-ant-api03-REALcaptest0123456789',
+          max_concurrent: cap,
+        }),
+      );
       expect(['invalid_params', 'cap_out_of_range']).toContain(e.code);
       if (Number.isInteger(cap)) {
         expect(e.message).toMatch(/\b1\b/);

@@ -60,7 +60,9 @@ afterAll(async () => {
 /** TLS through a CONNECT tunnel to `ip:p`, verified against sluice's CA for the IP itself (no SNI). */
 function tlsToIp(ip: string, p: number): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const raw = net.connect(port, '127.0.0.1', () => raw.write(`CONNECT ${ip}:${p} HTTP/1.1\r\nHost: ${ip}:${p}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`));
+    const raw = net.connect(port, '127.0.0.1', () =>
+      raw.write(`CONNECT ${ip}:${p} HTTP/1.1\r\nHost: ${ip}:${p}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`),
+    );
     raw.once('error', reject);
     raw.once('data', (c: Buffer) => {
       if (!c.toString().startsWith('HTTP/1.1 200')) return reject(new Error(c.toString()));
@@ -108,7 +110,14 @@ test('tunnels to twenty different IPs start no listening server in the daemon', 
 });
 
 test('a WebSocket to wss://127.0.0.1:<port> is relayed through the IP-literal tunnel', async () => {
-  const r = await openWsAt({ proxyPort: port, token: decodeURIComponent(tokenOf(d.proxyUrl) ?? ''), caPath: d.caPath, host: '127.0.0.1', port: rec.port, path: '/ws-by-ip' });
+  const r = await openWsAt({
+    proxyPort: port,
+    token: decodeURIComponent(tokenOf(d.proxyUrl) ?? ''),
+    caPath: d.caPath,
+    host: '127.0.0.1',
+    port: rec.port,
+    path: '/ws-by-ip',
+  });
   expect(r.ws, `upgrade answered ${r.status} ${r.body}`).toBeDefined();
   const ws = r.ws!;
   try {
@@ -177,7 +186,9 @@ test('a plain ws:// WebSocket inside a CONNECT tunnel is relayed', async () => {
   const wsPort = (wss.address() as net.AddressInfo).port;
   try {
     const tunnel = await connectTunnel(port, '127.0.0.1', wsPort, decodeURIComponent(tokenOf(d.proxyUrl) ?? ''));
-    const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/plain-ws`, { createConnection: () => tunnel as net.Socket } as ConstructorParameters<typeof WebSocket>[2]);
+    const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/plain-ws`, { createConnection: () => tunnel as net.Socket } as ConstructorParameters<
+      typeof WebSocket
+    >[2]);
     try {
       await new Promise<void>((resolve, reject) => {
         ws.once('open', () => resolve());

@@ -48,7 +48,14 @@ beforeAll(async () => {
   for (const host of [ANT, OAI]) await d.client.call('rule.add', { verdict: 'allow', host });
   const a = await d.client.call('cred.add', { name: 'ant', hosts: [ANT], header: 'x-api-key', secret: fakeSecret('sk-ant-api03-'), max_concurrent: 2 });
   ant = { 'x-api-key': a.phantom };
-  const o = await d.client.call('cred.add', { name: 'oai', hosts: [OAI], header: 'authorization', format: 'Bearer {}', secret: fakeSecret('sk-proj-'), max_concurrent: 2 });
+  const o = await d.client.call('cred.add', {
+    name: 'oai',
+    hosts: [OAI],
+    header: 'authorization',
+    format: 'Bearer {}',
+    secret: fakeSecret('sk-proj-'),
+    max_concurrent: 2,
+  });
   oai = { authorization: `Bearer ${o.phantom}` };
 });
 
@@ -65,7 +72,10 @@ async function inFlight(name: string): Promise<{ cred: number; global: number }>
 }
 
 async function auditRow(path: string) {
-  return waitFor(async () => (await d.client.call('audit.tail', { n: 50 })).rows.find((r) => r.path === path && r.event === 'request'), `the audit row of ${path}`);
+  return waitFor(
+    async () => (await d.client.call('audit.tail', { n: 50 })).rows.find((r) => r.path === path && r.event === 'request'),
+    `the audit row of ${path}`,
+  );
 }
 
 describe('HTTP', () => {

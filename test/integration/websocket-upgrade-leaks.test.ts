@@ -47,7 +47,14 @@ beforeAll(async () => {
   d = await startDaemon({ upstreamPort: up.port });
   await d.client.call('rule.add', { verdict: 'allow', host: OAI });
   await d.client.call('rule.add', { verdict: 'allow', host: '127.0.0.1' });
-  const c = await d.client.call('cred.add', { name: 'oai', hosts: [OAI], header: 'authorization', format: 'Bearer {}', secret: fakeSecret('sk-proj-'), max_concurrent: 8 });
+  const c = await d.client.call('cred.add', {
+    name: 'oai',
+    hosts: [OAI],
+    header: 'authorization',
+    format: 'Bearer {}',
+    secret: fakeSecret('sk-proj-'),
+    max_concurrent: 8,
+  });
   auth = { authorization: `Bearer ${c.phantom}` };
 });
 
@@ -80,15 +87,26 @@ test('ten malformed upgrades are refused 400 before admission: no permit taken, 
   const seenBefore = up.seen.length;
   const answers: string[] = [];
   for (const [name, headers] of bad) {
-    const lines = [`GET /v1/bad-upgrade/${name} HTTP/1.1`, `Host: ${OAI}`, 'Upgrade: websocket', 'Connection: Upgrade', `Authorization: ${auth.authorization}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+    const lines = [
+      `GET /v1/bad-upgrade/${name} HTTP/1.1`,
+      `Host: ${OAI}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Authorization: ${auth.authorization}`,
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    ];
     const text = await tunnelRaw(d, OAI, lines.join('\r\n') + '\r\n\r\n');
     expect(text.split('\r\n')[0], name).toMatch(/^HTTP\/1\.1 400 /);
     answers.push(text);
   }
-  await waitFor(async () => {
-    const f = await inFlight();
-    return f.cred === 0 && f.global === 0;
-  }, 'in_flight 0 after the malformed upgrades', 3000);
+  await waitFor(
+    async () => {
+      const f = await inFlight();
+      return f.cred === 0 && f.global === 0;
+    },
+    'in_flight 0 after the malformed upgrades',
+    3000,
+  );
   expect(up.seen.slice(seenBefore).filter((r) => r.path.startsWith('/v1/bad-upgrade'))).toEqual([]);
   for (const text of answers) expect(text).toContain('websocket_bad_upgrade');
   const rows = (await d.client.call('audit.tail', { n: 50 })).rows.filter((r) => r.path?.startsWith('/v1/bad-upgrade/'));
@@ -114,7 +132,15 @@ test('a client that half-closes while the upstream connection is being made: per
   await new Promise<void>((r) => s.once('connect', () => r()));
   const target = `127.0.0.1:${slow.port}`;
   s.write(
-    [`GET http://${target}/half-close HTTP/1.1`, `Host: ${target}`, `Proxy-Authorization: ${basicAuth(tokenOf(d))}`, 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${GOOD_KEY}`, 'Sec-WebSocket-Version: 13'].join('\r\n') + '\r\n\r\n',
+    [
+      `GET http://${target}/half-close HTTP/1.1`,
+      `Host: ${target}`,
+      `Proxy-Authorization: ${basicAuth(tokenOf(d))}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Key: ${GOOD_KEY}`,
+      'Sec-WebSocket-Version: 13',
+    ].join('\r\n') + '\r\n\r\n',
   );
   try {
     await waitFor(() => slowUpgrades > before, 'the upgrade reaching the slow upstream');

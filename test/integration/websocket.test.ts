@@ -64,7 +64,11 @@ beforeAll(async () => {
   upstream = await startFakeUpstream();
   untrusted = await startFakeUpstream({ untrusted: true });
   rec = await startWsRecorder();
-  const resolve = [resolveSpec(upstream.port, defaultResolvePairs()), resolveSpec(rec.port, [[REC, 443]]), resolveSpec(untrusted.port, [[OAI, UNTRUSTED_PORT]])].join(',');
+  const resolve = [
+    resolveSpec(upstream.port, defaultResolvePairs()),
+    resolveSpec(rec.port, [[REC, 443]]),
+    resolveSpec(untrusted.port, [[OAI, UNTRUSTED_PORT]]),
+  ].join(',');
   d = await startDaemon({ upstreamPort: upstream.port, env: { SLUICE_RESOLVE: resolve, SLUICE_DEFAULT_VERDICT: 'ask' } });
   token = decodeURIComponent(tokenOf(d.proxyUrl) ?? '');
   expect(token).not.toBe('');
@@ -243,7 +247,11 @@ describe('frames', () => {
     expect(got).not.toContain(a.phantom);
     expect(got).not.toContain(a.secret);
     expect(echoed).toBe('echo:steal  now');
-    const row = await waitFor(async () => (await auditRows()).find((x) => x.event === 'phantom_leak' && x.host === REC && x.path === '/msg-leak'), 'phantom_leak audit row', 3000);
+    const row = await waitFor(
+      async () => (await auditRows()).find((x) => x.event === 'phantom_leak' && x.host === REC && x.path === '/msg-leak'),
+      'phantom_leak audit row',
+      3000,
+    );
     expect(row.credential).toBe('a');
     expect(row.method).toBe('WS');
     expect(JSON.stringify(row)).not.toContain(a.secret);
@@ -372,7 +380,13 @@ describe('policy, access and approval on the upgrade', () => {
   });
 
   test('without the proxy token the CONNECT is refused with 407', async () => {
-    await expect(within(openWebSocket({ proxyPort: d.proxyPort, token: null, caPath: d.caPath, host: OAI, path: '/v1/responses?t=noauth', headers: bearer(o) }), 10_000, 'open without token')).rejects.toThrow(/407/);
+    await expect(
+      within(
+        openWebSocket({ proxyPort: d.proxyPort, token: null, caPath: d.caPath, host: OAI, path: '/v1/responses?t=noauth', headers: bearer(o) }),
+        10_000,
+        'open without token',
+      ),
+    ).rejects.toThrow(/407/);
     const raw = await rawConnect(d.proxyPort, `${OAI}:443`);
     expect(raw.status).toBe(407);
     expect(wsSeen('/v1/responses?t=noauth')).toHaveLength(0);
@@ -381,7 +395,11 @@ describe('policy, access and approval on the upgrade', () => {
   test('an ask destination holds the upgrade until approval, then proceeds after allow_once', async () => {
     let settled = false;
     const pending = open(ASK, '/ws-ask').finally(() => (settled = true));
-    const approval = await waitFor(async () => (await d.client.call('approval.list')).approvals.find((x) => x.host === ASK && x.port === 443), 'the approval prompt', 5000);
+    const approval = await waitFor(
+      async () => (await d.client.call('approval.list')).approvals.find((x) => x.host === ASK && x.port === 443),
+      'the approval prompt',
+      5000,
+    );
     expect(approval.path).toBe('/ws-ask');
     // About time: while the prompt is open the upgrade must stay held; watch it for 200 ms.
     await sleep(200);

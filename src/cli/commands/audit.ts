@@ -27,7 +27,11 @@ export function auditCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('utc', { type: 'boolean', default: false, describe: 'show times in UTC (default: local time)' })
             .option('cred', { type: 'string', coerce: lastString, describe: 'only rows for this credential or pool' })
             .option('host', { type: 'string', coerce: lastString, describe: 'only rows for this host or host glob (*.openai.com)' })
-            .option('agent', { type: 'string', coerce: lastString, describe: 'only rows of this agent (named with `run --name`): today its start and stop rows; request rows once they carry an agent' })
+            .option('agent', {
+              type: 'string',
+              coerce: lastString,
+              describe: 'only rows of this agent (named with `run --name`): today its start and stop rows; request rows once they carry an agent',
+            })
             .option('event', { type: 'string', coerce: lastString, describe: 'only rows of this event (request, phantom_leak, cred_failover, …)' })
             .option('since', { type: 'string', coerce: lastString, describe: 'only rows from the last 10m, 2h, 1d, …' })
             .example('$0 audit tail -n 50 --cred work --since 2h', 'the last 50 rows for credential "work" in the last two hours')
@@ -35,7 +39,8 @@ export function auditCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .example('$0 audit tail --json | jq .rows[].path', 'rows as JSON (snake_case fields, as the RPC returns them)'),
         action(async (args) => {
           const n = intOption('n', args.n, (v) => (v >= 1 && v <= 10_000 ? null : 'must be between 1 and 10000'));
-          if (args.since !== undefined && sinceMs(args.since) === null) throw new UsageError(`--since must be a whole number and a unit (s, m, h, d), e.g. 10m, 2h, 1d; got ${JSON.stringify(args.since)}`);
+          if (args.since !== undefined && sinceMs(args.since) === null)
+            throw new UsageError(`--since must be a whole number and a unit (s, m, h, d), e.g. 10m, 2h, 1d; got ${JSON.stringify(args.since)}`);
           for (const opt of ['cred', 'host', 'agent', 'event'] as const) {
             if (args[opt] !== undefined && args[opt].trim() === '') throw new UsageError(`--${opt} needs a value`);
           }

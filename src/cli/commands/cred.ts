@@ -34,9 +34,17 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .option('format', { type: 'string', coerce: lastString, describe: "header value format, e.g. 'Bearer {}'" })
             .option('max-concurrent', { type: 'number', coerce: lastNumber, describe: 'in-flight cap (1-256, default 8)' })
             .option('queue-timeout-ms', { type: 'number', coerce: lastNumber, describe: 'wait this long for a slot before 429 (0 = refuse at once)' })
-            .option('kind', { choices: KINDS, default: 'api-key' as (typeof KINDS)[number], describe: 'api-key (a static secret) or oauth (access + refresh token)' })
+            .option('kind', {
+              choices: KINDS,
+              default: 'api-key' as (typeof KINDS)[number],
+              describe: 'api-key (a static secret) or oauth (access + refresh token)',
+            })
             .option('token-url', { type: 'string', coerce: lastString, describe: 'oauth: the token endpoint refreshes go to' })
-            .option('inject', { type: 'string', coerce: lastString, describe: 'where the phantom is swapped for the secret: header (default), or any of header,query,body,path' })
+            .option('inject', {
+              type: 'string',
+              coerce: lastString,
+              describe: 'where the phantom is swapped for the secret: header (default), or any of header,query,body,path',
+            })
             .option('from-file', {
               type: 'string',
               coerce: lastString,
@@ -74,7 +82,10 @@ export function credCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'remove <name>',
         'remove a credential (not while it is a pool member)',
-        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'credential name' }).example('$0 cred remove anthropic', 'remove it (take it out of its pool first)'),
+        (r) =>
+          r
+            .positional('name', { type: 'string', demandOption: true, describe: 'credential name' })
+            .example('$0 cred remove anthropic', 'remove it (take it out of its pool first)'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'cred.remove', { name: args.name }), (r) => `removed ${r.removed}`);
         }),
@@ -117,7 +128,9 @@ async function addCredential(args: AddArgs): Promise<void> {
   params.secret = args.fromFile !== undefined ? readTokenFile(args.fromFile) : await readSecret(args.name);
   const cred = await callDaemon(args, 'cred.add', params);
   printResult(args, cred, (r) =>
-    r.phantom_refresh ? `added ${r.name}; access token phantom: ${r.phantom}\nrefresh token phantom: ${r.phantom_refresh}` : `added ${r.name}; phantom: ${r.phantom}`,
+    r.phantom_refresh
+      ? `added ${r.name}; access token phantom: ${r.phantom}\nrefresh token phantom: ${r.phantom_refresh}`
+      : `added ${r.name}; phantom: ${r.phantom}`,
   );
 }
 

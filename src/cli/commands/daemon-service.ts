@@ -92,9 +92,13 @@ async function install(args: ServiceArgs): Promise<void> {
   const lines = [`wrote ${file}`];
   if (args.enable !== false) {
     runManager(spec.platform, managerCommands(spec.platform, 'enable', file, os.userInfo().uid), false);
-    lines.push(spec.platform === 'darwin' ? 'loaded with launchctl; sluiced now starts at login' : 'enabled with systemctl --user; sluiced now starts at login');
+    lines.push(
+      spec.platform === 'darwin' ? 'loaded with launchctl; sluiced now starts at login' : 'enabled with systemctl --user; sluiced now starts at login',
+    );
   } else {
-    lines.push(spec.platform === 'darwin' ? `load it with: launchctl bootstrap gui/$(id -u) ${file}` : 'enable it with: systemctl --user enable --now sluiced.service');
+    lines.push(
+      spec.platform === 'darwin' ? `load it with: launchctl bootstrap gui/$(id -u) ${file}` : 'enable it with: systemctl --user enable --now sluiced.service',
+    );
   }
   printLines(lines);
 }

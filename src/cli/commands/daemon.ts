@@ -21,8 +21,18 @@ const STOP_POLL_MS = 100;
 export function daemonCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command('daemon', 'start or stop sluiced', (d) =>
     d
-      .command('start', 'start sluiced in the background (no-op when it is running)', (c) => c.example('$0 daemon start', 'returns once the socket answers'), action(startDaemon))
-      .command('stop', 'stop sluiced gracefully and wait until it is gone', (c) => c.example('$0 daemon stop', 'pending prompts are denied'), action(stopDaemon))
+      .command(
+        'start',
+        'start sluiced in the background (no-op when it is running)',
+        (c) => c.example('$0 daemon start', 'returns once the socket answers'),
+        action(startDaemon),
+      )
+      .command(
+        'stop',
+        'stop sluiced gracefully and wait until it is gone',
+        (c) => c.example('$0 daemon stop', 'pending prompts are denied'),
+        action(stopDaemon),
+      )
       .command(daemonServiceCommands)
       .example('$0 daemon start', 'start sluiced in the background')
       .demandCommand(1, 'daemon needs a subcommand: start, stop, install or uninstall'),

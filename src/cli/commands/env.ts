@@ -16,12 +16,13 @@ export function envCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     'env',
     'print proxy environment lines: eval "$(sluicectl env)"',
     (c) =>
-      c.option('shell', {
-        describe: 'shell syntax of the lines',
-        choices: SHELL_KINDS,
-        requiresArg: true,
-        default: 'sh' as ShellKind,
-      })
+      c
+        .option('shell', {
+          describe: 'shell syntax of the lines',
+          choices: SHELL_KINDS,
+          requiresArg: true,
+          default: 'sh' as ShellKind,
+        })
         .example('eval "$($0 env)"', 'bash, zsh or sh: send this shell through sluice')
         .example('$0 env --shell fish | source', 'fish')
         .example('$0 env --json', 'the variables as a JSON object'),

@@ -48,7 +48,10 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'rotate <name>',
         'park the active member so the next healthy one takes over',
-        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool rotate claude', 'the next healthy member takes over'),
+        (r) =>
+          r
+            .positional('name', { type: 'string', demandOption: true, describe: 'pool name' })
+            .example('$0 pool rotate claude', 'the next healthy member takes over'),
         action(async (args) => {
           const result = await callDaemon(args, 'pool.rotate', { name: args.name });
           printResult(args, result, (r) => `rotated ${r.pool.name}: ${r.from ?? '-'} -> ${r.to ?? '-'}`);
@@ -57,7 +60,8 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'reset <name>',
         'clear every member cooldown',
-        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool reset claude', 'every member healthy again'),
+        (r) =>
+          r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool reset claude', 'every member healthy again'),
         action(async (args) => {
           const pool = await callDaemon(args, 'pool.reset', { name: args.name });
           printResult(args, pool, (r) => `reset ${r.name}; active: ${r.active ?? '-'}`);
@@ -92,7 +96,10 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command(
         'remove <name>',
         'remove a pool (its members stay)',
-        (r) => r.positional('name', { type: 'string', demandOption: true, describe: 'pool name' }).example('$0 pool remove claude', 'agents holding its phantom stop working'),
+        (r) =>
+          r
+            .positional('name', { type: 'string', demandOption: true, describe: 'pool name' })
+            .example('$0 pool remove claude', 'agents holding its phantom stop working'),
         action(async (args) => {
           printResult(args, await callDaemon(args, 'pool.remove', { name: args.name }), (r) => `removed pool ${r.removed}`);
         }),
@@ -116,14 +123,7 @@ export function poolStatusTable(pools: PoolInfo[], now: number): string[] {
   return formatTable(
     ['POOL', 'MEMBER', 'ACTIVE', 'HEALTH', 'COOLDOWN', 'REASON'],
     pools.flatMap((p) =>
-      p.members.map((m) => [
-        p.name,
-        m.name,
-        m.name === p.active ? '*' : '',
-        m.healthy ? 'ok' : 'cooling',
-        formatUntil(m.cooldown_until, now),
-        m.reason,
-      ]),
+      p.members.map((m) => [p.name, m.name, m.name === p.active ? '*' : '', m.healthy ? 'ok' : 'cooling', formatUntil(m.cooldown_until, now), m.reason]),
     ),
     '(no pools)',
   );

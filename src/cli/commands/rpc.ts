@@ -16,7 +16,7 @@ export function rpcCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     (r) =>
       r
         .positional('method', { type: 'string', demandOption: true, describe: 'method name, e.g. daemon.status' })
-        .positional('params', { type: 'string', describe: "JSON object, e.g. '{\"name\":\"openai\"}'" })
+        .positional('params', { type: 'string', describe: 'JSON object, e.g. \'{"name":"openai"}\'' })
         .example('$0 rpc daemon.status', 'call a method without params')
         .example(`$0 rpc pool.status '{"name":"claude"}'`, 'with params'),
     action(async (args) => {

@@ -24,7 +24,11 @@ export function ruleCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         (a) =>
           a
             .positional('verdict', { choices: VERDICTS, demandOption: true, describe: 'allow (no prompt), deny (refuse) or ask (prompt)' })
-            .positional('host', { type: 'string', demandOption: true, describe: 'host glob, e.g. *.openai.com (host:port and https:// URLs are read as host + --port)' })
+            .positional('host', {
+              type: 'string',
+              demandOption: true,
+              describe: 'host glob, e.g. *.openai.com (host:port and https:// URLs are read as host + --port)',
+            })
             .option('port', { type: 'number', coerce: lastNumber, describe: 'only this port (1-65535; default: any)' })
             .option('method', { type: 'string', coerce: lastString, describe: `only this HTTP method: ${HTTP_METHODS.join(', ')}` })
             .option('path', { type: 'string', coerce: lastString, describe: 'path glob, starting with /' })

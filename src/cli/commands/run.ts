@@ -41,7 +41,12 @@ export function agentEnvFor(base: NodeJS.ProcessEnv, vars: Record<string, string
 /** The agent name `run` uses when `--name` is not given: the command's basename, in the characters names allow. */
 export function defaultAgentName(words: string[]): string {
   const base = (words[0] ?? 'agent').split('/').pop() || 'agent';
-  return base.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64) || 'agent';
+  return (
+    base
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 64) || 'agent'
+  );
 }
 
 /** Registers `run [--isolate] [--name NAME] -- CMD [ARGS…]`. */
@@ -52,8 +57,12 @@ export function runCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     (c) =>
       c
         .positional('cmd', { describe: 'command and arguments (put them after --)', type: 'string', array: true })
-        .option('isolate', { type: 'boolean', default: false, describe: 'fence the command (Linux, bubblewrap): no network but the proxy, no access to sluice\'s state or socket' })
-        .option('name', { type: 'string', describe: 'the agent\'s name in audit rows, prompts and `sluicectl agents` (default: the command\'s name)' })
+        .option('isolate', {
+          type: 'boolean',
+          default: false,
+          describe: "fence the command (Linux, bubblewrap): no network but the proxy, no access to sluice's state or socket",
+        })
+        .option('name', { type: 'string', describe: "the agent's name in audit rows, prompts and `sluicectl agents` (default: the command's name)" })
         .example('$0 run -- claude -p "hello"', 'run Claude Code through the proxy')
         .example('$0 run --isolate --name reviewer -- codex exec "review"', 'run Codex fenced, named "reviewer"')
         .example('$0 run -- curl -sS https://api.anthropic.com/v1/models', 'options after -- belong to the command'),

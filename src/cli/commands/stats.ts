@@ -22,8 +22,7 @@ export function statsCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
 export function renderStats(s: StatsSnapshot): string[] {
   const g = s.global;
   return [
-    `global  in-flight ${g.in_flight}/${g.cap ?? 'unlimited'}  requests ${g.requests_total} ` +
-      `(${g.requests_per_s.toFixed(1)}/s)  rejected ${g.rejected}`,
+    `global  in-flight ${g.in_flight}/${g.cap ?? 'unlimited'}  requests ${g.requests_total} ` + `(${g.requests_per_s.toFixed(1)}/s)  rejected ${g.rejected}`,
     ...formatTable(
       ['NAME', 'IN-FLIGHT', 'QUEUED', '2XX', '4XX', '5XX', 'REJECTED'],
       s.credentials.map((c) => [c.name, `${c.in_flight}/${c.cap}`, c.queued, c.status_2xx, c.status_4xx, c.status_5xx, c.rejected]),

@@ -28,7 +28,6 @@ export function renderStatus(s: DaemonStatus): string[] {
     `CA       ${s.ca_path}`,
     `home     ${s.home}`,
     `policy   default ${s.default_verdict}, approvals time out after ${formatDuration(s.approval_timeout_ms / 1000)}`,
-    `counts   ${c.credentials} credentials, ${c.pools} pools, ${c.rules} rules, ` +
-      `${c.pending_approvals} pending approvals, ${c.in_flight} in flight`,
+    `counts   ${c.credentials} credentials, ${c.pools} pools, ${c.rules} rules, ` + `${c.pending_approvals} pending approvals, ${c.in_flight} in flight`,
   ];
 }

@@ -35,7 +35,10 @@ export function probeIsolation(platform: NodeJS.Platform = process.platform): Is
   const bwrap = which('bwrap');
   if (!bwrap) return { ok: false, reason: `run --isolate needs bubblewrap (bwrap), which is not on PATH: ${INSTALL_HINT}` };
   const version = spawnSync(bwrap, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout.trim();
-  const r = spawnSync(bwrap, ['--unshare-net', '--unshare-pid', '--unshare-ipc', '--dev-bind', '/', '/', '--proc', '/proc', 'true'], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(bwrap, ['--unshare-net', '--unshare-pid', '--unshare-ipc', '--dev-bind', '/', '/', '--proc', '/proc', 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   if (r.status !== 0) {
     const said = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0];
     return {

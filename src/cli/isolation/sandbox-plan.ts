@@ -36,7 +36,6 @@ export interface SandboxInputs {
   command: string[];
 }
 
-
 /** The argv (after the bwrap binary) that runs `command` fenced. */
 export function sandboxArgs(i: SandboxInputs): string[] {
   const a: string[] = ['--die-with-parent', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--dev-bind', '/', '/', '--proc', '/proc', '--tmpfs', '/tmp'];

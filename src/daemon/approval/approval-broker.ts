@@ -151,7 +151,12 @@ export class ApprovalBroker {
       };
       prompt.waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (announce) this.emit('approval.updated', { id: prompt.info.id, waiters: prompt.waiters.size, ...(prompt.info.agents?.length ? { agents: prompt.info.agents } : {}) });
+      if (announce)
+        this.emit('approval.updated', {
+          id: prompt.info.id,
+          waiters: prompt.waiters.size,
+          ...(prompt.info.agents?.length ? { agents: prompt.info.agents } : {}),
+        });
     });
   }
 

@@ -75,7 +75,26 @@ export class ChainWriter {
       // Arguments spelled out: spreading each row into run() showed up in profiles.
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
-        this.insert.run(firstSeq + i, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14] ?? null, links[2 * i], links[2 * i + 1]);
+        this.insert.run(
+          firstSeq + i,
+          r[0],
+          r[1],
+          r[2],
+          r[3],
+          r[4],
+          r[5],
+          r[6],
+          r[7],
+          r[8],
+          r[9],
+          r[10],
+          r[11],
+          r[12],
+          r[13],
+          r[14] ?? null,
+          links[2 * i],
+          links[2 * i + 1],
+        );
       }
       this.heads.save(signed);
     })();

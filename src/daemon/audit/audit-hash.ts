@@ -10,7 +10,22 @@ import type { AuditRow } from '../../shared/protocol/entities.js';
 export const GENESIS = '0'.repeat(64);
 
 /** The hashed fields, in hashing and insert order. */
-export const FIELDS = ['ts', 'event', 'client', 'host', 'port', 'method', 'path', 'verdict', 'rule_id', 'credential', 'status', 'bytes', 'duration_ms', 'detail'] as const;
+export const FIELDS = [
+  'ts',
+  'event',
+  'client',
+  'host',
+  'port',
+  'method',
+  'path',
+  'verdict',
+  'rule_id',
+  'credential',
+  'status',
+  'bytes',
+  'duration_ms',
+  'detail',
+] as const;
 
 /**
  * One row's field values in {@link FIELDS} order, then the agent (migration 0007): what is queued (no object
@@ -54,11 +69,17 @@ export function legacyHash(prevHash: string, row: RowFields): string {
 
 /** The keyed rule for a stored row: HMAC-SHA256(key, seq ‖ previous hash ‖ fields), hex. */
 export function keyedHash(key: Buffer, seq: number, prevHash: string, row: RowFields): string {
-  return crypto.createHmac('sha256', key).update(`${seq}\x1f${rowText(prevHash, row)}`).digest('hex');
+  return crypto
+    .createHmac('sha256', key)
+    .update(`${seq}\x1f${rowText(prevHash, row)}`)
+    .digest('hex');
 }
 
 /** {@link keyedHash} over queued values; the same hash for the same row. */
 export function keyedValuesHash(key: Buffer, seq: number, prevHash: string, values: RowValues): string {
   // One string, one update: the same bytes as feeding the fields one by one, at a fraction of the calls.
-  return crypto.createHmac('sha256', key).update(`${seq}\x1f${valuesText(prevHash, values)}`).digest('hex');
+  return crypto
+    .createHmac('sha256', key)
+    .update(`${seq}\x1f${valuesText(prevHash, values)}`)
+    .digest('hex');
 }

@@ -112,7 +112,8 @@ export class HeadStore {
     if (status === 'ok') {
       const state = stateOf(row!);
       const last = this.lastRow();
-      const opening: Opening | null = (last?.id ?? 0) < state.last_seq ? { kind: 'tail_missing', head_last_seq: state.last_seq, table_last_seq: last?.id ?? 0 } : null;
+      const opening: Opening | null =
+        (last?.id ?? 0) < state.last_seq ? { kind: 'tail_missing', head_last_seq: state.last_seq, table_last_seq: last?.id ?? 0 } : null;
       return { state, opening };
     }
     if (status === 'unsigned') {
@@ -120,7 +121,15 @@ export class HeadStore {
       const legacy = this.checkLegacy(state.legacy_last_seq);
       this.save(this.sign(state));
       const opening: Opening | null =
-        state.legacy_last_seq > 0 ? { kind: 'anchored', legacy_rows: legacy.rows, legacy_last_seq: state.legacy_last_seq, legacy_ok: legacy.firstBad === null, legacy_first_bad: legacy.firstBad } : null;
+        state.legacy_last_seq > 0
+          ? {
+              kind: 'anchored',
+              legacy_rows: legacy.rows,
+              legacy_last_seq: state.legacy_last_seq,
+              legacy_ok: legacy.firstBad === null,
+              legacy_first_bad: legacy.firstBad,
+            }
+          : null;
       return { state, opening };
     }
     const reason = status === 'missing' ? 'the signed head was missing' : 'the signed head did not verify (edited, or written without the key)';
@@ -152,7 +161,9 @@ export class HeadStore {
     let prev = GENESIS;
     let rows = 0;
     let firstBad: number | null = null;
-    for (const r of this.db.prepare('SELECT * FROM audit_log WHERE id <= ? ORDER BY id').iterate(lastSeq) as Iterable<RowFields & { id: number; prev_hash: string; hash: string }>) {
+    for (const r of this.db.prepare('SELECT * FROM audit_log WHERE id <= ? ORDER BY id').iterate(lastSeq) as Iterable<
+      RowFields & { id: number; prev_hash: string; hash: string }
+    >) {
       rows++;
       if (firstBad === null && (r.prev_hash !== prev || legacyHash(r.prev_hash, r) !== r.hash)) firstBad = r.id;
       prev = r.hash;

@@ -68,7 +68,9 @@ export function tailQuery(db: Db, filter: TailFilter, nowMs: number): { where: s
 
 function registerHostFunction(db: Db): void {
   if (registered.has(db)) return;
-  db.function(HOST_FN, { deterministic: true }, (glob: unknown, host: unknown) => (typeof glob === 'string' && typeof host === 'string' && hostMatches(glob, host) ? 1 : 0));
+  db.function(HOST_FN, { deterministic: true }, (glob: unknown, host: unknown) =>
+    typeof glob === 'string' && typeof host === 'string' && hostMatches(glob, host) ? 1 : 0,
+  );
   registered.add(db);
 }
 

@@ -77,7 +77,12 @@ export class ChainVerifier {
       this.closeRun(linkOk);
     }
     if (r.id === this.legacyLast && this.head && this.headStatus === 'ok' && r.hash !== this.head.legacy_last_hash) {
-      this.add('legacy_rewritten', r.id, r.id, `the legacy rows were rewritten after the re-anchor: row ${r.id}'s hash is not the one anchored${this.head.anchored_at ? ` on ${this.head.anchored_at}` : ''}`);
+      this.add(
+        'legacy_rewritten',
+        r.id,
+        r.id,
+        `the legacy rows were rewritten after the re-anchor: row ${r.id}'s hash is not the one anchored${this.head.anchored_at ? ` on ${this.head.anchored_at}` : ''}`,
+      );
     }
     this.expectedPrev = r.hash;
     this.prevSeq = r.id;
@@ -102,7 +107,9 @@ export class ChainVerifier {
       this.add('row_edited', run.from, run.to, `${range(run.from, run.to)} were edited: their hashes do not match their contents (legacy SHA-256 rule)`);
       return;
     }
-    const how = run.plain ? 'plain SHA-256 hashes, computed without the audit key' : 'hashes that do not verify under this audit key (another key, or edited rows)';
+    const how = run.plain
+      ? 'plain SHA-256 hashes, computed without the audit key'
+      : 'hashes that do not verify under this audit key (another key, or edited rows)';
     this.add('chain_recomputed', run.from, run.to, `${range(run.from, run.to)}: the chain was recomputed without the audit key (${how})`);
   }
 
@@ -121,13 +128,28 @@ export class ChainVerifier {
     else if (this.headStatus === 'unsigned') addHead('head_unsigned', null, null, 'the head has not been signed yet (no daemon has started since the upgrade)');
     if (h && this.headStatus === 'ok') {
       if (h.reset_at) {
-        addHead('head_reset', null, null, `on ${h.reset_at} the daemon found that ${h.reset_reason ?? 'the signed head was unusable'} and re-signed it from the table: rows removed before then cannot be ruled out`);
+        addHead(
+          'head_reset',
+          null,
+          null,
+          `on ${h.reset_at} the daemon found that ${h.reset_reason ?? 'the signed head was unusable'} and re-signed it from the table: rows removed before then cannot be ruled out`,
+        );
       }
       if (this.prevSeq < h.last_seq) {
         this.missing += h.last_seq - this.prevSeq;
-        addHead('tail_deleted', this.prevSeq + 1, h.last_seq, `${range(this.prevSeq + 1, h.last_seq)} missing from the end: the signed head says the log ends at row ${h.last_seq} with ${h.row_count} rows, the table ends at row ${this.prevSeq}`);
+        addHead(
+          'tail_deleted',
+          this.prevSeq + 1,
+          h.last_seq,
+          `${range(this.prevSeq + 1, h.last_seq)} missing from the end: the signed head says the log ends at row ${h.last_seq} with ${h.row_count} rows, the table ends at row ${this.prevSeq}`,
+        );
       } else if (this.prevSeq > h.last_seq) {
-        addHead('rows_after_head', h.last_seq + 1, this.prevSeq, `${range(h.last_seq + 1, this.prevSeq)} were added after the last signed write (not by the daemon)`);
+        addHead(
+          'rows_after_head',
+          h.last_seq + 1,
+          this.prevSeq,
+          `${range(h.last_seq + 1, this.prevSeq)} were added after the last signed write (not by the daemon)`,
+        );
       } else if (this.lastHash !== h.last_hash && !this.problems.some((p) => p.to === h.last_seq)) {
         addHead('head_mismatch', h.last_seq, h.last_seq, `row ${h.last_seq} is not the row the head signed (replaced)`);
       }
@@ -140,8 +162,17 @@ export class ChainVerifier {
     const lastSeq = Math.max(this.prevSeq, h && this.headStatus === 'ok' ? h.last_seq : 0);
     const segments: AuditSegment[] = [];
     const okIn = (from: number, to: number) => !all.some((p) => p.seq !== null && p.seq <= to && (p.to ?? p.seq) >= from);
-    if (legacyLast > 0) segments.push({ kind: 'legacy_sha256', from: 1, to: legacyLast, rows: this.legacyRows, ok: okIn(1, legacyLast), anchored_at: h?.anchored_at ?? null });
-    if (lastSeq > legacyLast) segments.push({ kind: 'hmac', from: legacyLast + 1, to: lastSeq, rows: this.rows - this.legacyRows, ok: okIn(legacyLast + 1, lastSeq), anchored_at: null });
+    if (legacyLast > 0)
+      segments.push({ kind: 'legacy_sha256', from: 1, to: legacyLast, rows: this.legacyRows, ok: okIn(1, legacyLast), anchored_at: h?.anchored_at ?? null });
+    if (lastSeq > legacyLast)
+      segments.push({
+        kind: 'hmac',
+        from: legacyLast + 1,
+        to: lastSeq,
+        rows: this.rows - this.legacyRows,
+        ok: okIn(legacyLast + 1, lastSeq),
+        anchored_at: null,
+      });
     const head: AuditHeadInfo = {
       status: this.headStatus,
       last_seq: h?.last_seq ?? null,

@@ -193,7 +193,10 @@ export class CapRegistry {
   }
 
   /** The per-credential part of {@link acquire}. */
-  private async acquireCredential(credential: string, signal?: AbortSignal | (() => AbortSignal)): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
+  private async acquireCredential(
+    credential: string,
+    signal?: AbortSignal | (() => AbortSignal),
+  ): Promise<{ release: Release } | { refused: CapRefusal } | { aborted: true }> {
     const cfg = this.configOf(credential);
     if (!cfg) return { release: noop };
     const sem = this.semaphoreFor(credential, cfg);

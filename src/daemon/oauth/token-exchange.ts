@@ -80,7 +80,12 @@ export class TokenExchange {
     const text = body.toString('utf8');
     const asForm = (): TokenFields => {
       form = new URLSearchParams(text);
-      return { access_token: form.get('access_token') ?? undefined, refresh_token: form.get('refresh_token') ?? undefined, id_token: form.get('id_token') ?? undefined, expires_in: Number(form.get('expires_in')) || undefined };
+      return {
+        access_token: form.get('access_token') ?? undefined,
+        refresh_token: form.get('refresh_token') ?? undefined,
+        id_token: form.get('id_token') ?? undefined,
+        expires_in: Number(form.get('expires_in')) || undefined,
+      };
     };
     if (isForm) fields = asForm();
     else {

@@ -147,7 +147,9 @@ export class TokenRefresher {
     const delay = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 20), BACKOFF_MAX_MS);
     this.failing.set(name, { failures, nextAttemptAt: this.d.clock.now() + delay, token: this.tokenHash(name), dead });
     if (dead) {
-      this.d.log.warn('oauth credential needs a new login: its refresh token was refused (invalid_grant); not retrying until it is updated', { credential: name });
+      this.d.log.warn('oauth credential needs a new login: its refresh token was refused (invalid_grant); not retrying until it is updated', {
+        credential: name,
+      });
       if (!prev?.dead) this.d.onNeedsLoginChanged?.(name);
     } else {
       this.d.log.info('will retry the oauth refresh later', { credential: name, retry_in_s: delay / 1000 });
@@ -169,15 +171,18 @@ export class TokenRefresher {
     if (tokens.client_id) payload.client_id = tokens.client_id;
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     const target = connectTarget(this.d.overrides, url.hostname, port);
-    const res = await post({
-      host: target.host,
-      port: target.port,
-      servername: target.servername,
-      path: url.pathname + url.search,
-      // Only what sluice can parse: an answer it cannot read would lose the rotated refresh token.
-      headers: { host: url.host, 'content-type': 'application/json', accept: 'application/json', 'accept-encoding': 'identity' },
-      agent: this.d.agents.https,
-    }, JSON.stringify(payload)).catch((err: NodeJS.ErrnoException) => ({ status: 0, body: '', error: err.code ?? 'error' }));
+    const res = await post(
+      {
+        host: target.host,
+        port: target.port,
+        servername: target.servername,
+        path: url.pathname + url.search,
+        // Only what sluice can parse: an answer it cannot read would lose the rotated refresh token.
+        headers: { host: url.host, 'content-type': 'application/json', accept: 'application/json', 'accept-encoding': 'identity' },
+        agent: this.d.agents.https,
+      },
+      JSON.stringify(payload),
+    ).catch((err: NodeJS.ErrnoException) => ({ status: 0, body: '', error: err.code ?? 'error' }));
     if (res.status >= 200 && res.status < 300) {
       try {
         if (res.body === null) throw new Error('undecodable');

@@ -62,7 +62,12 @@ export class PolicyEngine {
       if (!best || RANK[r.verdict] > RANK[best.verdict]) best = r;
     }
     if (!best) {
-      return { verdict: this.defaultVerdict, rule_id: null, coalesce, reason: `no rule matches ${req.host}:${req.port}; default verdict is ${this.defaultVerdict}` };
+      return {
+        verdict: this.defaultVerdict,
+        rule_id: null,
+        coalesce,
+        reason: `no rule matches ${req.host}:${req.port}; default verdict is ${this.defaultVerdict}`,
+      };
     }
     return { verdict: best.verdict, rule_id: best.id, coalesce, reason: ruleReason(best) };
   }

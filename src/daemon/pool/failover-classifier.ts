@@ -85,7 +85,13 @@ export function headerCooldownEnd(headers: Record<string, string | string[] | un
 }
 
 /** Classifies a response; null means the member stays healthy. */
-export function classify(status: number, headers: Record<string, string | string[] | undefined>, body: string | null, isTokenEndpoint: boolean, now: number): Failover | null {
+export function classify(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  body: string | null,
+  isTokenEndpoint: boolean,
+  now: number,
+): Failover | null {
   let reason: FailoverReason | null = null;
   if (status === 429) reason = 'rate_limited';
   else if (status === 403 && body !== null && QUOTA_RE.test(body)) reason = 'quota_exhausted';

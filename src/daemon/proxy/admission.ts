@@ -57,10 +57,7 @@ export interface AdmitOptions {
 }
 
 /** The outcome of admission. */
-export type AdmitResult =
-  | { kind: 'ok'; cred: CredentialResult; permit: Permit }
-  | { kind: 'refused'; refusal: Refusal; audited: boolean }
-  | { kind: 'gone' };
+export type AdmitResult = { kind: 'ok'; cred: CredentialResult; permit: Permit } | { kind: 'refused'; refusal: Refusal; audited: boolean } | { kind: 'gone' };
 
 /** The outcome of {@link Admission.admitBody}: null = go on. */
 export type BodyRefusal = { refusal: Refusal; audited: boolean } | null;
@@ -115,7 +112,16 @@ export class Admission {
   }
 
   private refuseAuth(ex: RequestExchange): { refusal: Refusal; audited: boolean } {
-    this.d.audit.append({ event: 'proxy_auth_failed', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 407 });
+    this.d.audit.append({
+      event: 'proxy_auth_failed',
+      client: ex.client,
+      agent: ex.agent?.name ?? null,
+      host: ex.host,
+      port: ex.port,
+      method: ex.method,
+      path: ex.path,
+      status: 407,
+    });
     return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
   }
 
@@ -130,23 +136,35 @@ export class Admission {
     ex.ruleId = decision.rule_id;
     this.d.observer.started(ex);
     if (decision.verdict === 'deny') {
-      return refused({ status: 403, code: 'policy_denied', message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`, extra: { rule_id: decision.rule_id } });
+      return refused({
+        status: 403,
+        code: 'policy_denied',
+        message: `sluice: ${ex.host}:${ex.port} denied by ${decision.reason}`,
+        extra: { rule_id: decision.rule_id },
+      });
     }
     if (decision.verdict !== 'ask') return this.freshThenResolve(ex, headers, path, o);
     // Check before asking: a leak or a stale phantom is refused without bothering a human. Nothing here
     // refreshes a token or keeps the member it found: both happen again once the request is approved.
     const early = this.headProblem(ex, this.d.credentials.applyHead(ex.host, headers, path, o.tokenEndpoint ?? false));
     if (early) return early;
-    return this.d.broker.ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce, agent: ex.agent?.name ?? null }, ex.signal).then((outcome) => {
-      if (!outcome.allowed) {
-        if (outcome.reason === 'aborted') return GONE;
-        ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
-        return refused({ status: 403, code: `approval_${outcome.reason}`, message: `sluice: ${ex.host}:${ex.port}: ${APPROVAL_MESSAGES[outcome.reason]}`, extra: { approval_id: outcome.approval_id } });
-      }
-      ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
-      if (ex.clientGone) return GONE;
-      return this.freshThenResolve(ex, headers, path, o);
-    });
+    return this.d.broker
+      .ask({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, coalesce: decision.coalesce, agent: ex.agent?.name ?? null }, ex.signal)
+      .then((outcome) => {
+        if (!outcome.allowed) {
+          if (outcome.reason === 'aborted') return GONE;
+          ex.verdict = outcome.reason === 'denied' ? 'denied_by_user' : `ask_${outcome.reason}`;
+          return refused({
+            status: 403,
+            code: `approval_${outcome.reason}`,
+            message: `sluice: ${ex.host}:${ex.port}: ${APPROVAL_MESSAGES[outcome.reason]}`,
+            extra: { approval_id: outcome.approval_id },
+          });
+        }
+        ex.verdict = outcome.decision === 'always_allow' ? 'approved_always' : 'approved_once';
+        if (ex.clientGone) return GONE;
+        return this.freshThenResolve(ex, headers, path, o);
+      });
   }
 
   /** Refreshes any expired OAuth token the request line and headers name, then resolves them and takes permits. */
@@ -176,7 +194,11 @@ export class Admission {
   /** A refusal for what a rewrite found (stale phantom, leak, secret in cleartext), or null. */
   private headProblem(ex: RequestExchange, cred: CredentialResult): AdmitResult | null {
     if (cred.report.unknown > 0) return this.refuseUnknown(ex, cred.report.unknown);
-    if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
+    if (cred.report.leaked.length > 0)
+      return this.blockLeak(
+        ex,
+        cred.report.leaked.map((l) => l.label),
+      );
     if (!ex.tls && cred.report.used.size > 0) {
       // A real secret never travels in cleartext, even to its own host.
       return refused({ status: 403, code: 'cleartext_refused', message: `sluice: credentials are only injected into HTTPS requests; use https://${ex.host}` });
@@ -191,13 +213,25 @@ export class Admission {
    * body takes its slot now. `decoded` is the identity form of an encoded body (see
    * CredentialStage.applyBody). Writes the request's one `phantom_not_injected` row, if any.
    */
-  admitBody(ex: RequestExchange, cred: CredentialResult, body: Buffer | null, decoded: Buffer | null, refreshGrant: boolean): BodyRefusal | Promise<BodyRefusal> {
+  admitBody(
+    ex: RequestExchange,
+    cred: CredentialResult,
+    body: Buffer | null,
+    decoded: Buffer | null,
+    refreshGrant: boolean,
+  ): BodyRefusal | Promise<BodyRefusal> {
     const refresh = this.freshen([decoded ?? body], refreshGrant);
     if (refresh) return refresh.then(() => this.resolveBody(ex, cred, body, decoded, refreshGrant));
     return this.resolveBody(ex, cred, body, decoded, refreshGrant);
   }
 
-  private resolveBody(ex: RequestExchange, cred: CredentialResult, body: Buffer | null, decoded: Buffer | null, refreshGrant: boolean): BodyRefusal | Promise<BodyRefusal> {
+  private resolveBody(
+    ex: RequestExchange,
+    cred: CredentialResult,
+    body: Buffer | null,
+    decoded: Buffer | null,
+    refreshGrant: boolean,
+  ): BodyRefusal | Promise<BodyRefusal> {
     const hadCredential = cred.credential;
     this.d.credentials.applyBody(ex.host, cred, body, decoded, refreshGrant);
     if (!refreshGrant) {
@@ -215,7 +249,10 @@ export class Admission {
       if (ok) return null;
       const cap = this.d.caps.countsFor(cred.credential!);
       this.d.observer.rejected(ex, 'per_credential_cap', cap.in_flight);
-      return { refusal: { status: 429, code: 'per_credential_cap', message: 'Too many concurrent requests against this credential. Retry shortly.', retryAfterS: 1 }, audited: false };
+      return {
+        refusal: { status: 429, code: 'per_credential_cap', message: 'Too many concurrent requests against this credential. Retry shortly.', retryAfterS: 1 },
+        audited: false,
+      };
     });
   }
 
@@ -224,18 +261,42 @@ export class Admission {
     const n = cred.report.notInjected;
     if (n.length === 0) return;
     const where = n.map((x) => `${x.label}@${x.site}`).join(', ');
-    this.d.audit.append({ event: 'phantom_not_injected', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...new Set(n.map((x) => x.label))].join(','), detail: `phantom left in place (not an injection site of its credential): ${where}` });
+    this.d.audit.append({
+      event: 'phantom_not_injected',
+      client: ex.client,
+      agent: ex.agent?.name ?? null,
+      host: ex.host,
+      port: ex.port,
+      method: ex.method,
+      path: ex.path,
+      credential: [...new Set(n.map((x) => x.label))].join(','),
+      detail: `phantom left in place (not an injection site of its credential): ${where}`,
+    });
   }
 
   /** A stale phantom: the agent holds a token for a credential that was removed or renamed. Never forwarded. */
   private refuseUnknown(ex: RequestExchange, count: number): AdmitResult {
     const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host}`;
     this.d.log.warn('refused a request carrying an unknown phantom', { host: ex.host, path: ex.path, count });
-    this.d.audit.append({ event: 'unknown_phantom', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 401, detail });
+    this.d.audit.append({
+      event: 'unknown_phantom',
+      client: ex.client,
+      agent: ex.agent?.name ?? null,
+      host: ex.host,
+      port: ex.port,
+      method: ex.method,
+      path: ex.path,
+      status: 401,
+      detail,
+    });
     this.d.observer.notice('warn', 'unknown_phantom', `${detail}: credential removed or renamed? run \`sluicectl cred list\``);
     return {
       kind: 'refused',
-      refusal: { status: 401, code: 'unknown_phantom', message: 'sluice: this request carries a sluice phantom that matches no credential (credential removed or renamed? run `sluicectl cred list`)' },
+      refusal: {
+        status: 401,
+        code: 'unknown_phantom',
+        message: 'sluice: this request carries a sluice phantom that matches no credential (credential removed or renamed? run `sluicectl cred list`)',
+      },
       audited: true,
     };
   }
@@ -256,7 +317,10 @@ export class Admission {
       const { reason, cap } = permit.refused;
       this.d.log.warn('concurrency cap refused a request', { reason, cap, credential: cred.credential, host: ex.host, path: ex.path });
       this.d.observer.rejected(ex, reason, cap);
-      const message = reason === 'global_cap' ? 'Server is at capacity. Retry shortly.' : `Too many concurrent requests against this credential (cap: ${cap}). Retry shortly.`;
+      const message =
+        reason === 'global_cap'
+          ? 'Server is at capacity. Retry shortly.'
+          : `Too many concurrent requests against this credential (cap: ${cap}). Retry shortly.`;
       return refused({ status: 429, code: reason, message, retryAfterS: 1, extra: { cap } });
     }
     return { kind: 'ok', cred, permit };
@@ -265,9 +329,24 @@ export class Admission {
   private blockLeak(ex: RequestExchange, labels: string[]): AdmitResult {
     const detail = `phantom of ${labels.join(', ')} sent to ${ex.host}, which it is not bound to`;
     this.d.log.warn('blocked a phantom sent to an unbound host', { host: ex.host, credentials: labels, path: ex.path });
-    this.d.audit.append({ event: 'phantom_leak', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: labels.join(','), status: 403, detail });
+    this.d.audit.append({
+      event: 'phantom_leak',
+      client: ex.client,
+      agent: ex.agent?.name ?? null,
+      host: ex.host,
+      port: ex.port,
+      method: ex.method,
+      path: ex.path,
+      credential: labels.join(','),
+      status: 403,
+      detail,
+    });
     this.d.observer.notice('warn', 'phantom_leak', detail);
-    return { kind: 'refused', refusal: { status: 403, code: 'phantom_leak', message: `sluice: blocked a credential phantom sent to ${ex.host}, a host it is not bound to` }, audited: true };
+    return {
+      kind: 'refused',
+      refusal: { status: 403, code: 'phantom_leak', message: `sluice: blocked a credential phantom sent to ${ex.host}, a host it is not bound to` },
+      audited: true,
+    };
   }
 
   private isLoop(ex: RequestExchange): boolean {

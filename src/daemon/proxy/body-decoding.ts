@@ -22,7 +22,10 @@ export type DecodeFailure = { failed: 'unsupported'; encoding: string } | { fail
  */
 export async function decodeContent(body: Buffer, encoding: string | undefined, limit: number): Promise<Buffer | null | DecodeFailure> {
   if (!encoding) return null;
-  const codings = encoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity');
+  const codings = encoding
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c && c !== 'identity');
   if (codings.length === 0) return null;
   let out = body;
   for (const c of codings.reverse()) {

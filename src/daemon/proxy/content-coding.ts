@@ -16,7 +16,10 @@ const DECODABLE = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
  */
 export function narrowAcceptEncoding(value: string | string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const items = (Array.isArray(value) ? value.join(',') : value).split(',').map((s) => s.trim()).filter(Boolean);
+  const items = (Array.isArray(value) ? value.join(',') : value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const kept = items.filter((item) => {
     const name = item.split(';')[0]!.trim().toLowerCase();
     return DECODABLE.has(name) || name === 'identity';
@@ -58,7 +61,10 @@ export function bodyCoding(contentEncoding: string | string[] | undefined): Body
 export function createDecoder(coding: 'gzip' | 'deflate' | 'br', first?: Buffer): Transform {
   // Flushing as data arrives keeps an SSE stream's events from waiting for more compressed input.
   if (coding === 'gzip') return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH });
-  if (coding === 'deflate') return first && !isZlibHeader(first) ? zlib.createInflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH }) : zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH });
+  if (coding === 'deflate')
+    return first && !isZlibHeader(first)
+      ? zlib.createInflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH })
+      : zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH });
   return zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH });
 }
 
@@ -74,6 +80,7 @@ function isZlibHeader(b: Buffer): boolean {
  */
 export function decodeWhole(body: Buffer, coding: 'gzip' | 'deflate' | 'br', limit: number): Buffer {
   if (coding === 'gzip') return zlib.gunzipSync(body, { maxOutputLength: limit });
-  if (coding === 'deflate') return isZlibHeader(body) ? zlib.inflateSync(body, { maxOutputLength: limit }) : zlib.inflateRawSync(body, { maxOutputLength: limit });
+  if (coding === 'deflate')
+    return isZlibHeader(body) ? zlib.inflateSync(body, { maxOutputLength: limit }) : zlib.inflateRawSync(body, { maxOutputLength: limit });
   return zlib.brotliDecompressSync(body, { maxOutputLength: limit });
 }

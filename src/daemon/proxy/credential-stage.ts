@@ -53,7 +53,15 @@ export class CredentialStage {
       const m = this.vault.byCore(core);
       if (m) {
         const phantom = m.slot === 'refresh' ? m.row.phantom_refresh! : m.row.phantom;
-        return { credential: m.row.name, phantom, bound: this.bound(m.row, m.slot, host, refreshGrant), label: m.row.name, slot: m.slot, sites: m.row.inject, ...alwaysAt(m.slot, refreshGrant) };
+        return {
+          credential: m.row.name,
+          phantom,
+          bound: this.bound(m.row, m.slot, host, refreshGrant),
+          label: m.row.name,
+          slot: m.slot,
+          sites: m.row.inject,
+          ...alwaysAt(m.slot, refreshGrant),
+        };
       }
       const p = this.pools?.byCore(core);
       if (!p || p.pool.members.length === 0) return undefined;
@@ -61,7 +69,16 @@ export class CredentialStage {
       if (!member) return undefined;
       const slot: SecretSlot = p.slot === 'refresh' ? 'refresh' : member.kind === 'oauth' ? 'access' : 'secret';
       const phantom = p.slot === 'refresh' ? p.pool.phantom_refresh! : p.pool.phantom;
-      return { credential: member.name, phantom, bound: this.bound(member, slot, host, refreshGrant), label: `${p.pool.name}/${member.name}`, pool: p.pool.name, slot, sites: member.inject, ...alwaysAt(slot, refreshGrant) };
+      return {
+        credential: member.name,
+        phantom,
+        bound: this.bound(member, slot, host, refreshGrant),
+        label: `${p.pool.name}/${member.name}`,
+        pool: p.pool.name,
+        slot,
+        sites: member.inject,
+        ...alwaysAt(slot, refreshGrant),
+      };
     };
   }
 
@@ -114,7 +131,10 @@ export class CredentialStage {
       }
     }
     const q = path.indexOf('?');
-    const newPath = q === -1 ? rewritePhantoms(path, lookup, secretOf, report, 'path') : rewritePhantoms(path.slice(0, q), lookup, secretOf, report, 'path') + rewritePhantoms(path.slice(q), lookup, secretOf, report, 'query');
+    const newPath =
+      q === -1
+        ? rewritePhantoms(path, lookup, secretOf, report, 'path')
+        : rewritePhantoms(path.slice(0, q), lookup, secretOf, report, 'path') + rewritePhantoms(path.slice(q), lookup, secretOf, report, 'query');
     scanHidden(path, lookup, report);
     if (report.used.size === 0 && report.leaked.length === 0 && report.unknown === 0) this.maybeInject(host, out, report);
     const first = report.used.values().next();
@@ -123,7 +143,14 @@ export class CredentialStage {
       const account = this.vault.oauthTokens(first.value.credential).account_id;
       if (account) out['chatgpt-account-id'] = account;
     }
-    return { headers: out, path: newPath, body: null, report, credential: first.done ? null : first.value.credential, pool: first.done ? null : (first.value.pool ?? null) };
+    return {
+      headers: out,
+      path: newPath,
+      body: null,
+      report,
+      credential: first.done ? null : first.value.credential,
+      pool: first.done ? null : (first.value.pool ?? null),
+    };
   }
 
   /**
@@ -159,7 +186,7 @@ export class CredentialStage {
     if (hidden) for (const form of hiddenForms(text)) scanPhantoms(form, lookup, r.report);
   }
 
-    /** True when any OAuth credential exists (lets callers skip OAuth-only work). */
+  /** True when any OAuth credential exists (lets callers skip OAuth-only work). */
   hasOAuth(): boolean {
     return this.vault.hasOAuth();
   }

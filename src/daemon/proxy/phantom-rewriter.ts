@@ -86,7 +86,8 @@ export function rewritePhantoms(text: string, lookup: PhantomLookup, secretOf: (
       return token;
     }
     if (site !== undefined && target.sites && !target.sites.includes(site) && target.alwaysAt !== site) {
-      if (!report.notInjected.some((n) => n.credential === target.credential && n.site === site)) report.notInjected.push({ label: target.label, credential: target.credential, site });
+      if (!report.notInjected.some((n) => n.credential === target.credential && n.site === site))
+        report.notInjected.push({ label: target.label, credential: target.credential, site });
       return token;
     }
     report.used.set(`${target.credential}:${target.slot ?? 'secret'}`, target);

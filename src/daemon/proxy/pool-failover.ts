@@ -86,7 +86,13 @@ export class PoolFailover {
     const headers = { ...cred.headers };
     if (cred.body) headers['content-length'] = String(cred.body.length);
     const opts: https.RequestOptions = { ...leg.options, headers, path: cred.path };
-    this.d.log.info('replaying a failed pooled request on the next member', { pool: ex.pool, from: previous, to: cred.credential, host: ex.host, path: ex.path });
+    this.d.log.info('replaying a failed pooled request on the next member', {
+      pool: ex.pool,
+      from: previous,
+      to: cred.credential,
+      host: ex.host,
+      path: ex.path,
+    });
     const failed = leg.response;
     try {
       await leg.send(opts, cred.body);

@@ -132,7 +132,9 @@ export class ProxyServer {
       // Say why (e.g. an IPv4 address spelled `127.1`: use 127.0.0.1), in printable ASCII only.
       const raw = req.url ?? '';
       const reason = hostProblem(raw.slice(0, Math.max(0, raw.lastIndexOf(':'))) || raw).replace(/[^\x20-\x7e]/g, '');
-      socket.end(`HTTP/1.1 400 Bad Request\r\nX-Sluice-Reason: invalid_host\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\nConnection: close\r\n\r\n${reason}`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nX-Sluice-Reason: invalid_host\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\nConnection: close\r\n\r\n${reason}`,
+      );
       return;
     }
     const firstByte = guardTunnel(socket, head);
@@ -209,9 +211,16 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Li
   const code = err.code ?? 'error';
   if (code === 'EADDRINUSE') {
     const any = `${host.includes(':') ? `[${host}]` : host}:0`;
-    return new ListenError(`cannot listen on the proxy address (EADDRINUSE): ${addr} is already in use by another process; set SLUICE_PROXY_LISTEN=${any} for any free port, or another host:port, or stop what holds it`, code);
+    return new ListenError(
+      `cannot listen on the proxy address (EADDRINUSE): ${addr} is already in use by another process; set SLUICE_PROXY_LISTEN=${any} for any free port, or another host:port, or stop what holds it`,
+      code,
+    );
   }
   if (code === 'EACCES') return new ListenError(`cannot listen on ${addr}: permission denied (EACCES); use a port above 1023 in SLUICE_PROXY_LISTEN`, code);
-  if (code === 'EADDRNOTAVAIL') return new ListenError(`cannot listen on ${addr}: no such local address (EADDRNOTAVAIL); set SLUICE_PROXY_LISTEN to a local address such as 127.0.0.1:8787`, code);
+  if (code === 'EADDRNOTAVAIL')
+    return new ListenError(
+      `cannot listen on ${addr}: no such local address (EADDRNOTAVAIL); set SLUICE_PROXY_LISTEN to a local address such as 127.0.0.1:8787`,
+      code,
+    );
   return new ListenError(`cannot listen on ${addr} (${code}); set SLUICE_PROXY_LISTEN to another address`, code);
 }

@@ -27,8 +27,30 @@ export interface Refusal {
   extra?: Record<string, unknown>;
 }
 
-const ANTHROPIC_TYPE: Record<number, string> = { 400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 415: 'invalid_request_error', 503: 'overloaded_error', 407: 'authentication_error', 413: 'request_too_large', 429: 'overloaded_error', 502: 'api_error', 504: 'api_error' };
-const OPENAI_TYPE: Record<number, string> = { 400: 'invalid_request_error', 401: 'invalid_request_error', 403: 'permission_error', 415: 'invalid_request_error', 503: 'server_error', 407: 'invalid_request_error', 413: 'invalid_request_error', 429: 'rate_limit_error', 502: 'server_error', 504: 'server_error' };
+const ANTHROPIC_TYPE: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  415: 'invalid_request_error',
+  503: 'overloaded_error',
+  407: 'authentication_error',
+  413: 'request_too_large',
+  429: 'overloaded_error',
+  502: 'api_error',
+  504: 'api_error',
+};
+const OPENAI_TYPE: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'invalid_request_error',
+  403: 'permission_error',
+  415: 'invalid_request_error',
+  503: 'server_error',
+  407: 'invalid_request_error',
+  413: 'invalid_request_error',
+  429: 'rate_limit_error',
+  502: 'server_error',
+  504: 'server_error',
+};
 
 /** The JSON body for `r` in the provider's shape, with a `sluice` object naming the reason. */
 export function refusalBody(r: Refusal, flavour: Flavour): string {

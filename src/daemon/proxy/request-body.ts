@@ -56,7 +56,11 @@ export function hasBody(req: http.IncomingMessage): boolean {
  * refused reservation stops reading with `over_budget`, and what was reserved stays reserved (the caller
  * owns it and gives it back).
  */
-export async function readBody(req: import('node:stream').Readable & { headers?: http.IncomingHttpHeaders }, limit = MAX_INSPECTED_BODY_BYTES, reserve?: (n: number) => boolean): Promise<Buffer | BodyFailure> {
+export async function readBody(
+  req: import('node:stream').Readable & { headers?: http.IncomingHttpHeaders },
+  limit = MAX_INSPECTED_BODY_BYTES,
+  reserve?: (n: number) => boolean,
+): Promise<Buffer | BodyFailure> {
   const declared = Number(req.headers?.['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limit) return 'too_large';
   const upFront = reserve && Number.isFinite(declared) ? declared : 0;

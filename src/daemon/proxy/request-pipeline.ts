@@ -129,7 +129,9 @@ export class RequestPipeline {
       if (read === null) return;
       const { body, decoded } = read;
       // A decoded body is what a replay on another pool member sends (with its content-encoding dropped).
-      original = decoded ? { headers: { ...req.headers, 'content-encoding': undefined }, path: target.path, body: decoded, refreshGrant: false } : { ...original, body };
+      original = decoded
+        ? { headers: { ...req.headers, 'content-encoding': undefined }, path: target.path, body: decoded, refreshGrant: false }
+        : { ...original, body };
       original.refreshGrant = ex.tokenEndpoint && grantTypeOf(decoded ?? body, req.headers['content-type']) === 'refresh_token';
       const checked = this.d.admission.admitBody(ex, r.cred, body, decoded, original.refreshGrant);
       const refusal = checked instanceof Promise ? await checked : checked;
@@ -177,13 +179,17 @@ export class RequestPipeline {
     };
     const b = await readBody(req, MAX_INSPECTED_BODY_BYTES, reserve);
     if (b === 'aborted') return null;
-    if (b === 'too_large') return this.bodyRefused(x, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
+    if (b === 'too_large')
+      return this.bodyRefused(x, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
     if (b === 'over_budget') return this.bodyRefused(x, this.overBudget());
     const decoded = await decodeContent(b, headerText(req.headers['content-encoding']), MAX_INSPECTED_BODY_BYTES);
     if (decoded === null) return { body: b, decoded: null };
     if ('failed' in decoded) {
       // Fail closed: a body sluice cannot read cannot be searched for phantoms.
-      const message = decoded.failed === 'unsupported' ? `sluice cannot inspect a request body with content-encoding ${decoded.encoding}; send it uncompressed or as gzip, deflate or br` : `sluice could not decode the request body (content-encoding ${decoded.encoding}: ${decoded.failed === 'too_large' ? 'over 32 MiB decoded' : 'corrupt'})`;
+      const message =
+        decoded.failed === 'unsupported'
+          ? `sluice cannot inspect a request body with content-encoding ${decoded.encoding}; send it uncompressed or as gzip, deflate or br`
+          : `sluice could not decode the request body (content-encoding ${decoded.encoding}: ${decoded.failed === 'too_large' ? 'over 32 MiB decoded' : 'corrupt'})`;
       return this.bodyRefused(x, { status: decoded.failed === 'unsupported' ? 415 : 400, code: 'undecodable_body', message });
     }
     if (!reserve(decoded.length)) return this.bodyRefused(x, this.overBudget());
@@ -196,7 +202,12 @@ export class RequestPipeline {
   }
 
   private overBudget(): Refusal {
-    return { status: 503, code: 'buffer_budget', message: 'sluice is holding too many request bodies right now (SLUICE_MAX_BUFFERED_BYTES). Retry shortly.', retryAfterS: 1 };
+    return {
+      status: 503,
+      code: 'buffer_budget',
+      message: 'sluice is holding too many request bodies right now (SLUICE_MAX_BUFFERED_BYTES). Retry shortly.',
+      retryAfterS: 1,
+    };
   }
 
   /**
@@ -257,7 +268,11 @@ export class RequestPipeline {
       discard(reply.response);
       leg.destroy();
       ex.errorKind = 'undecodable_response';
-      return this.refuse(x, { status: 502, code: 'undecodable_response', message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity` });
+      return this.refuse(x, {
+        status: 502,
+        code: 'undecodable_response',
+        message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity`,
+      });
     }
     relayResponse(
       reply,
@@ -282,7 +297,12 @@ export class RequestPipeline {
     x.masked ??= { where: new Set(), credentials: new Set() };
     x.masked.where.add(where);
     for (const c of credentials) x.masked.credentials.add(c);
-    if (first) this.d.observer.notice('warn', 'secret_masked', `a real secret of ${[...credentials].join(', ')} came back from ${x.ex.host} (${where}); the agent got the phantom`);
+    if (first)
+      this.d.observer.notice(
+        'warn',
+        'secret_masked',
+        `a real secret of ${[...credentials].join(', ')} came back from ${x.ex.host} (${where}); the agent got the phantom`,
+      );
   }
 
   /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
@@ -336,8 +356,36 @@ export class RequestPipeline {
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
     if (!ex.upstreamEnded) x.leg?.destroy();
-    if (x.masked) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, credential: [...x.masked.credentials].join(','), status: ex.status, detail: [...x.masked.where].join(',') });
-    if (!ex.skipAudit) this.d.audit.append({ event: 'request', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: ex.method, path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: ex.errorKind ?? ex.outcome() });
+    if (x.masked)
+      this.d.audit.append({
+        event: 'secret_masked',
+        client: ex.client,
+        agent: ex.agent?.name ?? null,
+        host: ex.host,
+        port: ex.port,
+        method: ex.method,
+        path: ex.path,
+        credential: [...x.masked.credentials].join(','),
+        status: ex.status,
+        detail: [...x.masked.where].join(','),
+      });
+    if (!ex.skipAudit)
+      this.d.audit.append({
+        event: 'request',
+        client: ex.client,
+        agent: ex.agent?.name ?? null,
+        host: ex.host,
+        port: ex.port,
+        method: ex.method,
+        path: ex.path,
+        verdict: ex.refusal ?? ex.verdict,
+        rule_id: ex.ruleId,
+        credential: ex.credential,
+        status: ex.status,
+        bytes: ex.bytes,
+        duration_ms: this.d.clock.now() - ex.startedAt,
+        detail: ex.errorKind ?? ex.outcome(),
+      });
     this.d.observer.finished(ex);
   }
 }

@@ -59,7 +59,14 @@ export class SecretMasker {
       if (secret.length < MIN_MASKED_SECRET || seen.has(p.secret) || p.secret === p.phantom) continue;
       seen.add(p.secret);
       const phantom = Buffer.from(p.phantom, 'utf8');
-      entries.push({ credential: p.credential, secret, phantom, offsets: offsetsOf(secret), secretText: secret.toString('latin1'), phantomText: phantom.toString('latin1') });
+      entries.push({
+        credential: p.credential,
+        secret,
+        phantom,
+        offsets: offsetsOf(secret),
+        secretText: secret.toString('latin1'),
+        phantomText: phantom.toString('latin1'),
+      });
     }
     // Longest first, so among matches at one position the first found is the longest.
     entries.sort((a, b) => b.secret.length - a.secret.length);

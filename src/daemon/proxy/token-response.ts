@@ -49,7 +49,8 @@ export class TokenResponseStage {
     const decoded = decode(raw, up.headers['content-encoding']);
     const body = decoded.body;
     // A refusal of a refresh token that is no longer the owner's current one says nothing about the owner.
-    const stale = ex.refreshOwner !== null && ex.refreshSent !== null && this.d.flights !== undefined && !this.d.flights.isCurrent(ex.refreshOwner, ex.refreshSent);
+    const stale =
+      ex.refreshOwner !== null && ex.refreshSent !== null && this.d.flights !== undefined && !this.d.flights.isCurrent(ex.refreshOwner, ex.refreshSent);
     const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body ? body.toString('utf8') : null, true, this.d.clock.now()) : null;
     if (failure && ex.pool && ex.refreshOwner) {
       const r = this.d.pools.failover(ex.pool, ex.refreshOwner, failure.reason, failure.until);
@@ -77,7 +78,11 @@ function unreadable(ex: RequestExchange, up: IncomingMessage, reason: string): R
     response: up,
     head: null,
     replacement: null,
-    refusal: { status: 502, code: 'token_response_unreadable', message: `sluice: the token endpoint ${ex.host} answered in a form sluice cannot read (${reason}); nothing was passed on` },
+    refusal: {
+      status: 502,
+      code: 'token_response_unreadable',
+      message: `sluice: the token endpoint ${ex.host} answered in a form sluice cannot read (${reason}); nothing was passed on`,
+    },
   };
 }
 

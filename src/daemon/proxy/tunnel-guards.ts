@@ -22,7 +22,11 @@ export function answerClientError(err: Error, socket: Duplex): void {
   const code = (err as NodeJS.ErrnoException).code;
   if (!socket.writable || code === 'ECONNRESET' || code === 'EPIPE') return void socket.destroy();
   const tooLarge = code === 'HPE_HEADER_OVERFLOW';
-  socket.end(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  socket.end(
+    tooLarge
+      ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+      : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+  );
   socket.once('finish', () => socket.destroy());
 }
 

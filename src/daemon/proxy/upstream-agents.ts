@@ -59,7 +59,11 @@ export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents
 }
 
 /** Where to connect for `host:port`: the override when one matches, else the host itself. */
-export function connectTarget(overrides: readonly ResolveOverride[], host: string, port: number): { host: string; port: number; servername: string | undefined } {
+export function connectTarget(
+  overrides: readonly ResolveOverride[],
+  host: string,
+  port: number,
+): { host: string; port: number; servername: string | undefined } {
   const h = host.toLowerCase();
   const o = overrides.find((x) => x.host === h && x.port === port);
   // A name starting with a letter and without ':' is never an IP literal (and skips net.isIP's regexes).

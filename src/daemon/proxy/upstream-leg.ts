@@ -165,7 +165,12 @@ export class UpstreamLeg {
 
 /** The upstream's response headers minus hop-by-hop ones (and any the `Connection` header names). */
 export function forwardableHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const named = headers.connection ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : null;
+  const named = headers.connection
+    ? headers.connection
+        .toLowerCase()
+        .split(',')
+        .map((s) => s.trim())
+    : null;
   const out: http.OutgoingHttpHeaders = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || name.startsWith('public-key-pins') || named?.includes(name)) continue;
@@ -337,7 +342,15 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
  * (no content-encoding, no content-length). Backpressure runs through the decoder: a full client buffer
  * pauses the decoder, whose full buffers pause the upstream.
  */
-function relayDecoded(reply: Reply, res: http.ServerResponse, on: RelayEvents, masker: SecretMasker, headers: http.OutgoingHttpHeaders, statusMessage: string | undefined, coding: 'gzip' | 'deflate' | 'br'): void {
+function relayDecoded(
+  reply: Reply,
+  res: http.ServerResponse,
+  on: RelayEvents,
+  masker: SecretMasker,
+  headers: http.OutgoingHttpHeaders,
+  statusMessage: string | undefined,
+  coding: 'gzip' | 'deflate' | 'br',
+): void {
   const up = reply.response;
   delete headers['content-encoding'];
   delete headers['content-length'];

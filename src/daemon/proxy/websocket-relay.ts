@@ -145,11 +145,22 @@ export class WebSocketRelay {
   }
 
   /** Opens the upstream socket; on a pooled 401/429 fails over and retries once on the next member. */
-  private connectUpstream(ex: RequestExchange, req: http.IncomingMessage, cred: CredentialResult, isSSL: boolean, originalPath: string, opened: (ws: WebSocket) => void): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
+  private connectUpstream(
+    ex: RequestExchange,
+    req: http.IncomingMessage,
+    cred: CredentialResult,
+    isSSL: boolean,
+    originalPath: string,
+    opened: (ws: WebSocket) => void,
+  ): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
     const t = connectTarget(this.d.overrides, ex.host, ex.port);
     const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
-    for (const [k, v] of Object.entries(cred.headers)) if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    for (const [k, v] of Object.entries(cred.headers))
+      if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
     const url = `${isSSL ? 'wss' : 'ws'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${cred.path}`;
     return new Promise((resolve) => {
       const limits = this.d.upstreamTimeouts;
@@ -179,7 +190,16 @@ export class WebSocketRelay {
       };
       // ws passes TLS options through to the connection; `servername` keeps SNI and the certificate check on
       // the real host name when SLUICE_RESOLVE points the connection elsewhere (none for an IP literal).
-      const options = { headers, servername: t.servername ?? '', secureContext: this.d.agents.secureContext, rejectUnauthorized: true, autoPong: false, perMessageDeflate: false, followRedirects: false, createConnection };
+      const options = {
+        headers,
+        servername: t.servername ?? '',
+        secureContext: this.d.agents.secureContext,
+        rejectUnauthorized: true,
+        autoPong: false,
+        perMessageDeflate: false,
+        followRedirects: false,
+        createConnection,
+      };
       const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
       opened(ws);
       ws.once('upgrade', stopTimer);
@@ -202,7 +222,11 @@ export class WebSocketRelay {
             const nextCred = again.credential;
             if (nextCred && nextCred !== ex.credential && again.report.leaked.length === 0 && ex.permit) {
               ex.replayed = true;
-              const refusal: Refusal = { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` };
+              const refusal: Refusal = {
+                status: ex.status,
+                code: 'upstream_refused_upgrade',
+                message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})`,
+              };
               return void ex.permit.switchTo(nextCred).then((ok) => {
                 if (!ok) return resolve({ ok: false, refusal });
                 ex.credential = nextCred;
@@ -211,12 +235,22 @@ export class WebSocketRelay {
             }
           }
         }
-        resolve({ ok: false, refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` } });
+        resolve({
+          ok: false,
+          refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` },
+        });
       });
       ws.once('error', (err: NodeJS.ErrnoException) => {
         if (ws.readyState === WebSocket.OPEN) return;
         const tls = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(err.code ?? '');
-        resolve({ ok: false, refusal: { status: 502, code: tls ? 'upstream_tls' : 'upstream_error', message: `sluice: upstream ${ex.host}:${ex.port} failed (${err.code ?? 'error'})` } });
+        resolve({
+          ok: false,
+          refusal: {
+            status: 502,
+            code: tls ? 'upstream_tls' : 'upstream_error',
+            message: `sluice: upstream ${ex.host}:${ex.port} failed (${err.code ?? 'error'})`,
+          },
+        });
       });
     });
   }
@@ -232,7 +266,19 @@ export class WebSocketRelay {
       ex.finished = true;
       ex.upstreamEnded = true;
       ex.releasePermits();
-      if (masked.size > 0) this.d.audit.append({ event: 'secret_masked', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, credential: [...masked].join(','), status: 101, detail: 'ws' });
+      if (masked.size > 0)
+        this.d.audit.append({
+          event: 'secret_masked',
+          client: ex.client,
+          agent: ex.agent?.name ?? null,
+          host: ex.host,
+          port: ex.port,
+          method: 'GET',
+          path: ex.path,
+          credential: [...masked].join(','),
+          status: 101,
+          detail: 'ws',
+        });
       this.auditRow(ex, 'websocket');
       this.d.observer.finished(ex);
     };
@@ -248,12 +294,36 @@ export class WebSocketRelay {
       if (report.leaked.length > 0) {
         // A phantom bound elsewhere never travels: strip it and record the attempt.
         for (const l of report.leaked) out = out.split(l.phantom).join('');
-        this.d.audit.append({ event: 'phantom_leak', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.leaked.map((l) => l.label).join(','), detail: 'stripped from a WebSocket message' });
-        this.d.observer.notice('warn', 'phantom_leak', `phantom of ${report.leaked.map((l) => l.label).join(', ')} stripped from a WebSocket message to ${ex.host}`);
+        this.d.audit.append({
+          event: 'phantom_leak',
+          client: ex.client,
+          agent: ex.agent?.name ?? null,
+          host: ex.host,
+          port: ex.port,
+          method: 'WS',
+          path: ex.path,
+          credential: report.leaked.map((l) => l.label).join(','),
+          detail: 'stripped from a WebSocket message',
+        });
+        this.d.observer.notice(
+          'warn',
+          'phantom_leak',
+          `phantom of ${report.leaked.map((l) => l.label).join(', ')} stripped from a WebSocket message to ${ex.host}`,
+        );
       }
       if (report.notInjected.length > 0 && !notInjectedSeen) {
         notInjectedSeen = true;
-        this.d.audit.append({ event: 'phantom_not_injected', client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'WS', path: ex.path, credential: report.notInjected.map((n) => n.credential).join(','), detail: `left as the phantom in a WebSocket message (${report.notInjected.map((n) => `${n.label}@${n.site}`).join(', ')} not an injection site)` });
+        this.d.audit.append({
+          event: 'phantom_not_injected',
+          client: ex.client,
+          agent: ex.agent?.name ?? null,
+          host: ex.host,
+          port: ex.port,
+          method: 'WS',
+          path: ex.path,
+          credential: report.notInjected.map((n) => n.credential).join(','),
+          detail: `left as the phantom in a WebSocket message (${report.notInjected.map((n) => `${n.label}@${n.site}`).join(', ')} not an injection site)`,
+        });
       }
       ex.bytes += out.length;
       upstream.send(out, { binary: false });
@@ -265,7 +335,12 @@ export class WebSocketRelay {
       const found = new Set<string>();
       const out = this.d.credentials.masker().maskBuffer(buf, found);
       if (found.size > 0) {
-        if (masked.size === 0) this.d.observer.notice('warn', 'secret_masked', `a real secret of ${[...found].join(', ')} came back from ${ex.host} (ws); the agent got the phantom`);
+        if (masked.size === 0)
+          this.d.observer.notice(
+            'warn',
+            'secret_masked',
+            `a real secret of ${[...found].join(', ')} came back from ${ex.host} (ws); the agent got the phantom`,
+          );
         for (const c of found) masked.add(c);
       }
       ex.bytes += out.length;
@@ -295,7 +370,22 @@ export class WebSocketRelay {
   }
 
   private auditRow(ex: RequestExchange, event = 'request', detail?: string): void {
-    this.d.audit.append({ event, client: ex.client, agent: ex.agent?.name ?? null, host: ex.host, port: ex.port, method: 'GET', path: ex.path, verdict: ex.refusal ?? ex.verdict, rule_id: ex.ruleId, credential: ex.credential, status: ex.status, bytes: ex.bytes, duration_ms: this.d.clock.now() - ex.startedAt, detail: detail ?? (ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket')) });
+    this.d.audit.append({
+      event,
+      client: ex.client,
+      agent: ex.agent?.name ?? null,
+      host: ex.host,
+      port: ex.port,
+      method: 'GET',
+      path: ex.path,
+      verdict: ex.refusal ?? ex.verdict,
+      rule_id: ex.ruleId,
+      credential: ex.credential,
+      status: ex.status,
+      bytes: ex.bytes,
+      duration_ms: this.d.clock.now() - ex.startedAt,
+      detail: detail ?? (ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket')),
+    });
   }
 }
 
@@ -314,12 +404,24 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 421: 'Misdirected Request', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  407: 'Proxy Authentication Required',
+  421: 'Misdirected Request',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  504: 'Gateway Timeout',
+};
 
 function rejectUpgrade(socket: Duplex, r: Refusal, flavour: ReturnType<typeof flavourOf>): void {
   if (socket.destroyed) return;
   const body = refusalBody(r, flavour);
   const reason = REASONS[r.status] ?? 'Error';
-  const extra = (r.retryAfterS !== undefined ? `Retry-After: ${r.retryAfterS}\r\n` : '') + (r.status === 407 ? 'Proxy-Authenticate: Basic realm="sluice"\r\n' : '');
-  socket.end(`HTTP/1.1 ${r.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Sluice-Reason: ${r.code}\r\n${extra}Connection: close\r\n\r\n${body}`);
+  const extra =
+    (r.retryAfterS !== undefined ? `Retry-After: ${r.retryAfterS}\r\n` : '') + (r.status === 407 ? 'Proxy-Authenticate: Basic realm="sluice"\r\n' : '');
+  socket.end(
+    `HTTP/1.1 ${r.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Sluice-Reason: ${r.code}\r\n${extra}Connection: close\r\n\r\n${body}`,
+  );
 }

@@ -54,7 +54,12 @@ export function createHandlers(d: HandlerDeps): Handlers {
     recent_requests: d.activity.recent.last(50),
     notices: d.activity.notices.last(50),
   });
-  const agentInfo = (a: RunAgent): AgentInfo => ({ id: a.id, name: a.name, started_at: new Date(a.startedAt).toISOString(), ...d.activity.agentCountsFor(a.id) });
+  const agentInfo = (a: RunAgent): AgentInfo => ({
+    id: a.id,
+    name: a.name,
+    started_at: new Date(a.startedAt).toISOString(),
+    ...d.activity.agentCountsFor(a.id),
+  });
   const endRun = (a: RunAgent): boolean => {
     if (!d.auth.revoke(a.id)) return false;
     d.activity.forgetAgent(a.id);
@@ -105,7 +110,15 @@ export function createHandlers(d: HandlerDeps): Handlers {
     'pool.add_member': (p) => d.pools.addMember(p.name, p.member),
     'pool.remove_member': (p) => d.pools.removeMember(p.name, p.member),
     'rule.add': (p) =>
-      d.rules.add({ verdict: p.verdict, host: p.host, port: p.port ?? null, method: p.method ?? null, path: p.path ?? null, coalesce: p.coalesce, source: 'user' }).rule,
+      d.rules.add({
+        verdict: p.verdict,
+        host: p.host,
+        port: p.port ?? null,
+        method: p.method ?? null,
+        path: p.path ?? null,
+        coalesce: p.coalesce,
+        source: 'user',
+      }).rule,
     'rule.list': () => ({ rules: d.rules.list() }),
     'rule.remove': (p) => ({ removed: d.rules.remove(p.id).id }),
     'approval.list': () => ({ approvals: d.broker.list() }),

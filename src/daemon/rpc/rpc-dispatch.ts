@@ -31,7 +31,8 @@ export function createDispatcher(handlers: Handlers, log: Logger): JSONRPCServer
   server.mapErrorToJSONRPCErrorResponse = (id, error: unknown) => {
     if (error instanceof SluiceError) return createJSONRPCErrorResponse(id, error.rpcCode, error.message, { code: error.code, ...error.details });
     if (isBusyError(error)) return createJSONRPCErrorResponse(id, ERRORS.store_busy.rpc, ERRORS.store_busy.message, { code: 'store_busy' });
-    if (error instanceof ZodError) return createJSONRPCErrorResponse(id, ERRORS.invalid_params.rpc, `invalid params: ${describeZodError(error)}`, { code: 'invalid_params' });
+    if (error instanceof ZodError)
+      return createJSONRPCErrorResponse(id, ERRORS.invalid_params.rpc, `invalid params: ${describeZodError(error)}`, { code: 'invalid_params' });
     log.error('rpc handler failed', { err: error });
     return createJSONRPCErrorResponse(id, ERRORS.internal.rpc, 'Internal error', { code: 'internal' });
   };

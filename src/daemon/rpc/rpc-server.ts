@@ -99,7 +99,10 @@ export class RpcServer {
     const decoder = new LineDecoder(
       MAX_RPC_LINE_BYTES,
       (line) => this.onLine(conn, line),
-      () => conn.send(createJSONRPCErrorResponse(null, ERRORS.line_too_long.rpc, `request line longer than ${MAX_RPC_LINE_BYTES} bytes`, { code: 'line_too_long' })),
+      () =>
+        conn.send(
+          createJSONRPCErrorResponse(null, ERRORS.line_too_long.rpc, `request line longer than ${MAX_RPC_LINE_BYTES} bytes`, { code: 'line_too_long' }),
+        ),
     );
     socket.on('data', (c: Buffer) => decoder.push(c));
     socket.on('error', () => socket.destroy());

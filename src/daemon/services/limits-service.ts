@@ -49,13 +49,19 @@ export class LimitsService {
       // A new environment value: it wins and becomes the stored cap.
       cap = fromEnv;
       if (storedCap !== undefined && storedCap !== fromEnv) {
-        warn(`${envVar ?? 'the environment'}=${fromEnv} replaces the global cap ${storedCap ?? 'none'} set earlier with limits set`, { env: fromEnv, stored: storedCap ?? 'none' });
+        warn(`${envVar ?? 'the environment'}=${fromEnv} replaces the global cap ${storedCap ?? 'none'} set earlier with limits set`, {
+          env: fromEnv,
+          stored: storedCap ?? 'none',
+        });
       }
       this.settings.set(GLOBAL_KEY, String(fromEnv));
     } else {
       cap = storedCap === undefined ? fromEnv : storedCap;
       if (fromEnv !== null && cap !== fromEnv) {
-        warn(`the global cap ${cap ?? 'none'} set with limits set overrides ${envVar ?? 'the environment'}=${fromEnv} (a different environment value at the next start replaces it)`, { env: fromEnv, stored: cap ?? 'none' });
+        warn(
+          `the global cap ${cap ?? 'none'} set with limits set overrides ${envVar ?? 'the environment'}=${fromEnv} (a different environment value at the next start replaces it)`,
+          { env: fromEnv, stored: cap ?? 'none' },
+        );
       }
     }
     this.settings.set(GLOBAL_ENV_KEY, envNow);
@@ -66,7 +72,9 @@ export class LimitsService {
   get(): LimitsInfo {
     return {
       global: this.caps.getGlobalCap(),
-      credentials: this.vault.list().map((r) => ({ name: r.name, max_concurrent: r.max_concurrent, queue_timeout_ms: r.queue_timeout_ms, ...this.caps.countsFor(r.name) })),
+      credentials: this.vault
+        .list()
+        .map((r) => ({ name: r.name, max_concurrent: r.max_concurrent, queue_timeout_ms: r.queue_timeout_ms, ...this.caps.countsFor(r.name) })),
     };
   }
 

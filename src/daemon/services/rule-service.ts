@@ -45,7 +45,16 @@ export class RuleService {
     const r = this.repo.insert({ ...rule, method: rule.method?.toUpperCase() ?? null }, this.clock.iso());
     if (r.created) {
       this.policy.replace(this.repo.list());
-      this.audit.append({ event: 'rule_added', verdict: r.rule.verdict, rule_id: r.rule.id, host: r.rule.host, port: r.rule.port, method: r.rule.method, path: r.rule.path, detail: r.rule.source });
+      this.audit.append({
+        event: 'rule_added',
+        verdict: r.rule.verdict,
+        rule_id: r.rule.id,
+        host: r.rule.host,
+        port: r.rule.port,
+        method: r.rule.method,
+        path: r.rule.path,
+        detail: r.rule.source,
+      });
       this.bus.publish('rule.changed', { action: 'added', rule: r.rule });
     }
     return r;

@@ -26,22 +26,31 @@ export class PoolsRepo {
 
   /** All pools with members in order. */
   list(): PoolRow[] {
-    const pools = this.db.prepare('SELECT id, name, phantom, phantom_refresh, active_member, created_at FROM credential_pools ORDER BY name').all() as Omit<PoolRow, 'members'>[];
+    const pools = this.db.prepare('SELECT id, name, phantom, phantom_refresh, active_member, created_at FROM credential_pools ORDER BY name').all() as Omit<
+      PoolRow,
+      'members'
+    >[];
     const members = this.db
-      .prepare('SELECT m.pool_id AS pool_id, c.name AS name FROM credential_pool_members m JOIN credentials c ON c.id = m.credential_id ORDER BY m.pool_id, m.position')
+      .prepare(
+        'SELECT m.pool_id AS pool_id, c.name AS name FROM credential_pool_members m JOIN credentials c ON c.id = m.credential_id ORDER BY m.pool_id, m.position',
+      )
       .all() as { pool_id: number; name: string }[];
     return pools.map((p) => ({ ...p, members: members.filter((m) => m.pool_id === p.id).map((m) => m.name) }));
   }
 
   /** Creates a pool and its member links in one transaction. */
   insert(name: string, phantom: string, phantomRefresh: string | null, members: string[], now: string): void {
-    this.db.transaction(() => {
-      const info = this.db.prepare('INSERT INTO credential_pools (name, phantom, phantom_refresh, active_member, created_at) VALUES (?, ?, ?, ?, ?)').run(name, phantom, phantomRefresh, members[0] ?? null, now);
-      const add = this.db.prepare('INSERT INTO credential_pool_members (pool_id, credential_id, position) SELECT ?, id, ? FROM credentials WHERE name = ?');
-      members.forEach((m, i) => {
-        if (add.run(info.lastInsertRowid, i, m).changes !== 1) throw new Error(`no credential named ${m}`);
-      });
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const info = this.db
+          .prepare('INSERT INTO credential_pools (name, phantom, phantom_refresh, active_member, created_at) VALUES (?, ?, ?, ?, ?)')
+          .run(name, phantom, phantomRefresh, members[0] ?? null, now);
+        const add = this.db.prepare('INSERT INTO credential_pool_members (pool_id, credential_id, position) SELECT ?, id, ? FROM credentials WHERE name = ?');
+        members.forEach((m, i) => {
+          if (add.run(info.lastInsertRowid, i, m).changes !== 1) throw new Error(`no credential named ${m}`);
+        });
+      })
+      .immediate();
   }
 
   /** Appends `member` after the pool's last member. Returns false when the pool or credential is missing. */
@@ -82,7 +91,9 @@ export class PoolsRepo {
   /** Persisted cooldowns by credential name. */
   health(): HealthRow[] {
     return this.db
-      .prepare("SELECT c.name AS name, h.cooldown_until AS cooldown_until, h.reason AS reason FROM credential_health h JOIN credentials c ON c.id = h.credential_id WHERE h.status = 'cooling'")
+      .prepare(
+        "SELECT c.name AS name, h.cooldown_until AS cooldown_until, h.reason AS reason FROM credential_health h JOIN credentials c ON c.id = h.credential_id WHERE h.status = 'cooling'",
+      )
       .all() as HealthRow[];
   }
 

@@ -31,8 +31,27 @@ const HOST_PREFIXES: [RegExp, string][] = [
  * would put the first characters of the real secret into a phantom that is printed and logged.
  */
 const KNOWN_PREFIXES = [
-  'sk-ant-api03-', 'sk-ant-oat01-', 'sk-ant-admin01-', 'sk-ant-', 'sk-proj-', 'sk-svcacct-', 'sk-admin-', 'sk-or-v1-',
-  'github_pat_', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'glpat-', 'xoxb-', 'xoxp-', 'hf_', 'gsk_', 'pplx-', 'AIza', 'sk-',
+  'sk-ant-api03-',
+  'sk-ant-oat01-',
+  'sk-ant-admin01-',
+  'sk-ant-',
+  'sk-proj-',
+  'sk-svcacct-',
+  'sk-admin-',
+  'sk-or-v1-',
+  'github_pat_',
+  'ghp_',
+  'gho_',
+  'ghu_',
+  'ghs_',
+  'glpat-',
+  'xoxb-',
+  'xoxp-',
+  'hf_',
+  'gsk_',
+  'pplx-',
+  'AIza',
+  'sk-',
 ];
 
 /** The provider prefix to give a phantom: a known prefix of the real secret, else one from the first host. */

@@ -13,7 +13,13 @@ import { keyCheckValue, loadOrCreateMasterKey } from './master-key.js';
 const CHECK_KEY = 'master_key_check';
 
 /** Loads (or creates) the master key, verifies it against the DB, and returns the vault. */
-export function unlockVault(cfg: Pick<DaemonConfig, 'masterKeyPath'>, repo: CredentialsRepo, settings: SettingsRepo, clock: Clock, isNameTaken: (name: string) => boolean = () => false): CredentialVault {
+export function unlockVault(
+  cfg: Pick<DaemonConfig, 'masterKeyPath'>,
+  repo: CredentialsRepo,
+  settings: SettingsRepo,
+  clock: Clock,
+  isNameTaken: (name: string) => boolean = () => false,
+): CredentialVault {
   const stored = settings.get(CHECK_KEY);
   const empty = repo.count() === 0 && stored === undefined;
   const { key } = loadOrCreateMasterKey(cfg.masterKeyPath, empty);

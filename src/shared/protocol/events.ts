@@ -3,17 +3,7 @@
  * params `{seq, type, ...payload}`; `seq` increases by exactly one per event on a connection, so a client
  * that sees a jump knows it missed something and re-subscribes to get a fresh snapshot.
  */
-import type {
-  ApprovalDecision,
-  ApprovalInfo,
-  CredentialInfo,
-  DaemonStatus,
-  LimitsInfo,
-  Notice,
-  RecentRequest,
-  RuleInfo,
-  StatsSnapshot,
-} from './entities.js';
+import type { ApprovalDecision, ApprovalInfo, CredentialInfo, DaemonStatus, LimitsInfo, Notice, RecentRequest, RuleInfo, StatsSnapshot } from './entities.js';
 
 /** A pool as dashboards see it (filled in once pools land; empty list until then). */
 export interface PoolInfo {

@@ -28,8 +28,12 @@ export function canonicalSites(sites: readonly InjectSite[]): InjectSite[] {
  * user-facing reason naming the bad entry.
  */
 export function parseInjectList(text: string): InjectSite[] | { problem: string } {
-  const parts = text.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+  const parts = text
+    .split(',')
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
   if (parts.length === 0) return { problem: `--inject needs at least one of ${INJECT_SITES.join(', ')}` };
-  for (const p of parts) if (!isInjectSite(p)) return { problem: `--inject: unknown site ${JSON.stringify(p)}; use any of ${INJECT_SITES.join(', ')} (comma separated)` };
+  for (const p of parts)
+    if (!isInjectSite(p)) return { problem: `--inject: unknown site ${JSON.stringify(p)}; use any of ${INJECT_SITES.join(', ')} (comma separated)` };
   return canonicalSites(parts as InjectSite[]);
 }

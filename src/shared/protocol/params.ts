@@ -4,15 +4,7 @@
  */
 import { z } from 'zod';
 import { SINCE_PATTERN } from './audit.js';
-import {
-  MAX_CONCURRENT_MAX,
-  MAX_CONCURRENT_MIN,
-  GLOBAL_CAP_MAX,
-  GLOBAL_CAP_MIN,
-  NAME_PATTERN,
-  QUEUE_TIMEOUT_MAX_MS,
-  QUEUE_TIMEOUT_MIN_MS,
-} from './limits.js';
+import { MAX_CONCURRENT_MAX, MAX_CONCURRENT_MIN, GLOBAL_CAP_MAX, GLOBAL_CAP_MIN, NAME_PATTERN, QUEUE_TIMEOUT_MAX_MS, QUEUE_TIMEOUT_MIN_MS } from './limits.js';
 import { canonicalSites, INJECT_SITES } from './inject-sites.js';
 
 const name = z.string().regex(NAME_PATTERN, 'names are 1-64 characters: letters, digits, . _ - (not first)');
@@ -40,7 +32,10 @@ const format = z
   .string()
   .max(200)
   .refine((f) => f.split('{}').length === 2, 'format must contain {} exactly once');
-const secret = z.string().min(1, 'the secret is empty').max(64 * 1024, 'the secret is too long');
+const secret = z
+  .string()
+  .min(1, 'the secret is empty')
+  .max(64 * 1024, 'the secret is too long');
 const empty = z.object({}).strict();
 const injectSites = z
   .array(z.enum(INJECT_SITES, { errorMap: () => ({ message: `inject sites are ${INJECT_SITES.join(', ')}` }) }))
@@ -60,7 +55,13 @@ export const PARAMS = {
   'proxy.env': empty,
   'token.rotate': empty,
   'agents.register': z
-    .object({ name: z.string().min(1, 'an agent name is 1-64 characters').max(64, 'an agent name is 1-64 characters').regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits and . _ -') })
+    .object({
+      name: z
+        .string()
+        .min(1, 'an agent name is 1-64 characters')
+        .max(64, 'an agent name is 1-64 characters')
+        .regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits and . _ -'),
+    })
     .strict(),
   'agents.unregister': z.object({ id: z.string().regex(/^[0-9a-f]{12}$/, 'not an agent id') }).strict(),
   'agents.list': empty,
@@ -94,9 +95,7 @@ export const PARAMS = {
     })
     .strict(),
   'cred.remove': z.object({ name }).strict(),
-  'pool.create': z
-    .object({ name, members: z.array(name).min(1, 'a pool needs at least one --member').max(32) })
-    .strict(),
+  'pool.create': z.object({ name, members: z.array(name).min(1, 'a pool needs at least one --member').max(32) }).strict(),
   'pool.list': empty,
   'pool.status': z.object({ name: name.optional() }).strict(),
   'pool.rotate': z.object({ name }).strict(),
@@ -147,8 +146,7 @@ export const PARAMS = {
       'max_concurrent and queue_timeout_ms need cred',
     )
     .refine(
-      (p) =>
-        p.global !== undefined || p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined,
+      (p) => p.global !== undefined || p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined,
       'nothing to set: give global, or cred with max_concurrent or queue_timeout_ms',
     ),
   'stats.snapshot': empty,
@@ -157,8 +155,18 @@ export const PARAMS = {
       n: z.number().int().min(1).max(10_000).default(20),
       cred: name.optional(),
       host: hostPattern.optional(),
-      agent: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits, . _ -').optional(),
-      event: z.string().min(1).max(64).regex(/^[a-z0-9_.-]+$/, 'an event name is lower-case letters, digits, _ . -').optional(),
+      agent: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Za-z0-9._-]+$/, 'an agent name is letters, digits, . _ -')
+        .optional(),
+      event: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[a-z0-9_.-]+$/, 'an event name is lower-case letters, digits, _ . -')
+        .optional(),
       since: z.string().regex(SINCE_PATTERN, 'since is a whole number and a unit (s, m, h, d), e.g. 10m, 2h, 1d').optional(),
     })
     .strict(),

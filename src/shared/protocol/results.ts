@@ -1,15 +1,5 @@
 /** What each RPC method returns. Shared by the daemon's handlers and the typed client. */
-import type {
-  AgentInfo,
-  ApprovalDecision,
-  ApprovalInfo,
-  AuditRow,
-  CredentialInfo,
-  DaemonStatus,
-  LimitsInfo,
-  RuleInfo,
-  StatsSnapshot,
-} from './entities.js';
+import type { AgentInfo, ApprovalDecision, ApprovalInfo, AuditRow, CredentialInfo, DaemonStatus, LimitsInfo, RuleInfo, StatsSnapshot } from './entities.js';
 import type { AuditVerifyResult } from './audit.js';
 import type { PoolInfo, Snapshot } from './events.js';
 import type { MethodName } from './params.js';

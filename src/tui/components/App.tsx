@@ -55,13 +55,7 @@ export function App({ state, now, columns, rows, rateSeries }: AppProps) {
       ) : (
         <Box flexDirection="column">
           <ApprovalQueue rows={approvals} focused={state.focus === 'approvals'} height={plan.approvals} width={columns} />
-          <CredentialsPanel
-            rows={credentials}
-            focused={state.focus === 'credentials'}
-            height={plan.credentials}
-            width={columns}
-            editor={editor}
-          />
+          <CredentialsPanel rows={credentials} focused={state.focus === 'credentials'} height={plan.credentials} width={columns} editor={editor} />
           <PoolsPanel rows={pools} focused={state.focus === 'pools'} height={plan.pools} />
           <NoticesPanel notices={state.notices} height={plan.notices} now={now} width={columns} />
         </Box>

@@ -101,10 +101,7 @@ function applyResult(state: DashboardState, action: ResultAction): DashboardStat
   }
 }
 
-function disconnected(
-  state: DashboardState,
-  action: Extract<DashboardAction, { type: 'disconnected' }>,
-): DashboardState {
+function disconnected(state: DashboardState, action: Extract<DashboardAction, { type: 'disconnected' }>): DashboardState {
   const wasUp = state.connection.phase === 'connected';
   const next: DashboardState = {
     ...state,

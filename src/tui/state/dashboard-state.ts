@@ -44,10 +44,7 @@ export interface DashboardNotice {
 }
 
 /** What a number field edits. */
-export type EditTarget =
-  | { kind: 'cred-cap'; cred: string }
-  | { kind: 'global-cap' }
-  | { kind: 'queue-wait'; cred: string };
+export type EditTarget = { kind: 'cred-cap'; cred: string } | { kind: 'global-cap' } | { kind: 'queue-wait'; cred: string };
 
 /**
  * The open number field. `pristine` means the pre-filled value is still "selected": the first digit

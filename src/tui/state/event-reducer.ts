@@ -8,13 +8,7 @@ import type { SluiceEvent } from '../../shared/protocol/events.js';
 import { changeNotice } from './change-notices.js';
 import { MAX_RECENT, type DashboardState } from './dashboard-state.js';
 import { selectionAfterRemoval, upsertBy, withSelection } from './list-updates.js';
-import {
-  addNotice,
-  answerLevel,
-  answerMessage,
-  noticeFromDaemon,
-  resolvedElsewhereMessage,
-} from './notices.js';
+import { addNotice, answerLevel, answerMessage, noticeFromDaemon, resolvedElsewhereMessage } from './notices.js';
 
 /** What to do with an event given the cursor. */
 export type SeqVerdict = 'apply' | 'duplicate' | 'gap';
@@ -53,11 +47,7 @@ export function removeApproval(state: DashboardState, id: string): DashboardStat
   const keys = state.approvals.map((a) => a.id);
   const selected = selectionAfterRemoval(keys, state.selected.approvals, id);
   const { [id]: _dropped, ...answering } = state.answering;
-  return withSelection(
-    { ...state, approvals: state.approvals.filter((a) => a.id !== id), answering },
-    'approvals',
-    selected,
-  );
+  return withSelection({ ...state, approvals: state.approvals.filter((a) => a.id !== id), answering }, 'approvals', selected);
 }
 
 /**
@@ -95,7 +85,11 @@ function applyEvent(s: DashboardState, e: SluiceEvent, at: number): DashboardSta
       return approvalResolved(s, e, at);
     case 'pool.changed':
       if (e.removed) {
-        const selected = selectionAfterRemoval(s.pools.map((p) => p.name), s.selected.pools, e.pool.name);
+        const selected = selectionAfterRemoval(
+          s.pools.map((p) => p.name),
+          s.selected.pools,
+          e.pool.name,
+        );
         return withSelection({ ...s, pools: s.pools.filter((p) => p.name !== e.pool.name) }, 'pools', selected);
       }
       return { ...s, pools: upsertBy(s.pools, e.pool, (p) => p.name) };
@@ -125,11 +119,7 @@ function toRecentRequest(e: Extract<SluiceEvent, { type: 'request.finished' }>):
   return request;
 }
 
-function approvalResolved(
-  s: DashboardState,
-  e: Extract<SluiceEvent, { type: 'approval.resolved' }>,
-  at: number,
-): DashboardState {
+function approvalResolved(s: DashboardState, e: Extract<SluiceEvent, { type: 'approval.resolved' }>, at: number): DashboardState {
   const row = s.approvals.find((a) => a.id === e.id);
   const mine = s.answering[e.id];
   const next = removeApproval(s, e.id);

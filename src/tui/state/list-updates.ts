@@ -16,11 +16,7 @@ export function upsertBy<T>(items: readonly T[], item: T, key: (t: T) => string)
  * The selection after removing `removedKey` from `keys` (the panel's keys before removal): unchanged
  * unless the removed row was selected, then the next row, else the previous one, else none.
  */
-export function selectionAfterRemoval(
-  keys: readonly string[],
-  selected: string | null,
-  removedKey: string,
-): string | null {
+export function selectionAfterRemoval(keys: readonly string[], selected: string | null, removedKey: string): string | null {
   if (selected !== removedKey) return selected;
   const index = keys.indexOf(removedKey);
   if (index === -1) return selected;

@@ -69,12 +69,7 @@ export function answerLevel(decision: ApprovalDecision): Notice['level'] {
 }
 
 /** The notice for a prompt resolved elsewhere (another client, the timeout, or shutdown). */
-export function resolvedElsewhereMessage(
-  reason: 'answered' | 'timeout' | 'shutdown',
-  decision: ApprovalDecision,
-  target: string,
-  waiters: number,
-): string {
+export function resolvedElsewhereMessage(reason: 'answered' | 'timeout' | 'shutdown', decision: ApprovalDecision, target: string, waiters: number): string {
   if (reason === 'timeout') return `${target} timed out unanswered: denied ${requestCount(waiters)}`;
   if (reason === 'shutdown') return `${target} denied: daemon shutting down (${requestCount(waiters)})`;
   return `${answerMessage(decision, target, waiters)} by another client`;

@@ -209,9 +209,7 @@ export function connectionLabel(view: HeaderView, now: number): { text: string; 
     return { text: `✗ disconnected — reconnecting (${c.reason}${next})`, tone: 'bad' };
   }
   if (c.phase === 'connecting') {
-    return c.attempt > 0
-      ? { text: `✗ disconnected — reconnecting (attempt ${c.attempt})`, tone: 'bad' }
-      : { text: connectingText(c.since, now), tone: 'warn' };
+    return c.attempt > 0 ? { text: `✗ disconnected — reconnecting (attempt ${c.attempt})`, tone: 'bad' } : { text: connectingText(c.since, now), tone: 'warn' };
   }
   if (view.resyncing) return { text: '● connected, syncing', tone: 'warn' };
   return { text: '● connected', tone: 'ok' };

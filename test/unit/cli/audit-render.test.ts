@@ -132,7 +132,14 @@ describe('audit verify rendering', () => {
   });
 
   it('does not invent a row number when only the head is wrong', () => {
-    const [first] = verifyLines({ ...base, ok: false, reason: 'the signed head does not verify', problems: [{ kind: 'head_invalid', seq: null, to: null, message: 'the signed head does not verify' }], problems_total: 1, head: { ...base.head, status: 'invalid' } });
+    const [first] = verifyLines({
+      ...base,
+      ok: false,
+      reason: 'the signed head does not verify',
+      problems: [{ kind: 'head_invalid', seq: null, to: null, message: 'the signed head does not verify' }],
+      problems_total: 1,
+      head: { ...base.head, status: 'invalid' },
+    });
     expect(first).toBe('audit chain BROKEN: the signed head does not verify (130 rows checked)');
   });
 });

@@ -22,7 +22,10 @@ const good = {
   SSL_CERT_FILE: '/tmp/bundle.pem',
   NO_PROXY: 'localhost,127.0.0.1',
 };
-const failing = (env: NodeJS.ProcessEnv) => runDoctorChecks(env, facts).filter((c) => !c.ok).map((c) => c.name);
+const failing = (env: NodeJS.ProcessEnv) =>
+  runDoctorChecks(env, facts)
+    .filter((c) => !c.ok)
+    .map((c) => c.name);
 
 describe('doctor checks', () => {
   it('passes an environment set up by sluicectl env', () => {

@@ -23,10 +23,7 @@ function daemon() {
       'limits.set': (p) => limitsWith(typeof p.max_concurrent === 'number' ? p.max_concurrent : 8, (p.global as number | null | undefined) ?? null),
     },
     snapshot({
-      approvals: [
-        approval({ id: 'a1', waiters: 8 }),
-        approval({ id: 'a2', host: 'api.openai.com', path: '/v1/responses', created_at: iso(T0 + 1000) }),
-      ],
+      approvals: [approval({ id: 'a1', waiters: 8 }), approval({ id: 'a2', host: 'api.openai.com', path: '/v1/responses', created_at: iso(T0 + 1000) })],
       credentials: [credential({ max_concurrent: 8 })],
       pools: [pool()],
     }),
@@ -70,10 +67,14 @@ describe('approval keys', () => {
     await press(app, 'd');
     await tick();
     await press(app, 'D');
-    await eventually(() => expect(app.client.callsTo('approval.resolve')).toEqual([
-      { id: 'a1', decision: 'deny' },
-      { id: 'a2', decision: 'always_deny' },
-    ]), { what: 'approval.resolve' });
+    await eventually(
+      () =>
+        expect(app.client.callsTo('approval.resolve')).toEqual([
+          { id: 'a1', decision: 'deny' },
+          { id: 'a2', decision: 'always_deny' },
+        ]),
+      { what: 'approval.resolve' },
+    );
   });
 
   it('an approval that is already resolved disappears with an explanation', async () => {
@@ -187,7 +188,17 @@ describe('help, connection, quit', () => {
     const app = await start();
     await press(app, '?');
     const frame = await waitForFrame(app, 'allow the selected destination once');
-    for (const text of ['allow the selected destination once', 'always allow', 'always deny', 'rotate the selected pool', "selected credential's cap", 'global cap', 'queue wait', 'next panel', 'quit']) {
+    for (const text of [
+      'allow the selected destination once',
+      'always allow',
+      'always deny',
+      'rotate the selected pool',
+      "selected credential's cap",
+      'global cap',
+      'queue wait',
+      'next panel',
+      'quit',
+    ]) {
       expect(frame).toContain(text);
     }
     await press(app, 'a');
@@ -208,7 +219,7 @@ describe('help, connection, quit', () => {
       return second;
     });
     const app = render(<AppContainer connect={connect} initialClient={first} now={() => T0} batchMs={1} backoffMs={() => 30} />);
-    await waitForFrame(app, 'api.anthropic.com:443', 'the first daemon\'s approval row');
+    await waitForFrame(app, 'api.anthropic.com:443', "the first daemon's approval row");
     first.close();
     const down = await waitForFrame(app, 'disconnected — reconnecting');
     expect(down).not.toContain('● connected');

@@ -63,18 +63,12 @@ describe('planCommand', () => {
   });
 
   it('will not save an out-of-bounds value', () => {
-    const s = state(
-      { type: 'edit-open', target: { kind: 'cred-cap', cred: 'anthropic' }, value: '8' },
-      { type: 'edit-type', digits: '300' },
-    );
+    const s = state({ type: 'edit-open', target: { kind: 'cred-cap', cred: 'anthropic' }, value: '8' }, { type: 'edit-type', digits: '300' });
     expect(planCommand(s, 'field-save', '', T0)).toEqual({ kind: 'none' });
   });
 
   it('saves a valid value as limits.set', () => {
-    const s = state(
-      { type: 'edit-open', target: { kind: 'cred-cap', cred: 'anthropic' }, value: '8' },
-      { type: 'edit-type', digits: '12' },
-    );
+    const s = state({ type: 'edit-open', target: { kind: 'cred-cap', cred: 'anthropic' }, value: '8' }, { type: 'edit-type', digits: '12' });
     expect(planCommand(s, 'field-save', '', T0)).toEqual({
       kind: 'save-limits',
       params: { cred: 'anthropic', max_concurrent: 12 },

@@ -21,13 +21,40 @@ function busyState(...actions: DashboardAction[]) {
     snapshot: snapshot({
       credentials: creds,
       limits: { global: 100_000, credentials: [] },
-      stats: stats({ in_flight: 200, cap: 100_000, requests_per_s: 1234 }, creds.map((c) => credStats({
-        name: c.name, in_flight: 256, queued: 99, cap: 256, status_2xx: 123_456, status_4xx: 9_999, status_5xx: 999, rejected: 12_345,
-      }))),
-      approvals: Array.from({ length: 9 }, (_, i) =>
-        approval({ id: `a${i}`, host: `very-long-subdomain-${i}.api.example-provider.com`, path: '/v1/some/really/long/path/that/goes/on', waiters: 256, created_at: iso(T0 + i) }),
+      stats: stats(
+        { in_flight: 200, cap: 100_000, requests_per_s: 1234 },
+        creds.map((c) =>
+          credStats({
+            name: c.name,
+            in_flight: 256,
+            queued: 99,
+            cap: 256,
+            status_2xx: 123_456,
+            status_4xx: 9_999,
+            status_5xx: 999,
+            rejected: 12_345,
+          }),
+        ),
       ),
-      pools: [pool({ members: ['alice', 'bob', 'carol', 'dave', 'erin'].map((n) => ({ name: n, healthy: false, cooldown_until: iso(T0 + 300_000), reason: 'rate_limited' })) })],
+      approvals: Array.from({ length: 9 }, (_, i) =>
+        approval({
+          id: `a${i}`,
+          host: `very-long-subdomain-${i}.api.example-provider.com`,
+          path: '/v1/some/really/long/path/that/goes/on',
+          waiters: 256,
+          created_at: iso(T0 + i),
+        }),
+      ),
+      pools: [
+        pool({
+          members: ['alice', 'bob', 'carol', 'dave', 'erin'].map((n) => ({
+            name: n,
+            healthy: false,
+            cooldown_until: iso(T0 + 300_000),
+            reason: 'rate_limited',
+          })),
+        }),
+      ],
     }),
   });
   return actions.reduce(dashboardReducer, base);
@@ -44,7 +71,10 @@ describe('App layout', () => {
   });
 
   it('still fits with the number field open', async () => {
-    const state = busyState({ type: 'focus-panel', panel: 'credentials' }, { type: 'edit-open', target: { kind: 'cred-cap', cred: 'credential-number-0' }, value: '256' });
+    const state = busyState(
+      { type: 'focus-panel', panel: 'credentials' },
+      { type: 'edit-open', target: { kind: 'cred-cap', cred: 'credential-number-0' }, value: '256' },
+    );
     const app = render(<App state={state} now={T0} columns={80} rows={24} rateSeries={[]} />);
     await tick();
     const lines = (app.lastFrame() ?? '').split('\n');
@@ -98,10 +128,15 @@ describe('PoolsPanel', () => {
       type: 'snapshot',
       seq: 1,
       snapshot: snapshot({
-        pools: [pool({ active: 'bob', members: [
-          { name: 'alice', healthy: false, cooldown_until: iso(T0 + 60_000), reason: 'rate_limited' },
-          { name: 'bob', healthy: true, cooldown_until: null, reason: null },
-        ] })],
+        pools: [
+          pool({
+            active: 'bob',
+            members: [
+              { name: 'alice', healthy: false, cooldown_until: iso(T0 + 60_000), reason: 'rate_limited' },
+              { name: 'bob', healthy: true, cooldown_until: null, reason: null },
+            ],
+          }),
+        ],
       }),
     });
     const app = render(<PoolsPanel rows={poolRows(state, T0 + 18_000)} focused height={2} />);
@@ -145,7 +180,14 @@ describe('NO_COLOR', () => {
         seq: 1,
         snapshot: snapshot({
           approvals: [approval()],
-          pools: [pool({ members: [{ name: 'alice', healthy: false, cooldown_until: iso(T0 + 9000), reason: '429' }, { name: 'bob', healthy: false, cooldown_until: null, reason: null }] })],
+          pools: [
+            pool({
+              members: [
+                { name: 'alice', healthy: false, cooldown_until: iso(T0 + 9000), reason: '429' },
+                { name: 'bob', healthy: false, cooldown_until: null, reason: null },
+              ],
+            }),
+          ],
         }),
       }),
       { type: 'notice', level: 'error', kind: 'leak', message: 'blocked phantom on evil.example', at: T0 },

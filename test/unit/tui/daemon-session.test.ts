@@ -107,10 +107,7 @@ describe('DaemonSession', () => {
   it('reconnects with backoff after the daemon goes away', async () => {
     const first = new FakeDaemonClient();
     const second = new FakeDaemonClient({}, snapshot({ approvals: [approval({ id: 'after' })] }));
-    const connects: (() => Promise<DaemonClient>)[] = [
-      () => Promise.reject(new RpcError('daemon_unreachable', 'x', -32099)),
-      async () => second,
-    ];
+    const connects: (() => Promise<DaemonClient>)[] = [() => Promise.reject(new RpcError('daemon_unreachable', 'x', -32099)), async () => second];
     const timers = new ManualTimers();
     const store = createDashboardStore();
     const session = new DaemonSession({

@@ -41,11 +41,15 @@ describe('snapshot', () => {
   });
 
   it('orders approvals by arrival', () => {
-    const s = run(initialDashboardState, { type: 'connected', at: T0 }, {
-      type: 'snapshot',
-      seq: 1,
-      snapshot: snapshot({ approvals: [approval({ id: 'late', created_at: iso(T0 + 9000) }), approval({ id: 'early' })] }),
-    });
+    const s = run(
+      initialDashboardState,
+      { type: 'connected', at: T0 },
+      {
+        type: 'snapshot',
+        seq: 1,
+        snapshot: snapshot({ approvals: [approval({ id: 'late', created_at: iso(T0 + 9000) }), approval({ id: 'early' })] }),
+      },
+    );
     expect(s.approvals.map((a) => a.id)).toEqual(['early', 'late']);
   });
 
@@ -119,10 +123,21 @@ describe('events', () => {
   });
 
   it('request.finished is kept as a recent request without the envelope', () => {
-    const s = events(live(), ev(11, 'request.finished', {
-      id: 'r1', ts: iso(T0), host: 'api.anthropic.com', port: 443, method: 'POST', path: '/v1/messages',
-      credential: 'anthropic', status: 200, outcome: 'ok', duration_ms: 12,
-    }));
+    const s = events(
+      live(),
+      ev(11, 'request.finished', {
+        id: 'r1',
+        ts: iso(T0),
+        host: 'api.anthropic.com',
+        port: 443,
+        method: 'POST',
+        path: '/v1/messages',
+        credential: 'anthropic',
+        status: 200,
+        outcome: 'ok',
+        duration_ms: 12,
+      }),
+    );
     expect(s.recent[0]).toMatchObject({ id: 'r1', status: 200 });
     expect(s.recent[0]).not.toHaveProperty('seq');
   });
@@ -175,7 +190,17 @@ describe('events', () => {
   });
 
   it('rule.changed adds and removes rules', () => {
-    const rule = { id: 7, verdict: 'allow' as const, host: 'api.x.com', port: 443, method: null, path: null, coalesce: true, source: 'approval' as const, created_at: iso(T0) };
+    const rule = {
+      id: 7,
+      verdict: 'allow' as const,
+      host: 'api.x.com',
+      port: 443,
+      method: null,
+      path: null,
+      coalesce: true,
+      source: 'approval' as const,
+      created_at: iso(T0),
+    };
     let s = events(live(), ev(11, 'rule.changed', { action: 'added', rule }));
     expect(s.rules.map((r) => r.id)).toEqual([7]);
     s = events(s, ev(12, 'rule.changed', { action: 'removed', rule }));
@@ -183,9 +208,12 @@ describe('events', () => {
   });
 
   it('limits.changed shows the new caps everywhere at once', () => {
-    const s = events(live(), ev(11, 'limits.changed', {
-      limits: { global: 32, credentials: [{ name: 'anthropic', max_concurrent: 12, queue_timeout_ms: 500, in_flight: 0, queued: 0 }] },
-    }));
+    const s = events(
+      live(),
+      ev(11, 'limits.changed', {
+        limits: { global: 32, credentials: [{ name: 'anthropic', max_concurrent: 12, queue_timeout_ms: 500, in_flight: 0, queued: 0 }] },
+      }),
+    );
     expect(s.limits.global).toBe(32);
     expect(s.credentials[0]).toMatchObject({ max_concurrent: 12, queue_timeout_ms: 500 });
     expect(s.stats?.credentials[0]?.cap).toBe(12);
@@ -241,7 +269,11 @@ describe('answering approvals', () => {
 
   it('keeps the cursor in place when the selected row goes', () => {
     let s = run(live(), { type: 'move', delta: 0 });
-    s = run(s, { type: 'answer-started', id: 'a1', decision: 'deny' }, { type: 'answer-succeeded', id: 'a1', target: 't', decision: 'deny', waiters: 1, at: T0 });
+    s = run(
+      s,
+      { type: 'answer-started', id: 'a1', decision: 'deny' },
+      { type: 'answer-succeeded', id: 'a1', target: 't', decision: 'deny', waiters: 1, at: T0 },
+    );
     expect(s.selected.approvals).toBe('a2');
   });
 });
@@ -257,7 +289,12 @@ describe('connection', () => {
   });
 
   it('reconnect goes live again from the new snapshot', () => {
-    let s = run(live(), { type: 'disconnected', attempt: 1, retryAt: null, reason: 'x', at: T0 }, { type: 'connecting', attempt: 1 }, { type: 'connected', at: T0 });
+    let s = run(
+      live(),
+      { type: 'disconnected', attempt: 1, retryAt: null, reason: 'x', at: T0 },
+      { type: 'connecting', attempt: 1 },
+      { type: 'connected', at: T0 },
+    );
     expect(s.connection.phase).toBe('connected');
     expect(s.sync).toBe('waiting');
     expect(s.notices.map((n) => n.message)).toEqual(['disconnected from sluiced (x); reconnecting', 'reconnected to sluiced']);

@@ -38,7 +38,14 @@ async function start(opts: { pools?: ReturnType<typeof pool>[]; notify?: 'bell' 
     3,
   );
   const app = render(
-    <AppContainer connect={async () => client} initialClient={client} now={() => T0 + 10_000} batchMs={1} notify={opts.notify ?? 'bell'} alertEffects={opts.fx ?? recorder()} />,
+    <AppContainer
+      connect={async () => client}
+      initialClient={client}
+      now={() => T0 + 10_000}
+      batchMs={1}
+      notify={opts.notify ?? 'bell'}
+      alertEffects={opts.fx ?? recorder()}
+    />,
   );
   await tick();
   await tick();
@@ -112,9 +119,20 @@ describe('changes from the CLI', () => {
   it('appear as notices: credentials, caps, pools and rules', async () => {
     const app = await start();
     app.client.emit(ev(4, 'cred.changed', { action: 'added', name: 'openai', credential: credential({ name: 'openai' }) }));
-    app.client.emit(ev(5, 'limits.changed', { limits: { global: 16, credentials: [{ name: 'anthropic', max_concurrent: 4, queue_timeout_ms: 0, in_flight: 0, queued: 0 }] } }));
-    app.client.emit(ev(6, 'pool.changed', { pool: pool({ members: [...pool().members, { name: 'carol', healthy: true, cooldown_until: null, reason: null }] }) }));
-    app.client.emit(ev(7, 'rule.changed', { action: 'added', rule: { id: 4, verdict: 'allow', host: 'api.openai.com', port: 443, method: null, path: null, coalesce: true, source: 'user', created_at: 'x' } }));
+    app.client.emit(
+      ev(5, 'limits.changed', {
+        limits: { global: 16, credentials: [{ name: 'anthropic', max_concurrent: 4, queue_timeout_ms: 0, in_flight: 0, queued: 0 }] },
+      }),
+    );
+    app.client.emit(
+      ev(6, 'pool.changed', { pool: pool({ members: [...pool().members, { name: 'carol', healthy: true, cooldown_until: null, reason: null }] }) }),
+    );
+    app.client.emit(
+      ev(7, 'rule.changed', {
+        action: 'added',
+        rule: { id: 4, verdict: 'allow', host: 'api.openai.com', port: 443, method: null, path: null, coalesce: true, source: 'user', created_at: 'x' },
+      }),
+    );
     await vi.waitFor(() => expect(app.lastFrame()).toContain('rule 4 added: allow api.openai.com:443'));
     const frame = app.lastFrame()!;
     expect(frame).toContain('credential openai added');

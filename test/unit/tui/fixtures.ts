@@ -1,11 +1,5 @@
 /** Builders for protocol values and a fake daemon client, shared by the TUI tests. */
-import type {
-  ApprovalInfo,
-  CredentialInfo,
-  CredentialStats,
-  DaemonStatus,
-  StatsSnapshot,
-} from '../../../src/shared/protocol/entities.js';
+import type { ApprovalInfo, CredentialInfo, CredentialStats, DaemonStatus, StatsSnapshot } from '../../../src/shared/protocol/entities.js';
 import type { EventPayloads, EventType, PoolInfo, SluiceEvent, Snapshot } from '../../../src/shared/protocol/events.js';
 import type { MethodName } from '../../../src/shared/protocol/params.js';
 import { RpcError, type DaemonClient } from '../../../src/shared/rpc/client.js';
@@ -122,7 +116,10 @@ export function snapshot(over: Partial<Snapshot> = {}): Snapshot {
         queued: 0,
       })),
     },
-    stats: stats({}, credentials.map((c) => credStats({ name: c.name, cap: c.max_concurrent }))),
+    stats: stats(
+      {},
+      credentials.map((c) => credStats({ name: c.name, cap: c.max_concurrent })),
+    ),
     recent_requests: [],
     notices: [],
     ...over,

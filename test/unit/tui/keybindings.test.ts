@@ -3,9 +3,26 @@ import { describe, expect, it } from 'vitest';
 import { KEY_BINDINGS, bindingsFor, commandForKey, hintsFor, splitKeyPresses } from '../../../src/tui/keybindings.js';
 
 const NO_KEY: Key = {
-  upArrow: false, downArrow: false, leftArrow: false, rightArrow: false, pageDown: false, pageUp: false,
-  home: false, end: false, return: false, escape: false, ctrl: false, shift: false, tab: false,
-  backspace: false, delete: false, meta: false, super: false, hyper: false, capsLock: false, numLock: false,
+  upArrow: false,
+  downArrow: false,
+  leftArrow: false,
+  rightArrow: false,
+  pageDown: false,
+  pageUp: false,
+  home: false,
+  end: false,
+  return: false,
+  escape: false,
+  ctrl: false,
+  shift: false,
+  tab: false,
+  backspace: false,
+  delete: false,
+  meta: false,
+  super: false,
+  hyper: false,
+  capsLock: false,
+  numLock: false,
 };
 const key = (over: Partial<Key> = {}): Key => ({ ...NO_KEY, ...over });
 
@@ -69,7 +86,11 @@ describe('key table', () => {
   });
 
   it('footer hints show the focused panel keys first', () => {
-    expect(hintsFor('normal', 'approvals').slice(0, 4).map((h) => h.keys)).toEqual(['a', 'A', 'd', 'D']);
+    expect(
+      hintsFor('normal', 'approvals')
+        .slice(0, 4)
+        .map((h) => h.keys),
+    ).toEqual(['a', 'A', 'd', 'D']);
     expect(hintsFor('normal', 'pools')[0]).toEqual({ keys: 'r', text: 'rotate' });
     expect(hintsFor('normal', 'pools').some((h) => h.keys === 'a')).toBe(false);
   });
@@ -79,7 +100,12 @@ describe('splitKeyPresses', () => {
   it('splits a read of several plain keys into single presses', () => {
     const presses = splitKeyPresses('\x7f\x7f12A\r', key());
     expect(presses.map((p) => commandForKey('field', p.input, p.key))).toEqual([
-      'field-erase', 'field-erase', 'field-digit', 'field-digit', null, 'field-save',
+      'field-erase',
+      'field-erase',
+      'field-digit',
+      'field-digit',
+      null,
+      'field-save',
     ]);
     expect(presses[4]).toMatchObject({ input: 'A', key: { shift: true } });
   });

@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  editorChanged,
-  editorProblem,
-  eraseDigit,
-  limitsParams,
-  openEditor,
-  savedMessage,
-  typeDigits,
-} from '../../../src/tui/state/number-editor.js';
+import { editorChanged, editorProblem, eraseDigit, limitsParams, openEditor, savedMessage, typeDigits } from '../../../src/tui/state/number-editor.js';
 
 const cap = () => openEditor({ kind: 'cred-cap', cred: 'anthropic' }, '8');
 

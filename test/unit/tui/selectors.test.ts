@@ -23,8 +23,15 @@ describe('approvalRows', () => {
     const s = withSnapshot({ approvals: [approval({ waiters: 8, created_at: iso(T0), expires_at: iso(T0 + 120_000) })] });
     expect(approvalRows(s, T0 + 12_000)).toEqual([
       {
-        id: 'ap-1', target: 'api.anthropic.com:443', waiters: 8, method: 'POST', path: '/v1/messages',
-        ageMs: 12_000, leftMs: 108_000, answering: null, selected: true,
+        id: 'ap-1',
+        target: 'api.anthropic.com:443',
+        waiters: 8,
+        method: 'POST',
+        path: '/v1/messages',
+        ageMs: 12_000,
+        leftMs: 108_000,
+        answering: null,
+        selected: true,
       },
     ]);
   });
@@ -64,7 +71,15 @@ describe('credentialRows', () => {
       stats: stats({}, [credStats({ in_flight: 3, queued: 2, cap: 8, status_2xx: 120, status_4xx: 2, status_5xx: 1, rejected: 4 })]),
     });
     expect(credentialRows(s, T0)[0]).toMatchObject({
-      name: 'anthropic', inFlight: 3, queued: 2, cap: 8, ok2xx: 120, client4xx: 2, server5xx: 1, rejected: 4, cooldownLeftMs: null,
+      name: 'anthropic',
+      inFlight: 3,
+      queued: 2,
+      cap: 8,
+      ok2xx: 120,
+      client4xx: 2,
+      server5xx: 1,
+      rejected: 4,
+      cooldownLeftMs: null,
     });
   });
 
@@ -86,14 +101,16 @@ describe('credentialRows', () => {
 describe('poolRows', () => {
   it('lists members in order with the active marker and a live countdown', () => {
     const s = withSnapshot({
-      pools: [pool({
-        active: 'bob',
-        members: [
-          { name: 'alice', healthy: false, cooldown_until: iso(T0 + 60_000), reason: 'rate_limited' },
-          { name: 'bob', healthy: true, cooldown_until: null, reason: null },
-          { name: 'carol', healthy: false, cooldown_until: null, reason: 'invalid_grant' },
-        ],
-      })],
+      pools: [
+        pool({
+          active: 'bob',
+          members: [
+            { name: 'alice', healthy: false, cooldown_until: iso(T0 + 60_000), reason: 'rate_limited' },
+            { name: 'bob', healthy: true, cooldown_until: null, reason: null },
+            { name: 'carol', healthy: false, cooldown_until: null, reason: 'invalid_grant' },
+          ],
+        }),
+      ],
     });
     const row = poolRows(s, T0 + 20_000)[0];
     expect(row?.members.map((m) => [m.name, m.active, m.health, m.cooldownLeftMs])).toEqual([
@@ -114,7 +131,13 @@ describe('header', () => {
       limits: { global: 16, credentials: [] },
     });
     expect(headerView(s)).toMatchObject({
-      listen: '127.0.0.1:8787', auth: 'on', requestsPerS: 12.5, inFlight: 5, globalCap: 16, queued: 2, pending: 0,
+      listen: '127.0.0.1:8787',
+      auth: 'on',
+      requestsPerS: 12.5,
+      inFlight: 5,
+      globalCap: 16,
+      queued: 2,
+      pending: 0,
     });
   });
 

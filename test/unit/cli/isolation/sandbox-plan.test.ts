@@ -49,6 +49,19 @@ describe('sandboxArgs', () => {
 
   it('runs the command under sandbox-init with the relay port, the socket and the signals fd', () => {
     const a = sandboxArgs(base);
-    expect(a.slice(a.indexOf('--') + 1)).toEqual(['/usr/bin/node', base.initScript, '--listen', '8787', '--socket', base.proxySocket, '--signals-fd', '3', '--', 'claude', '-p', 'hi']);
+    expect(a.slice(a.indexOf('--') + 1)).toEqual([
+      '/usr/bin/node',
+      base.initScript,
+      '--listen',
+      '8787',
+      '--socket',
+      base.proxySocket,
+      '--signals-fd',
+      '3',
+      '--',
+      'claude',
+      '-p',
+      'hi',
+    ]);
   });
 });

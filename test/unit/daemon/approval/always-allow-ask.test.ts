@@ -49,6 +49,8 @@ describe('issue 22 #12: always-allow next to an exact ask rule', () => {
   it('a user rule.add still refuses a conflicting verdict (only an approval answer replaces an ask rule)', () => {
     const { rules } = world();
     rules.add({ verdict: 'ask', host: 'h.example', port: 443, method: null, path: null, coalesce: true, source: 'user' });
-    expect(() => rules.add({ verdict: 'allow', host: 'h.example', port: 443, method: null, path: null, coalesce: true, source: 'user' })).toThrow(/already matches/);
+    expect(() => rules.add({ verdict: 'allow', host: 'h.example', port: 443, method: null, path: null, coalesce: true, source: 'user' })).toThrow(
+      /already matches/,
+    );
   });
 });

@@ -25,7 +25,17 @@ function memoryLog() {
 
 function appendRequests(log: AuditLog, clock: FakeClock, n: number): void {
   for (let i = 0; i < n; i++) {
-    log.append({ event: 'request', host: 'api.anthropic.com', port: 443, method: 'POST', path: `/v1/messages/${i}`, status: 200, bytes: 100 + i, duration_ms: 12.3456, credential: 'work' });
+    log.append({
+      event: 'request',
+      host: 'api.anthropic.com',
+      port: 443,
+      method: 'POST',
+      path: `/v1/messages/${i}`,
+      status: 200,
+      bytes: 100 + i,
+      duration_ms: 12.3456,
+      credential: 'work',
+    });
     clock.advance(1_000);
   }
 }
@@ -58,7 +68,15 @@ describe('AuditLog', () => {
     const { log, clock } = memoryLog();
     log.append({ event: 'cred_failover', detail: 'pool:a->b:rate_limited' });
     const [row] = log.tail(1);
-    expect(row).toMatchObject({ ts: clock.iso(), event: 'cred_failover', detail: 'pool:a->b:rate_limited', host: null, port: null, status: null, credential: null });
+    expect(row).toMatchObject({
+      ts: clock.iso(),
+      event: 'cred_failover',
+      detail: 'pool:a->b:rate_limited',
+      host: null,
+      port: null,
+      status: null,
+      credential: null,
+    });
   });
 
   it('reports the edited row as first_bad_id when a column is changed with SQL', () => {

@@ -17,7 +17,22 @@ import type { AuditRow } from '../../../../src/shared/protocol/entities.js';
 
 const KEY = deriveAuditKey(Buffer.alloc(32, 1));
 const OTHER_KEY = deriveAuditKey(Buffer.alloc(32, 2));
-const FIELDS = ['ts', 'event', 'client', 'host', 'port', 'method', 'path', 'verdict', 'rule_id', 'credential', 'status', 'bytes', 'duration_ms', 'detail'] as const;
+const FIELDS = [
+  'ts',
+  'event',
+  'client',
+  'host',
+  'port',
+  'method',
+  'path',
+  'verdict',
+  'rule_id',
+  'credential',
+  'status',
+  'bytes',
+  'duration_ms',
+  'detail',
+] as const;
 
 const dbs: Db[] = [];
 const dirs: string[] = [];
@@ -47,7 +62,17 @@ function oldFormula(prev: string, row: Record<string, unknown>): string {
 
 function appendRequests(log: AuditLog, clock: FakeClock, n: number, from = 0): void {
   for (let i = from; i < from + n; i++) {
-    log.append({ event: 'request', host: 'api.anthropic.com', port: 443, method: 'POST', path: `/v1/messages/${i}`, status: 200, bytes: 100 + i, duration_ms: 12.3456, credential: 'work' });
+    log.append({
+      event: 'request',
+      host: 'api.anthropic.com',
+      port: 443,
+      method: 'POST',
+      path: `/v1/messages/${i}`,
+      status: 200,
+      bytes: 100 + i,
+      duration_ms: 12.3456,
+      credential: 'work',
+    });
     clock.advance(1_000);
   }
   log.flush();
@@ -147,7 +172,7 @@ describe('audit chain tamper evidence', () => {
 
   it('a chain recomputed with the right formula under a wrong key is reported', () => {
     const { db, log } = fresh(10);
-    db.prepare("UPDATE audit_log SET status = 201 WHERE id = 3").run();
+    db.prepare('UPDATE audit_log SET status = 201 WHERE id = 3').run();
     rechain(db, 3, (seq, prev, row) => keyedHash(OTHER_KEY, seq, prev, row));
     const v = log.verify();
     expect(v.ok).toBe(false);
@@ -166,7 +191,7 @@ describe('audit chain tamper evidence', () => {
     expect(v.head.status).toBe('invalid');
     expect(v.problems.map((p) => p.kind)).toContain('head_invalid');
     // A MAC computed with another key does not verify either.
-    db.prepare("UPDATE audit_head SET mac = ?").run(crypto.createHmac('sha256', OTHER_KEY).update('x').digest('hex'));
+    db.prepare('UPDATE audit_head SET mac = ?').run(crypto.createHmac('sha256', OTHER_KEY).update('x').digest('hex'));
     expect(log.verify().head.status).toBe('invalid');
     db.prepare('DELETE FROM audit_head').run();
     v = log.verify();
@@ -267,7 +292,22 @@ describe('re-anchoring a chain written before the HMAC chain', () => {
     );
     let prev = '0'.repeat(64);
     for (let i = 0; i < n; i++) {
-      const row = { ts: clock.iso(), event: 'request', client: '127.0.0.1', host: 'api.openai.com', port: 443, method: 'GET', path: `/old/${i}`, verdict: 'allow', rule_id: null, credential: 'old', status: 200, bytes: 10, duration_ms: 1.5, detail: null };
+      const row = {
+        ts: clock.iso(),
+        event: 'request',
+        client: '127.0.0.1',
+        host: 'api.openai.com',
+        port: 443,
+        method: 'GET',
+        path: `/old/${i}`,
+        verdict: 'allow',
+        rule_id: null,
+        credential: 'old',
+        status: 200,
+        bytes: 10,
+        duration_ms: 1.5,
+        detail: null,
+      };
       const hash = oldFormula(prev, row);
       insert.run({ ...row, prev_hash: prev, hash });
       prev = hash;

@@ -44,7 +44,12 @@ describe('OAuth credential phantoms', () => {
   });
 
   it('byTokenUrl finds every credential sharing a token URL (host and path compared)', () => {
-    expect(w.vault.byTokenUrl(TOKEN_HOST, '/oauth/token').map((r) => r.name).sort()).toEqual(['a', 'b']);
+    expect(
+      w.vault
+        .byTokenUrl(TOKEN_HOST, '/oauth/token')
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
     expect(w.vault.byTokenUrl('AUTH.OPENAI.COM', '/oauth/token')).toHaveLength(2);
     expect(w.vault.byTokenUrl(TOKEN_HOST, '/oauth/other')).toEqual([]);
     expect(w.vault.byTokenUrl(API_HOST, '/oauth/token')).toEqual([]);
@@ -60,7 +65,13 @@ describe('CredentialStage with OAuth phantoms', () => {
   });
 
   it('swaps the refresh phantom inside a refresh grant to the token host (JSON and form), naming the owner', () => {
-    const j = stage.apply(TOKEN_HOST, { 'content-type': 'application/json' }, '/oauth/token', json({ grant_type: 'refresh_token', refresh_token: b.phantom_refresh }), true);
+    const j = stage.apply(
+      TOKEN_HOST,
+      { 'content-type': 'application/json' },
+      '/oauth/token',
+      json({ grant_type: 'refresh_token', refresh_token: b.phantom_refresh }),
+      true,
+    );
     expect(JSON.parse(j.body!.toString())).toEqual({ grant_type: 'refresh_token', refresh_token: tb.refresh_token });
     expect(j.report.leaked).toEqual([]);
     expect(refreshOwnerOf(j)).toBe('b');
@@ -79,26 +90,50 @@ describe('CredentialStage with OAuth phantoms', () => {
 
   it('does NOT swap a refresh phantom sent to the API host, even inside a refresh grant', () => {
     for (const grant of [false, true]) {
-      const r = stage.apply(API_HOST, { authorization: `Bearer ${a.phantom_refresh}` }, '/v1/x', json({ grant_type: 'refresh_token', refresh_token: a.phantom_refresh }), grant);
+      const r = stage.apply(
+        API_HOST,
+        { authorization: `Bearer ${a.phantom_refresh}` },
+        '/v1/x',
+        json({ grant_type: 'refresh_token', refresh_token: a.phantom_refresh }),
+        grant,
+      );
       expect(r.report.leaked.map((l) => l.credential)).toEqual(['a']);
       expect(JSON.stringify(r.headers) + r.body!.toString()).not.toContain(ta.refresh_token);
     }
   });
 
   it('does not swap an access phantom on the token host (it is bound to the API hosts only)', () => {
-    const r = stage.apply(TOKEN_HOST, { authorization: `Bearer ${a.phantom}` }, '/oauth/token', json({ grant_type: 'refresh_token', refresh_token: a.phantom_refresh }), true);
+    const r = stage.apply(
+      TOKEN_HOST,
+      { authorization: `Bearer ${a.phantom}` },
+      '/oauth/token',
+      json({ grant_type: 'refresh_token', refresh_token: a.phantom_refresh }),
+      true,
+    );
     expect(r.report.leaked.map((l) => l.credential)).toEqual(['a']);
     expect(JSON.stringify(r.headers)).not.toContain(ta.access_token);
   });
 
   it('two different refresh phantoms in one request → no single owner (unattributable)', () => {
-    const r = stage.apply(TOKEN_HOST, {}, '/oauth/token', json({ grant_type: 'refresh_token', refresh_token: a.phantom_refresh, other: b.phantom_refresh }), true);
+    const r = stage.apply(
+      TOKEN_HOST,
+      {},
+      '/oauth/token',
+      json({ grant_type: 'refresh_token', refresh_token: a.phantom_refresh, other: b.phantom_refresh }),
+      true,
+    );
     expect(r.report.leaked).toEqual([]);
     expect(refreshOwnerOf(r)).toBeNull();
   });
 
   it('a refresh request carrying no phantom has no owner, and no credential is injected into it', () => {
-    const r = stage.apply(TOKEN_HOST, { 'content-type': 'application/json' }, '/oauth/token', json({ grant_type: 'refresh_token', refresh_token: 'rt_pasted_by_hand' }), true);
+    const r = stage.apply(
+      TOKEN_HOST,
+      { 'content-type': 'application/json' },
+      '/oauth/token',
+      json({ grant_type: 'refresh_token', refresh_token: 'rt_pasted_by_hand' }),
+      true,
+    );
     expect(refreshOwnerOf(r)).toBeNull();
     expect(r.credential).toBeNull();
     expect(JSON.stringify(r.headers) + r.body!.toString()).not.toContain(ta.refresh_token);

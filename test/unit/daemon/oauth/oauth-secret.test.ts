@@ -25,7 +25,9 @@ function errorOf(fn: () => unknown): SluiceError {
 
 describe('parseOAuthSecret: accepted shapes', () => {
   it('reads the plain {access_token, refresh_token, expires_at, id_token} JSON', () => {
-    const t = parseOAuthSecret(JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, expires_at: 1_900_000_000_000, id_token: ID, client_id: 'app_1' }));
+    const t = parseOAuthSecret(
+      JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, expires_at: 1_900_000_000_000, id_token: ID, client_id: 'app_1' }),
+    );
     expect(t).toEqual({ access_token: ACCESS, refresh_token: REFRESH, expires_at: 1_900_000_000_000, id_token: ID, client_id: 'app_1', account_id: null });
   });
 
@@ -67,7 +69,13 @@ describe('parseOAuthSecret: accepted shapes', () => {
 
   it('reads a Claude Code credentials file ({claudeAiOauth: {accessToken, refreshToken, expiresAt}}) with expiresAt in ms', () => {
     const file = {
-      claudeAiOauth: { accessToken: 'sk-ant-oat01-REALaccess', refreshToken: 'sk-ant-ort01-REALrefresh', expiresAt: 1_767_225_600_000, scopes: ['user:inference'], subscriptionType: 'max' },
+      claudeAiOauth: {
+        accessToken: 'sk-ant-oat01-REALaccess',
+        refreshToken: 'sk-ant-ort01-REALrefresh',
+        expiresAt: 1_767_225_600_000,
+        scopes: ['user:inference'],
+        subscriptionType: 'max',
+      },
     };
     expect(parseOAuthSecret(JSON.stringify(file))).toEqual({
       access_token: 'sk-ant-oat01-REALaccess',
@@ -94,7 +102,9 @@ describe('parseOAuthSecret: accepted shapes', () => {
   });
 
   it('round-trips through serializeOAuthSecret', () => {
-    const t = parseOAuthSecret(JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, expires_at: 1_900_000_000_000, id_token: ID, client_id: 'c', account_id: 'a' }));
+    const t = parseOAuthSecret(
+      JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, expires_at: 1_900_000_000_000, id_token: ID, client_id: 'c', account_id: 'a' }),
+    );
     expect(parseOAuthSecret(serializeOAuthSecret(t))).toEqual(t);
   });
 });

@@ -110,7 +110,12 @@ export function oauthWorld(): OAuthWorld {
       return m.vault.add({ name, kind: 'oauth', hosts: [API_HOST], token_url: extra.token_url ?? TOKEN_URL, secret: JSON.stringify(doc) });
     },
     sealedSnapshot() {
-      const rows = m.db.prepare('SELECT name, secret_iv, secret_ct, secret_tag FROM credentials ORDER BY name').all() as { name: string; secret_iv: Buffer; secret_ct: Buffer; secret_tag: Buffer }[];
+      const rows = m.db.prepare('SELECT name, secret_iv, secret_ct, secret_tag FROM credentials ORDER BY name').all() as {
+        name: string;
+        secret_iv: Buffer;
+        secret_ct: Buffer;
+        secret_tag: Buffer;
+      }[];
       return Object.fromEntries(rows.map((r) => [r.name, Buffer.concat([r.secret_iv, r.secret_ct, r.secret_tag]).toString('hex')]));
     },
   };

@@ -118,7 +118,9 @@ describe('issue 22 #11: invalid_grant stops retries until the credential is upda
     expect(failures('gone')).toBe(1);
     // `cred update` with a new login (the account's current tokens).
     const fresh = oa.addAccount(`${acct.id}-relogin`);
-    w.vault.update('gone', { secret: JSON.stringify({ access_token: fresh.access_token, refresh_token: fresh.refresh_token, id_token: fresh.id_token, expires_at: w.clock.now() - 1 }) });
+    w.vault.update('gone', {
+      secret: JSON.stringify({ access_token: fresh.access_token, refresh_token: fresh.refresh_token, id_token: fresh.id_token, expires_at: w.clock.now() - 1 }),
+    });
     expect(refresher.needsLogin('gone')).toBe(false);
     await refresher.refreshDue();
     expect(oa.seen.filter((s) => s.refresh_token?.startsWith(`rt_${fresh.id}_`))).toHaveLength(1);

@@ -48,16 +48,19 @@ describe('the refresher', () => {
       }),
     );
     tlsServer = await listenOnLoopback(
-      https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (req, res) => {
-        askedEncoding = req.headers['accept-encoding'];
-        req.resume();
-        req.on('end', () => {
-          // A hostile-but-ordinary IdP: gzip whatever the client asked for.
-          const body = zlib.gzipSync(JSON.stringify(next));
-          res.writeHead(200, { 'content-type': JSON_CT, 'content-encoding': 'gzip', 'content-length': body.length });
-          res.end(body);
-        });
-      }),
+      https.createServer(
+        { key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) },
+        (req, res) => {
+          askedEncoding = req.headers['accept-encoding'];
+          req.resume();
+          req.on('end', () => {
+            // A hostile-but-ordinary IdP: gzip whatever the client asked for.
+            const body = zlib.gzipSync(JSON.stringify(next));
+            res.writeHead(200, { 'content-type': JSON_CT, 'content-encoding': 'gzip', 'content-length': body.length });
+            res.end(body);
+          });
+        },
+      ),
     );
   });
   afterAll(async () => {
@@ -113,7 +116,11 @@ describe('TokenExchange.rewriteAnswer', () => {
   it('a plain token answer is readable', () => {
     const t = realTokens('ok-acct');
     w.addOAuth('a', realTokens('ok-acct', 0));
-    const r = w.exchange.rewriteAnswer(Buffer.from(JSON.stringify({ access_token: t.access_token, refresh_token: t.refresh_token, token_type: 'Bearer' })), JSON_CT, { credential: 'a', pool: null });
+    const r = w.exchange.rewriteAnswer(
+      Buffer.from(JSON.stringify({ access_token: t.access_token, refresh_token: t.refresh_token, token_type: 'Bearer' })),
+      JSON_CT,
+      { credential: 'a', pool: null },
+    );
     expect(r.unreadable).toBeNull();
     expect(r.body.toString()).not.toContain(t.access_token);
   });
@@ -121,9 +128,17 @@ describe('TokenExchange.rewriteAnswer', () => {
   it('tokens nested or in camel case are unreadable (fail closed); readable top-level ones are still saved', () => {
     const t = realTokens('nest-acct', 1);
     w.addOAuth('a', realTokens('nest-acct', 0));
-    expect(w.exchange.rewriteAnswer(Buffer.from(JSON.stringify({ data: { access_token: t.access_token } })), JSON_CT, { credential: 'a', pool: null }).unreadable).toMatch(/nested/);
-    expect(w.exchange.rewriteAnswer(Buffer.from(JSON.stringify({ accessToken: t.access_token })), JSON_CT, { credential: 'a', pool: null }).unreadable).toMatch(/nested/);
-    const mixed = w.exchange.rewriteAnswer(Buffer.from(JSON.stringify({ access_token: t.access_token, refresh_token: t.refresh_token, extra: { id_token: t.id_token } })), JSON_CT, { credential: 'a', pool: null });
+    expect(
+      w.exchange.rewriteAnswer(Buffer.from(JSON.stringify({ data: { access_token: t.access_token } })), JSON_CT, { credential: 'a', pool: null }).unreadable,
+    ).toMatch(/nested/);
+    expect(w.exchange.rewriteAnswer(Buffer.from(JSON.stringify({ accessToken: t.access_token })), JSON_CT, { credential: 'a', pool: null }).unreadable).toMatch(
+      /nested/,
+    );
+    const mixed = w.exchange.rewriteAnswer(
+      Buffer.from(JSON.stringify({ access_token: t.access_token, refresh_token: t.refresh_token, extra: { id_token: t.id_token } })),
+      JSON_CT,
+      { credential: 'a', pool: null },
+    );
     expect(mixed.unreadable).toMatch(/nested/);
     expect(w.vault.oauthTokens('a')).toMatchObject({ access_token: t.access_token, refresh_token: t.refresh_token });
   });
@@ -131,7 +146,10 @@ describe('TokenExchange.rewriteAnswer', () => {
   it('a form body labelled JSON is unreadable, and its tokens are saved', () => {
     const t = realTokens('form-acct', 1);
     w.addOAuth('a', realTokens('form-acct', 0));
-    const r = w.exchange.rewriteAnswer(Buffer.from(new URLSearchParams({ access_token: t.access_token, refresh_token: t.refresh_token }).toString()), JSON_CT, { credential: 'a', pool: null });
+    const r = w.exchange.rewriteAnswer(Buffer.from(new URLSearchParams({ access_token: t.access_token, refresh_token: t.refresh_token }).toString()), JSON_CT, {
+      credential: 'a',
+      pool: null,
+    });
     expect(r.unreadable).toMatch(/labelled JSON/);
     expect(w.vault.oauthTokens('a')).toMatchObject({ access_token: t.access_token, refresh_token: t.refresh_token });
   });

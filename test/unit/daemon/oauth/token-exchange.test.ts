@@ -114,7 +114,9 @@ describe('TokenExchange.rewriteSuccess', () => {
 
   it('id_token is re-signed: header and claims intact (account id readable), the real signature gone', () => {
     const { t, body } = answer('acct-a');
-    const out = JSON.parse(w.exchange.rewriteSuccess(Buffer.from(JSON.stringify(body)), 'application/json', { credential: 'a', pool: null }).toString()) as { id_token: string };
+    const out = JSON.parse(w.exchange.rewriteSuccess(Buffer.from(JSON.stringify(body)), 'application/json', { credential: 'a', pool: null }).toString()) as {
+      id_token: string;
+    };
     const real = decodeJwt(t.id_token);
     const got = decodeJwt(out.id_token);
     expect(got.header).toEqual(real.header);
@@ -136,7 +138,12 @@ describe('TokenExchange.rewriteSuccess', () => {
     expect(decodeJwt(got.get('id_token')!).claims).toEqual(decodeJwt(t.id_token).claims);
     expect(() => JSON.parse(out)).toThrow();
     expectNoReal(out);
-    expect(w.vault.oauthTokens('b')).toMatchObject({ access_token: t.access_token, refresh_token: t.refresh_token, id_token: t.id_token, expires_at: w.clock.now() + 3600_000 });
+    expect(w.vault.oauthTokens('b')).toMatchObject({
+      access_token: t.access_token,
+      refresh_token: t.refresh_token,
+      id_token: t.id_token,
+      expires_at: w.clock.now() + 3600_000,
+    });
     expect(w.vault.oauthTokens('a')).toMatchObject({ access_token: aOld.access_token, refresh_token: aOld.refresh_token });
   });
 
@@ -165,7 +172,10 @@ describe('TokenExchange.rewriteSuccess', () => {
   it('a pooled refresh: the agent gets the POOL phantoms (stable across members); the tokens go to the member', () => {
     const pool = w.pools.create('team', ['a', 'b']);
     const { t, body } = answer('acct-b');
-    const out = JSON.parse(w.exchange.rewriteSuccess(Buffer.from(JSON.stringify(body)), JSON_CT, { credential: 'b', pool: 'team' }).toString()) as Record<string, string>;
+    const out = JSON.parse(w.exchange.rewriteSuccess(Buffer.from(JSON.stringify(body)), JSON_CT, { credential: 'b', pool: 'team' }).toString()) as Record<
+      string,
+      string
+    >;
     expect(out.access_token).toBe(pool.phantom);
     expect(out.refresh_token).toBe(pool.phantom_refresh);
     expectNoReal(JSON.stringify(out));
@@ -178,7 +188,10 @@ describe('TokenExchange.rewriteSuccess', () => {
     const pool = w.pools.create('team', ['a', 'b']);
     const before = w.sealedSnapshot();
     const { body } = answer('acct-a');
-    const out = JSON.parse(w.exchange.rewriteSuccess(Buffer.from(JSON.stringify(body)), JSON_CT, { credential: null, pool: 'team' }).toString()) as Record<string, string>;
+    const out = JSON.parse(w.exchange.rewriteSuccess(Buffer.from(JSON.stringify(body)), JSON_CT, { credential: null, pool: 'team' }).toString()) as Record<
+      string,
+      string
+    >;
     expect(out.access_token).toBe(pool.phantom);
     expect(out.refresh_token).toBe(pool.phantom_refresh);
     expectNoReal(JSON.stringify(out));
@@ -188,10 +201,17 @@ describe('TokenExchange.rewriteSuccess', () => {
   it('a response renewing only the access token keeps the stored refresh token and id_token', () => {
     const t = realTokens('acct-a', 5);
     reals.push(t.access_token);
-    const out = w.exchange.rewriteSuccess(Buffer.from(JSON.stringify({ access_token: t.access_token, expires_in: 60 })), JSON_CT, { credential: 'a', pool: null }).toString();
+    const out = w.exchange
+      .rewriteSuccess(Buffer.from(JSON.stringify({ access_token: t.access_token, expires_in: 60 })), JSON_CT, { credential: 'a', pool: null })
+      .toString();
     expect(JSON.parse(out)).toEqual({ access_token: a.phantom, expires_in: 60 });
     expectNoReal(out);
-    expect(w.vault.oauthTokens('a')).toMatchObject({ access_token: t.access_token, refresh_token: aOld.refresh_token, id_token: aOld.id_token, expires_at: w.clock.now() + 60_000 });
+    expect(w.vault.oauthTokens('a')).toMatchObject({
+      access_token: t.access_token,
+      refresh_token: aOld.refresh_token,
+      id_token: aOld.id_token,
+      expires_at: w.clock.now() + 60_000,
+    });
   });
 
   it('bodies that are not token responses come back byte-identical and change nothing', () => {

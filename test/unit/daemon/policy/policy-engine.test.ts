@@ -5,7 +5,18 @@ import type { RuleInfo, Verdict } from '../../../../src/shared/protocol/entities
 
 let nextId = 1;
 function rule(verdict: Verdict, host: string, extra: Partial<RuleInfo> = {}): RuleInfo {
-  return { id: nextId++, verdict, host, port: null, method: null, path: null, coalesce: true, source: 'user', created_at: '2026-01-01T00:00:00.000Z', ...extra };
+  return {
+    id: nextId++,
+    verdict,
+    host,
+    port: null,
+    method: null,
+    path: null,
+    coalesce: true,
+    source: 'user',
+    created_at: '2026-01-01T00:00:00.000Z',
+    ...extra,
+  };
 }
 
 function request(extra: Partial<PolicyRequest> = {}): PolicyRequest {
@@ -26,7 +37,10 @@ describe('PolicyEngine precedence', () => {
   it('lets a matching allow beat a matching ask, whatever their order', () => {
     const allow = rule('allow', 'api.anthropic.com');
     const ask = rule('ask', '*');
-    for (const order of [[ask, allow], [allow, ask]]) {
+    for (const order of [
+      [ask, allow],
+      [allow, ask],
+    ]) {
       const d = new PolicyEngine(order, 'deny').evaluate(request());
       expect(d.verdict).toBe('allow');
       expect(d.rule_id).toBe(allow.id);
@@ -130,7 +144,38 @@ describe('PolicyEngine path spellings', () => {
 describe('normalizePath fast path', () => {
   it('paths it returns unchanged are exactly what the full canonicalisation gives', async () => {
     const { normalizePath, canonicalPath } = await import('../../../../src/daemon/policy/request-path.js');
-    const alphabet = ['/', '/', 'a', 'b', '.', '..', '%2e', '%2F', '%61', '//', '\\', ' ', '\t', '-', '_', '~', ':', '@', '!', '$', '&', "'", '(', '*', '+', ',', ';', '=', 'v1', 'x.json'];
+    const alphabet = [
+      '/',
+      '/',
+      'a',
+      'b',
+      '.',
+      '..',
+      '%2e',
+      '%2F',
+      '%61',
+      '//',
+      '\\',
+      ' ',
+      '\t',
+      '-',
+      '_',
+      '~',
+      ':',
+      '@',
+      '!',
+      '$',
+      '&',
+      "'",
+      '(',
+      '*',
+      '+',
+      ',',
+      ';',
+      '=',
+      'v1',
+      'x.json',
+    ];
     let seed = 7;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
     for (let i = 0; i < 20_000; i++) {

@@ -63,7 +63,10 @@ describe('classify: what cools a member', () => {
 
 describe('classify: token endpoints', () => {
   it('400 invalid_grant from a token endpoint → auth_failed for 300 s', () => {
-    expect(classify(400, {}, '{"error":"invalid_grant","error_description":"refresh token revoked"}', true, NOW)).toEqual({ reason: 'auth_failed', until: NOW + 300_000 });
+    expect(classify(400, {}, '{"error":"invalid_grant","error_description":"refresh token revoked"}', true, NOW)).toEqual({
+      reason: 'auth_failed',
+      until: NOW + 300_000,
+    });
   });
 
   it('400 invalid_token from a token endpoint → auth_failed for 300 s', () => {
@@ -133,7 +136,10 @@ describe('classify: cooldown end from response headers', () => {
   });
 
   it('x-ratelimit-reset-requests on a quota 403', () => {
-    expect(classify(403, { 'x-ratelimit-reset-requests': '1.5s' }, '{"error":{"code":"insufficient_quota"}}', false, NOW)).toEqual({ reason: 'quota_exhausted', until: NOW + 1_500 });
+    expect(classify(403, { 'x-ratelimit-reset-requests': '1.5s' }, '{"error":{"code":"insufficient_quota"}}', false, NOW)).toEqual({
+      reason: 'quota_exhausted',
+      until: NOW + 1_500,
+    });
   });
 
   it('the latest of several headers wins', () => {
@@ -156,7 +162,15 @@ describe('classify: cooldown end from response headers', () => {
   });
 
   it('unrelated headers are ignored', () => {
-    expect(classify(429, { 'x-ratelimit-limit-requests': '600', 'anthropic-ratelimit-requests-remaining': '0', date: new Date(NOW + 99_000).toUTCString() }, null, false, NOW)?.until).toBe(NOW + 60_000);
+    expect(
+      classify(
+        429,
+        { 'x-ratelimit-limit-requests': '600', 'anthropic-ratelimit-requests-remaining': '0', date: new Date(NOW + 99_000).toUTCString() },
+        null,
+        false,
+        NOW,
+      )?.until,
+    ).toBe(NOW + 60_000);
   });
 
   it('headerCooldownEnd: null without any usable header', () => {

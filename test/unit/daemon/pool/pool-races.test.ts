@@ -95,10 +95,17 @@ describe('issue 22 #7: a removed credential is forgotten', () => {
     apiKey('a');
     const caps = new CapRegistry(w.clock, (n) => w.vault.get(n));
     const stats = new RequestStats(w.clock);
-    const creds = new CredentialService(w.vault, caps, w.audit, w.bus, () => null, (n) => {
-      stats.forget(n);
-      w.health.clear(n);
-    });
+    const creds = new CredentialService(
+      w.vault,
+      caps,
+      w.audit,
+      w.bus,
+      () => null,
+      (n) => {
+        stats.forget(n);
+        w.health.clear(n);
+      },
+    );
     for (let i = 0; i < 3; i++) stats.recordFinished('a', 200);
     w.health.cool('a', w.clock.now() + 60_000, 'rate_limited');
     expect(stats.countersFor('a')).toMatchObject({ total: 3, status_2xx: 3 });

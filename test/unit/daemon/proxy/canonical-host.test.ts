@@ -22,7 +22,24 @@ describe('canonicalHost', () => {
     expect(canonicalHost(raw)).toBe(canonical);
   });
 
-  it.each(['127.1', '2130706433', '0x7f000001', '0177.0.0.1', '0x7f.0.0.1', '1.2.3', '1.2.3.256', 'example.123', 'evil.example..', '', '.', 'a b', 'exa mple.com', '[1.2.3.4]', '[zz::1]', 'x'.repeat(300)])('%s is refused', (raw) => {
+  it.each([
+    '127.1',
+    '2130706433',
+    '0x7f000001',
+    '0177.0.0.1',
+    '0x7f.0.0.1',
+    '1.2.3',
+    '1.2.3.256',
+    'example.123',
+    'evil.example..',
+    '',
+    '.',
+    'a b',
+    'exa mple.com',
+    '[1.2.3.4]',
+    '[zz::1]',
+    'x'.repeat(300),
+  ])('%s is refused', (raw) => {
     expect(canonicalHost(raw)).toBeNull();
   });
 

@@ -4,7 +4,11 @@ import { forwardableHeaders } from '../../../../src/daemon/proxy/upstream-leg.js
 
 describe('requestTarget', () => {
   test('inside TLS: the Host header, port 443 by default, the path untouched', () => {
-    expect(requestTarget('/v1/messages?beta=true', 'API.Anthropic.com', true)).toEqual({ host: 'api.anthropic.com', port: 443, path: '/v1/messages?beta=true' });
+    expect(requestTarget('/v1/messages?beta=true', 'API.Anthropic.com', true)).toEqual({
+      host: 'api.anthropic.com',
+      port: 443,
+      path: '/v1/messages?beta=true',
+    });
     expect(requestTarget('/a/../b//c', 'api.openai.com:8443', true)).toEqual({ host: 'api.openai.com', port: 8443, path: '/a/../b//c' });
   });
 

@@ -6,9 +6,17 @@
 import { describe, expect, it } from 'vitest';
 import { SecretMasker, type MaskPair } from '../../../../src/daemon/proxy/secret-masker.js';
 
-const ANT: MaskPair = { credential: 'ant', secret: 'sk-ant-api03-REALsecretVALUE-0123456789', phantom: 'sk-ant-api03-SLUICEphantom00000000000000000000000000000' };
+const ANT: MaskPair = {
+  credential: 'ant',
+  secret: 'sk-ant-api03-REALsecretVALUE-0123456789',
+  phantom: 'sk-ant-api03-SLUICEphantom00000000000000000000000000000',
+};
 const OAI: MaskPair = { credential: 'oai', secret: 'sk-proj-REALopenaiKEY-abcdef', phantom: 'sk-proj-SLUICEphantom1111111111' };
-const JWT: MaskPair = { credential: 'codex', secret: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.REALsig_xyz-123', phantom: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.SLUICEsig' };
+const JWT: MaskPair = {
+  credential: 'codex',
+  secret: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.REALsig_xyz-123',
+  phantom: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.SLUICEsig',
+};
 const PAIRS = [ANT, OAI, JWT];
 
 function streamAll(m: SecretMasker, chunks: Buffer[]): { out: Buffer; found: Set<string>; maxHeld: number } {

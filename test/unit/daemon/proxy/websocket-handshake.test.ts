@@ -4,7 +4,8 @@ import { describe, expect, test } from 'vitest';
 import { upgradeProblem } from '../../../../src/daemon/proxy/websocket-handshake.js';
 
 const KEY = Buffer.alloc(16, 3).toString('base64');
-const req = (headers: Record<string, string>, method = 'GET') => ({ method, headers: { upgrade: 'websocket', 'sec-websocket-key': KEY, 'sec-websocket-version': '13', ...headers } }) as unknown as http.IncomingMessage;
+const req = (headers: Record<string, string>, method = 'GET') =>
+  ({ method, headers: { upgrade: 'websocket', 'sec-websocket-key': KEY, 'sec-websocket-version': '13', ...headers } }) as unknown as http.IncomingMessage;
 
 describe('upgradeProblem', () => {
   test('a valid upgrade passes (with or without subprotocols)', () => {

@@ -95,7 +95,9 @@ describe('migrate', () => {
     migrate(db, all.slice(0, 1));
     insertCredential(db, 'old');
     migrate(db, all);
-    expect(db.prepare('SELECT name, max_concurrent, queue_timeout_ms FROM credentials').all()).toEqual([{ name: 'old', max_concurrent: 8, queue_timeout_ms: 0 }]);
+    expect(db.prepare('SELECT name, max_concurrent, queue_timeout_ms FROM credentials').all()).toEqual([
+      { name: 'old', max_concurrent: 8, queue_timeout_ms: 0 },
+    ]);
   });
 
   it('refuses a database whose version is newer than the migrations it knows', () => {

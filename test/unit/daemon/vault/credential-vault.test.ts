@@ -40,7 +40,16 @@ describe('CredentialVault', () => {
   it('adds a credential with a provider-shaped phantom and default limits, and returns its secret', () => {
     const { vault, clock } = setup();
     const row = vault.add(cred('work'));
-    expect(row).toMatchObject({ name: 'work', kind: 'api-key', hosts: ['api.anthropic.com'], header: 'x-api-key', format: null, max_concurrent: 8, queue_timeout_ms: 0, created_at: clock.iso() });
+    expect(row).toMatchObject({
+      name: 'work',
+      kind: 'api-key',
+      hosts: ['api.anthropic.com'],
+      header: 'x-api-key',
+      format: null,
+      max_concurrent: 8,
+      queue_timeout_ms: 0,
+      created_at: clock.iso(),
+    });
     expect(row.phantom).toMatch(/^sk-ant-api03-SLUICE[A-Za-z0-9]{40}$/);
     expect(vault.get('work')?.phantom).toBe(row.phantom);
     expect(vault.secret('work')).toBe('sk-ant-api03-work-SECRET-0123456789');
