@@ -13,7 +13,7 @@ function writtenPairs(): { file: string; status: number; code: string }[] {
   const out: { file: string; status: number; code: string }[] = [];
   for (const f of fs.readdirSync(PROXY).filter((n) => n.endsWith('.ts'))) {
     const text = fs.readFileSync(path.join(PROXY, f), 'utf8');
-    for (const m of text.matchAll(/status: (\d{3}), code: '([a-z_]+)'/g)) out.push({ file: f, status: Number(m[1]), code: m[2]! });
+    for (const m of text.matchAll(/status: (\d{3}),\s*code: '([a-z_]+)'/g)) out.push({ file: f, status: Number(m[1]), code: m[2]! });
   }
   return out;
 }
