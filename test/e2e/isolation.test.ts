@@ -141,6 +141,15 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
     expect(fs.existsSync(path.join(home, 'master.key'))).toBe(true);
   });
 
+  it('keeps the working directory (read-write) and HOME, even under the private /tmp', async () => {
+    // The test's working directory and HOME both live under /tmp, which the sandbox replaces.
+    fs.writeFileSync(path.join(tmp, 'seen-inside.txt'), 'from outside');
+    const r = await isolated(['sh', '-c', 'cat seen-inside.txt; echo; echo written > made-inside.txt; test -d "$HOME" && echo home-ok']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['from outside', 'home-ok']);
+    expect(fs.readFileSync(path.join(tmp, 'made-inside.txt'), 'utf8')).toBe('written\n');
+  });
+
   it('the exit code and signals pass through', async () => {
     const r = await isolated(['sh', '-c', 'exit 7']);
     expect(r.code, show(r)).toBe(7);

@@ -7,12 +7,16 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
 import type { AgentFence } from '../../shared/protocol/results.js';
 import { resolveHome } from '../../shared/rpc/paths.js';
 import { CliError } from '../exit-codes.js';
 import { sandboxArgs } from './sandbox-plan.js';
+
+/** sluice's own install (dist/ and the Node fetch preload live here). */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** The script that runs first inside the sandbox. */
 export const SANDBOX_INIT = fileURLToPath(new URL('../../bootstrap/sandbox-init.js', import.meta.url));
@@ -47,6 +51,12 @@ export function runIsolated(words: string[], r: IsolatedRun): Promise<number> {
     port,
     proxySocket: r.proxySocket,
     stateDirs: stateDirsFor(r.fence),
+    keep: [
+      { path: process.cwd(), writable: true },
+      ...(r.env.HOME ? [{ path: r.env.HOME, writable: true }] : []),
+      { path: PACKAGE_ROOT, writable: false },
+      { path: path.dirname(process.execPath), writable: false },
+    ],
     readOnlyFiles: r.fence.readable,
     hiddenFiles: r.fence.hidden,
     signalsFd: 3,

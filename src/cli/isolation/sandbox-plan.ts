@@ -27,6 +27,12 @@ export interface SandboxInputs {
   proxySocket: string;
   /** The daemon's SLUICE_HOME and any other sluice state directories to hide (the default home, say). */
   stateDirs: string[];
+  /**
+   * Paths the agent keeps although they may live under /tmp (which becomes private): the working directory
+   * and $HOME (writable), sluice's own install and the node binary (read-only, for the fetch preload and
+   * sandbox-init). Paths outside /tmp need nothing: the rest of the file system is the user's as it is.
+   */
+  keep: { path: string; writable: boolean }[];
   /** Files inside a state dir the agent needs, read-only (the CA and the CA bundle). */
   readOnlyFiles: string[];
   /** Files to cover wherever they are (the RPC socket, the master key file). */
@@ -39,6 +45,11 @@ export interface SandboxInputs {
 /** The argv (after the bwrap binary) that runs `command` fenced. */
 export function sandboxArgs(i: SandboxInputs): string[] {
   const a: string[] = ['--die-with-parent', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--dev-bind', '/', '/', '--proc', '/proc', '--tmpfs', '/tmp'];
+  for (const k of i.keep) {
+    const abs = path.resolve(k.path);
+    if (abs.startsWith('/tmp/')) a.push(k.writable ? '--bind' : '--ro-bind', abs, abs);
+  }
+  // After the kept paths: a state directory inside one of them is still emptied.
   const dirs = [...new Set(i.stateDirs.map((d) => path.resolve(d)))].sort((x, y) => x.length - y.length);
   for (const d of dirs) a.push('--tmpfs', d);
   for (const f of i.readOnlyFiles) a.push('--ro-bind', f, f);

@@ -12,6 +12,11 @@ const base: SandboxInputs = {
   hiddenFiles: ['/home/u/.local/share/sluice/sluiced.sock', '/run/user/1000/sluice.sock', '/secrets/master.key'],
   signalsFd: 3,
   command: ['claude', '-p', 'hi'],
+  keep: [
+    { path: '/home/u/project', writable: true },
+    { path: '/home/u', writable: true },
+    { path: '/opt/sluice', writable: false },
+  ],
 };
 
 /** The pairs/triples of options before `--`, as strings, for readable assertions. */
@@ -63,5 +68,25 @@ describe('sandboxArgs', () => {
       '-p',
       'hi',
     ]);
+  });
+
+  it('keeps the working directory, home and sluice install reachable when they live under the private /tmp', () => {
+    const o = options(
+      sandboxArgs({
+        ...base,
+        keep: [
+          { path: '/tmp/work/repo', writable: true },
+          { path: '/home/u', writable: true },
+          { path: '/tmp/sluice-clone', writable: false },
+        ],
+        stateDirs: ['/tmp/work/repo/.sluice'],
+      }),
+    );
+    const tmp = o.indexOf('--tmpfs /tmp ');
+    expect(o.indexOf('--bind /tmp/work/repo /tmp/work/repo')).toBeGreaterThan(tmp);
+    expect(o.indexOf('--ro-bind /tmp/sluice-clone /tmp/sluice-clone')).toBeGreaterThan(tmp);
+    // Outside /tmp nothing needs binding; a state dir inside a kept path is still emptied, after the bind.
+    expect(o).not.toContain('--bind /home/u /home/u');
+    expect(o.indexOf('--tmpfs /tmp/work/repo/.sluice')).toBeGreaterThan(o.indexOf('--bind /tmp/work/repo'));
   });
 });
