@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startFakeOAuth, type FakeAccount, type FakeOAuth } from '../fakes/fake-oauth.js';
 import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
+import { waitFor } from './helpers.js';
 
 const API = 'api.openai.com';
 const AUTH = 'auth.openai.com';
@@ -107,8 +108,10 @@ describe('issue 22 #10: invalid_grant for a refresh token that is no longer curr
     oa.spendRefresh(a.id);
     oa.delayMs = 600;
     try {
+      const seenBefore = oa.seen.length;
       const pending = refresh(pool.phantom_refresh!);
-      await new Promise((r) => setTimeout(r, 150));
+      // The doomed refresh is at the identity provider (held there 600 ms) before the new login lands.
+      await waitFor(() => oa.seen.slice(seenBefore).some((s) => s.grant_type === 'refresh_token'), 'the refresh at the token endpoint');
       const fresh = oa.addAccount(`${a.id}-relogin`);
       await d.client.call('cred.update', { name: 'sa', secret: authJson(fresh) });
       const r = await pending;

@@ -147,6 +147,7 @@ test('a client that half-closes while the upstream connection is being made: per
     expect((await inFlight()).global).toBe(globalBefore + 1);
     // Half-close: the client sends FIN and keeps its read side open.
     s.end();
+    // About time: the proxy must notice the FIN before the upstream answers; give it 200 ms with nothing else moving.
     await new Promise((r) => setTimeout(r, 200));
     release();
     await waitFor(async () => (await inFlight()).global === globalBefore, 'the permit released', 3000);

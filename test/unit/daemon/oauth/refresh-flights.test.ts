@@ -10,6 +10,7 @@ import { createUpstreamAgents, type UpstreamAgents } from '../../../../src/daemo
 import { startFakeOAuth, type FakeAccount, type FakeOAuth } from '../../../fakes/fake-oauth.js';
 import { UPSTREAM_CA } from '../../../fakes/fake-upstream.js';
 import { leaked, oauthWorld, TOKEN_HOST, type OAuthWorld } from './oauth-setup.js';
+import { waitFor } from '../../../fakes/wait-for.js';
 
 let oa: FakeOAuth;
 let agents: UpstreamAgents;
@@ -104,9 +105,13 @@ describe('invalid_grant for a refresh token that is no longer current', () => {
     w.pools.create('st', ['st-a', 'st-b']);
     oa.spendRefresh(a.id);
     oa.delayMs = 200;
+    const seenBefore = oa.seen.length;
     const p = refresher.refresh('st-a');
-    // A new login lands while the doomed refresh is in flight.
-    await new Promise((r) => setTimeout(r, 50));
+    // A new login lands while the doomed refresh is in flight (held 200 ms at the identity provider).
+    await waitFor(() => oa.seen.slice(seenBefore).some((s) => s.grant_type === 'refresh_token'), {
+      timeoutMs: 10_000,
+      what: 'the refresh at the token endpoint',
+    });
     const fresh = oa.addAccount(`${a.id}-new`);
     w.vault.update('st-a', { secret: JSON.stringify({ access_token: fresh.access_token, refresh_token: fresh.refresh_token, id_token: fresh.id_token }) });
     expect(await p).toBe(false);
