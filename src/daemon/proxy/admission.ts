@@ -152,7 +152,7 @@ export class Admission {
 
   /** A refusal for what a rewrite found (stale phantom, leak, secret in cleartext), or null. */
   private headProblem(ex: RequestExchange, cred: CredentialResult): AdmitResult | null {
-    if (cred.report.unknown > 0) return this.refuseUnknown(ex, cred.report.unknown);
+    if (cred.report.unknown > 0) return this.refuseUnknown(ex, cred.report.unknown, [...cred.report.unknownAt]);
     if (cred.report.leaked.length > 0) return this.blockLeak(ex, cred.report.leaked.map((l) => l.label));
     if (!ex.tls && cred.report.used.size > 0) {
       // A real secret never travels in cleartext, even to its own host.
@@ -205,8 +205,8 @@ export class Admission {
   }
 
   /** A stale phantom: the agent holds a token for a credential that was removed or renamed. Never forwarded. */
-  private refuseUnknown(ex: RequestExchange, count: number): AdmitResult {
-    const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host}`;
+  private refuseUnknown(ex: RequestExchange, count: number, where: string[]): AdmitResult {
+    const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host} (in: ${where.join(', ') || 'request'})`;
     this.d.log.warn('refused a request carrying an unknown phantom', { host: ex.host, path: ex.path, count });
     this.d.audit.append({ event: 'unknown_phantom', client: ex.client, host: ex.host, port: ex.port, method: ex.method, path: ex.path, status: 401, detail });
     this.d.observer.notice('warn', 'unknown_phantom', `${detail}: credential removed or renamed? run \`sluicectl cred list\``);
