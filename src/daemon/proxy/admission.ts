@@ -128,15 +128,16 @@ export class Admission {
 
   /** Refreshes any expired OAuth token the request line and headers name, then resolves them and takes permits. */
   private freshThenResolve(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, o: AdmitOptions): AdmitResult | Promise<AdmitResult> {
-    const refresh = this.freshen([...Object.values(headers).flat(), path], o.tokenEndpoint ?? false);
+    const refresh = this.freshen(() => [...Object.values(headers).flat(), path], o.tokenEndpoint ?? false);
     if (refresh) return refresh.then(() => this.resolveHead(ex, headers, path, o));
     return this.resolveHead(ex, headers, path, o);
   }
 
   /** Refreshes the expired OAuth credentials that phantoms in `texts` would inject now; null when there are none. */
-  private freshen(texts: readonly (string | Buffer | null | undefined)[], refreshGrant: boolean): Promise<unknown> | null {
+  private freshen(texts: () => readonly (string | Buffer | null | undefined)[], refreshGrant: boolean): Promise<unknown> | null {
+    // Checked first: without OAuth credentials (the common case) no list of the request's texts is built.
     if (!this.d.ensureFresh || refreshGrant || !this.d.credentials.hasOAuth()) return null;
-    const names = this.d.credentials.oauthCredentialsIn(texts);
+    const names = this.d.credentials.oauthCredentialsIn(texts());
     if (names.length === 0) return null;
     return Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {})));
   }
@@ -169,7 +170,7 @@ export class Admission {
    * CredentialStage.applyBody). Writes the request's one `phantom_not_injected` row, if any.
    */
   admitBody(ex: RequestExchange, cred: CredentialResult, body: Buffer | null, decoded: Buffer | null, refreshGrant: boolean): BodyRefusal | Promise<BodyRefusal> {
-    const refresh = this.freshen([decoded ?? body], refreshGrant);
+    const refresh = this.freshen(() => [decoded ?? body], refreshGrant);
     if (refresh) return refresh.then(() => this.resolveBody(ex, cred, body, decoded, refreshGrant));
     return this.resolveBody(ex, cred, body, decoded, refreshGrant);
   }
