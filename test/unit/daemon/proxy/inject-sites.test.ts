@@ -99,6 +99,15 @@ describe('injection sites', () => {
   });
 });
 
+describe('migration 0005', () => {
+  it('the inject column refuses anything but an ordered, non-empty site list', () => {
+    w.vault.add({ name: 'db', kind: 'api-key', hosts: [ANT], secret: SECRET_A });
+    const set = (v: string) => w.db.prepare('UPDATE credentials SET inject = ? WHERE name = ?').run(v, 'db');
+    for (const bad of ['', 'cookie', 'query,header', 'header,header', 'header, query']) expect(() => set(bad), bad).toThrow(/CHECK/);
+    expect(() => set('header,query,body,path')).not.toThrow();
+  });
+});
+
 describe('--inject values', () => {
   it('parse to canonical order; a bad site names itself', () => {
     expect(parseInjectList('path, HEADER,query,header')).toEqual(['header', 'query', 'path']);
