@@ -135,7 +135,8 @@ export class RequestPipeline {
   private async readRequestBody(x: Exchange): Promise<{ body: Buffer; decoded: Buffer | null } | null> {
     const { req } = x;
     const reserve = (n: number): boolean => {
-      if (!this.d.budget.tryReserve(n)) return false;
+      // After finish (client gone) nothing would give the bytes back.
+      if (x.ex.finished || !this.d.budget.tryReserve(n)) return false;
       x.buffered += n;
       return true;
     };
