@@ -189,6 +189,28 @@ describe('injection sites (--inject)', () => {
     }
   });
 
+  test('a phantom only in the body of a body-site credential is swapped and the request counts against that credential', async () => {
+    const bodyOnly = (await d.client.call('cred.add', { name: 'body-only', hosts: [ANT], header: 'x-body-only', inject: ['body'], secret: fakeSecret() }))
+      .phantom;
+    try {
+      const raw = await tunnelled(
+        ANT,
+        'POST',
+        '/v1/body-only',
+        { 'x-api-key': 'user-supplied', 'content-type': 'application/json' },
+        JSON.stringify({ key: bodyOnly }),
+      );
+      expect(statusOf(raw)).toBe(200);
+      const row = await waitFor(
+        async () => (await d.client.call('audit.tail', { n: 100 })).rows.find((x) => x.event === 'request' && x.path === '/v1/body-only'),
+        'the request row',
+      );
+      expect(row.credential).toBe('body-only');
+    } finally {
+      await d.client.call('cred.remove', { name: 'body-only' });
+    }
+  });
+
   test('a gzip body with no phantom to swap goes upstream as it came (still compressed)', async () => {
     const from = upstream.seen.length;
     const gz = zlib.gzipSync(Buffer.from('{"text":"nothing to see"}'));

@@ -169,15 +169,16 @@ export class Admission {
 
   /** Refreshes any expired OAuth token the request line and headers name, then resolves them and takes permits. */
   private freshThenResolve(ex: RequestExchange, headers: http.IncomingHttpHeaders, path: string, o: AdmitOptions): AdmitResult | Promise<AdmitResult> {
-    const refresh = this.freshen([...Object.values(headers).flat(), path], o.tokenEndpoint ?? false);
+    const refresh = this.freshen(() => [...Object.values(headers).flat(), path], o.tokenEndpoint ?? false);
     if (refresh) return refresh.then(() => this.resolveHead(ex, headers, path, o));
     return this.resolveHead(ex, headers, path, o);
   }
 
   /** Refreshes the expired OAuth credentials that phantoms in `texts` would inject now; null when there are none. */
-  private freshen(texts: readonly (string | Buffer | null | undefined)[], refreshGrant: boolean): Promise<unknown> | null {
+  private freshen(texts: () => readonly (string | Buffer | null | undefined)[], refreshGrant: boolean): Promise<unknown> | null {
+    // Checked first: without OAuth credentials (the common case) no list of the request's texts is built.
     if (!this.d.ensureFresh || refreshGrant || !this.d.credentials.hasOAuth()) return null;
-    const names = this.d.credentials.oauthCredentialsIn(texts);
+    const names = this.d.credentials.oauthCredentialsIn(texts());
     if (names.length === 0) return null;
     return Promise.all(names.map((n) => this.d.ensureFresh!(n).catch(() => {})));
   }
@@ -193,7 +194,7 @@ export class Admission {
 
   /** A refusal for what a rewrite found (stale phantom, leak, secret in cleartext), or null. */
   private headProblem(ex: RequestExchange, cred: CredentialResult): AdmitResult | null {
-    if (cred.report.unknown > 0) return this.refuseUnknown(ex, cred.report.unknown);
+    if (cred.report.unknown > 0) return this.refuseUnknown(ex, cred.report.unknown, [...cred.report.unknownAt]);
     if (cred.report.leaked.length > 0)
       return this.blockLeak(
         ex,
@@ -220,7 +221,7 @@ export class Admission {
     decoded: Buffer | null,
     refreshGrant: boolean,
   ): BodyRefusal | Promise<BodyRefusal> {
-    const refresh = this.freshen([decoded ?? body], refreshGrant);
+    const refresh = this.freshen(() => [decoded ?? body], refreshGrant);
     if (refresh) return refresh.then(() => this.resolveBody(ex, cred, body, decoded, refreshGrant));
     return this.resolveBody(ex, cred, body, decoded, refreshGrant);
   }
@@ -275,8 +276,8 @@ export class Admission {
   }
 
   /** A stale phantom: the agent holds a token for a credential that was removed or renamed. Never forwarded. */
-  private refuseUnknown(ex: RequestExchange, count: number): AdmitResult {
-    const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host}`;
+  private refuseUnknown(ex: RequestExchange, count: number, where: string[]): AdmitResult {
+    const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host} (in: ${where.join(', ') || 'request'})`;
     this.d.log.warn('refused a request carrying an unknown phantom', { host: ex.host, path: ex.path, count });
     this.d.audit.append({
       event: 'unknown_phantom',

@@ -72,7 +72,11 @@ export function hiddenForms(text: string): string[] {
   return out;
 }
 
+const JSON_ESCAPE_NEEDLE = Buffer.from('\\u');
+const PERCENT = 0x25;
+
 /** True when a body may hold an escaped or encoded phantom (cheap byte checks before any decoding). */
 export function mayHideForms(body: Buffer): boolean {
-  return body.includes('\\u') || body.includes('%');
+  // Needles made once: Buffer#includes with a string argument builds a Buffer from it on every call.
+  return body.indexOf(PERCENT) !== -1 || body.indexOf(JSON_ESCAPE_NEEDLE) !== -1;
 }

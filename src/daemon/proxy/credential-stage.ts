@@ -30,6 +30,8 @@ export interface CredentialResult {
   pool: string | null;
 }
 
+const MARKER_BYTES = Buffer.from(PHANTOM_MARKER);
+
 /** Headers never scanned or forwarded as-is: they describe the hop, not the request. */
 const SKIP_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
 
@@ -164,7 +166,7 @@ export class CredentialStage {
     r.body = body;
     const plain = decoded ?? body;
     if (!plain || plain.length === 0) return;
-    const hasMarker = plain.includes(PHANTOM_MARKER);
+    const hasMarker = plain.indexOf(MARKER_BYTES) !== -1;
     const hidden = mayHideForms(plain);
     if (!hasMarker && !hidden) return;
     const lookup = this.lookupFor(host, refreshGrant);

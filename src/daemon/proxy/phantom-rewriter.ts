@@ -50,11 +50,13 @@ export interface RewriteReport {
   notInjected: NotInjected[];
   /** Phantom-shaped tokens that matched nothing we know (stale: removed or renamed credentials). */
   unknown: number;
+  /** Where the unknown ones were found (`hidden` for an encoded form). */
+  unknownAt: Set<InjectSite | 'hidden'>;
 }
 
 /** A fresh, empty report. */
 export function newReport(): RewriteReport {
-  return { used: new Map(), leaked: [], notInjected: [], unknown: 0 };
+  return { used: new Map(), leaked: [], notInjected: [], unknown: 0, unknownAt: new Set() };
 }
 
 /** True when `text` may contain a phantom (a cheap pre-check before the regex). */
@@ -79,6 +81,7 @@ export function rewritePhantoms(text: string, lookup: PhantomLookup, secretOf: (
     const target = lookup(phantomCore(token));
     if (!target || !token.endsWith(target.phantom)) {
       report.unknown++;
+      if (site !== undefined) report.unknownAt.add(site);
       return site === undefined ? '' : token;
     }
     if (!target.bound) {
@@ -105,7 +108,9 @@ export function scanPhantoms(text: string, lookup: PhantomLookup, report: Rewrit
   for (const m of text.matchAll(PHANTOM_TOKEN_RE)) {
     const token = m[0];
     const target = lookup(phantomCore(token));
-    if (!target || !token.endsWith(target.phantom)) report.unknown++;
-    else if (!target.bound) noteLeak(report, target);
+    if (!target || !token.endsWith(target.phantom)) {
+      report.unknown++;
+      report.unknownAt.add('hidden');
+    } else if (!target.bound) noteLeak(report, target);
   }
 }

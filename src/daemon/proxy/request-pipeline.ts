@@ -173,7 +173,8 @@ export class RequestPipeline {
   private async readRequestBody(x: Exchange): Promise<{ body: Buffer; decoded: Buffer | null } | null> {
     const { req } = x;
     const reserve = (n: number): boolean => {
-      if (!this.d.budget.tryReserve(n)) return false;
+      // After finish (client gone) nothing would give the bytes back.
+      if (x.ex.finished || !this.d.budget.tryReserve(n)) return false;
       x.buffered += n;
       return true;
     };
@@ -182,7 +183,9 @@ export class RequestPipeline {
     if (b === 'too_large')
       return this.bodyRefused(x, { status: 413, code: 'body_too_large', message: 'request body too large for sluice to inspect (32 MiB)' });
     if (b === 'over_budget') return this.bodyRefused(x, this.overBudget());
-    const decoded = await decodeContent(b, headerText(req.headers['content-encoding']), MAX_INSPECTED_BODY_BYTES);
+    const encoding = headerText(req.headers['content-encoding']);
+    // The common request has no content-encoding: no decoding, no extra promise.
+    const decoded = encoding === undefined ? null : await decodeContent(b, encoding, MAX_INSPECTED_BODY_BYTES);
     if (decoded === null) return { body: b, decoded: null };
     if ('failed' in decoded) {
       // Fail closed: a body sluice cannot read cannot be searched for phantoms.
