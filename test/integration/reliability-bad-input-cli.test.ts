@@ -10,7 +10,8 @@ import type { ProxyAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
-import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
+import type { FakeUpstream } from '../fakes/fake-upstream.js';
+import { startBadInputDaemon, stopBadInputDaemon } from '../fakes/bad-input-daemon.js';
 import { listeningTcp, mapLimit, percentile, rssMb, runCli, statsAtRest } from '../fakes/reliability-helpers.js';
 import { basicAuth, fakeSecret, openStream, rawProxy, sleep, tokenOf, waitFor } from './helpers.js';
 
@@ -22,18 +23,10 @@ let phantom = '';
 let disp: ProxyAgent;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ record: true });
-  d = await startDaemon({ upstreamPort: upstream.port });
-  await d.client.call('rule.add', { verdict: 'allow', host: ANT });
-  phantom = (await d.client.call('cred.add', { name: 'bad-input', hosts: [ANT], header: 'x-api-key', secret: fakeSecret(), max_concurrent: 64 })).phantom;
-  disp = d.dispatcher();
+  ({ upstream, d, phantom, disp } = await startBadInputDaemon());
 });
 
-afterAll(async () => {
-  await disp?.destroy().catch(() => {});
-  await d?.stop();
-  await upstream?.close();
-});
+afterAll(() => stopBadInputDaemon({ upstream, d, disp }));
 
 describe('sluicectl: missing or invalid arguments', () => {
   /** Each invocation must exit 2 with exactly one line on stderr and nothing on stdout. */

@@ -12,7 +12,8 @@ import type { ProxyAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectDaemon, type DaemonClient } from '../../src/shared/rpc/client.js';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
-import { startFakeUpstream, type FakeUpstream } from '../fakes/fake-upstream.js';
+import type { FakeUpstream } from '../fakes/fake-upstream.js';
+import { startBadInputDaemon, stopBadInputDaemon } from '../fakes/bad-input-daemon.js';
 import { listeningTcp, mapLimit, percentile, rssMb, runCli, statsAtRest } from '../fakes/reliability-helpers.js';
 import { basicAuth, fakeSecret, openStream, rawProxy, sleep, tokenOf, waitFor } from './helpers.js';
 
@@ -24,18 +25,10 @@ let phantom = '';
 let disp: ProxyAgent;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ record: true });
-  d = await startDaemon({ upstreamPort: upstream.port });
-  await d.client.call('rule.add', { verdict: 'allow', host: ANT });
-  phantom = (await d.client.call('cred.add', { name: 'bad-input', hosts: [ANT], header: 'x-api-key', secret: fakeSecret(), max_concurrent: 64 })).phantom;
-  disp = d.dispatcher();
+  ({ upstream, d, phantom, disp } = await startBadInputDaemon());
 });
 
-afterAll(async () => {
-  await disp?.destroy().catch(() => {});
-  await d?.stop();
-  await upstream?.close();
-});
+afterAll(() => stopBadInputDaemon({ upstream, d, disp }));
 
 /** Opens a CONNECT tunnel (with the token) and sends `inner` in it, over TLS or plain; resolves with what came back. */
 function throughTunnel(
