@@ -4,6 +4,7 @@
  * that sees a jump knows it missed something and re-subscribes to get a fresh snapshot.
  */
 import type { ApprovalDecision, ApprovalInfo, CredentialInfo, DaemonStatus, LimitsInfo, Notice, RecentRequest, RuleInfo, StatsSnapshot } from './entities.js';
+import type { CredentialUsage } from './usage.js';
 
 /** A pool as dashboards see it (filled in once pools land; empty list until then). */
 export interface PoolInfo {
@@ -13,6 +14,10 @@ export interface PoolInfo {
   phantom_refresh: string | null;
   active: string | null;
   members: { name: string; healthy: boolean; cooldown_until: string | null; reason: string | null }[];
+  /** `--rotate-below PCT`: move off a member whose headroom fell below PCT % (null: off). */
+  rotate_below?: number | null;
+  /** `--plan-limits-only`: a member that moved to paid overage counts as exhausted. */
+  plan_limits_only?: boolean;
 }
 
 /** Payload per event type. */
@@ -30,6 +35,8 @@ export interface EventPayloads {
   'limits.changed': { limits: LimitsInfo };
   stats: { stats: StatsSnapshot };
   notice: { notice: Notice };
+  /** Usage, budgets and headroom per credential changed (coalesced: at most once a second). */
+  'usage.updated': { credentials: CredentialUsage[] };
   /** Sent when the connection's outbound queue overflowed: events were dropped, re-subscribe. */
   gap: { dropped: number };
 }
@@ -51,6 +58,8 @@ export interface Snapshot {
   stats: StatsSnapshot;
   recent_requests: RecentRequest[];
   notices: Notice[];
+  /** Per-credential usage, budgets and headroom (absent from daemons before issue 24). */
+  usage?: CredentialUsage[];
 }
 
 /** The JSON-RPC notification method that carries events. */
@@ -70,5 +79,6 @@ export const EVENT_TYPES: readonly EventType[] = [
   'limits.changed',
   'stats',
   'notice',
+  'usage.updated',
   'gap',
 ];

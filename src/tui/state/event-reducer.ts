@@ -108,6 +108,9 @@ function applyEvent(s: DashboardState, e: SluiceEvent, at: number): DashboardSta
       return { ...s, stats: e.stats };
     case 'notice':
       return addNotice(s, noticeFromDaemon(e.notice, at));
+    case 'usage.updated':
+      // Shown once the dashboard's usage columns land (issue 24).
+      return s;
     case 'gap':
       return { ...s, sync: 'resync-needed' };
   }
