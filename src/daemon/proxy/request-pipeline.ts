@@ -26,7 +26,8 @@ import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from '
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { relayResponse, undecodableBody, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { relayResponse, undecodableBody } from './relay-response.js';
 import { narrowRequestEncoding } from './content-coding.js';
 import { discard } from './pool-failover.js';
 import type { SecretMasker } from './secret-masker.js';
