@@ -8,6 +8,7 @@ import type { Transform } from 'node:stream';
 import { bodyCoding, createDecoder } from './content-coding.js';
 import { SecretMasker } from './secret-masker.js';
 import type { Reply } from './upstream-leg.js';
+import { UpstreamResponseError } from './upstream-errors.js';
 
 /**
  * Response headers that describe one hop (RFC 9110 §7.6.1) and so never pass a proxy; Node frames the
@@ -114,7 +115,7 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
     // Never pass through what cannot be read; callers refuse it before it gets here.
     up.on('error', ignore);
     up.destroy();
-    on.broken(Object.assign(new Error(`undecodable content-encoding ${coding.coding}`), { code: 'EUNDECODABLE' }));
+    on.broken(new UpstreamResponseError('undecodable', `undecodable content-encoding ${coding.coding}`));
     return;
   }
   if (coding.kind === 'decode') return relayDecoded(reply, res, on, masker, headers, statusMessage, coding.coding);
@@ -178,7 +179,7 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
     on.ended();
   });
   up.once('close', () => {
-    if (!done) on.broken(Object.assign(new Error('upstream response ended early'), { code: 'ECONNRESET' }));
+    if (!done) on.broken(new UpstreamResponseError('cut_short', 'upstream response ended early'));
   });
   up.on('error', ignore);
   if (reply.head) {
@@ -247,7 +248,7 @@ function relayDecoded(
       res.end(tail ?? undefined);
       on.ended();
     });
-    dec.on('error', (err: Error) => fail(Object.assign(new Error(`cannot decode the ${coding} response body`), { code: 'EBADCODING', cause: err })));
+    dec.on('error', (err: Error) => fail(new UpstreamResponseError('bad_coding', `cannot decode the ${coding} response body`, { cause: err })));
     return dec;
   };
   const feed = (c: Buffer): void => {
@@ -269,7 +270,7 @@ function relayDecoded(
   up.on('data', feed);
   up.once('end', finishInput);
   up.once('close', () => {
-    if (!up.readableEnded) fail(Object.assign(new Error('upstream response ended early'), { code: 'ECONNRESET' }));
+    if (!up.readableEnded) fail(new UpstreamResponseError('cut_short', 'upstream response ended early'));
   });
   up.on('error', ignore);
   up.resume();

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Refusal } from './refusals.js';
+import { UpstreamCancelledError, UpstreamTimeoutError } from './upstream-errors.js';
 import type { Socket } from 'node:net';
 
 /** How long an upstream may take to connect, and then to answer with response headers. */
@@ -17,17 +18,6 @@ export interface UpstreamTimeouts {
   connectMs: number;
   /** From the connection being ready until the response headers arrived. Streams have none after that. */
   headerMs: number;
-}
-
-/** The upstream did not connect, or did not send response headers, in time. */
-export class UpstreamTimeoutError extends Error {
-  readonly code = 'UPSTREAM_TIMEOUT';
-  constructor(
-    readonly phase: 'connect' | 'headers',
-    readonly afterMs: number,
-  ) {
-    super(phase === 'connect' ? `upstream did not connect within ${afterMs} ms` : `upstream sent no response headers within ${afterMs} ms`);
-  }
 }
 
 /** Errors on a kept-alive socket the server closed just as the request was written. */
@@ -75,7 +65,7 @@ export class UpstreamLeg {
       let answered = false;
       let retried = false;
       const attempt = (): void => {
-        if (this.closed) return reject(Object.assign(new Error('upstream request cancelled'), { code: 'ECANCELED' }));
+        if (this.closed) return reject(new UpstreamCancelledError());
         const req = (this.secure ? https : http).request(options);
         this.request = req;
         let timedOut = false;

@@ -17,6 +17,7 @@ import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
+import { mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
 
 /** What opening the upstream socket needs (a subset of the relay's deps). */
 export interface WebSocketUpstreamDeps {
@@ -52,11 +53,14 @@ export function connectUpstream(
   return new Promise((resolve) => {
     const limits = d.upstreamTimeouts;
     let timer: ReturnType<typeof setTimeout> | null = null;
+    const fail = (err: unknown): void => {
+      const f = mapUpstreamError(err, ex.host, ex.port, 'upgrade');
+      ex.errorKind = f.errorKind;
+      resolve({ ok: false, refusal: f });
+    };
     const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
-      const what = phase === 'connect' ? `did not connect within ${ms} ms` : `did not answer the WebSocket upgrade within ${ms} ms`;
-      ex.errorKind = `upstream_timeout:${phase}`;
       // Settled first: the error terminate() causes must not answer the client again.
-      resolve({ ok: false, refusal: { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` } });
+      fail(new UpstreamTimeoutError(phase, ms));
       ws.removeAllListeners('error');
       ws.on('error', () => {});
       ws.terminate();
@@ -127,17 +131,9 @@ export function connectUpstream(
         refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` },
       });
     });
-    ws.once('error', (err: NodeJS.ErrnoException) => {
+    ws.once('error', (err: Error) => {
       if (ws.readyState === WebSocket.OPEN) return;
-      const tls = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(err.code ?? '');
-      resolve({
-        ok: false,
-        refusal: {
-          status: 502,
-          code: tls ? 'upstream_tls' : 'upstream_error',
-          message: `sluice: upstream ${ex.host}:${ex.port} failed (${err.code ?? 'error'})`,
-        },
-      });
+      fail(err);
     });
   });
 }
