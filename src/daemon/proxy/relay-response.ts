@@ -9,24 +9,17 @@ import { bodyCoding, createDecoder } from './content-coding.js';
 import { SecretMasker } from './secret-masker.js';
 import type { Reply } from './upstream-leg.js';
 import { UpstreamResponseError } from './upstream-errors.js';
+import { connectionNamed, isHopByHop } from './hop-by-hop.js';
 
 /**
- * Response headers that describe one hop (RFC 9110 §7.6.1) and so never pass a proxy; Node frames the
- * client's response itself. `public-key-pins*` would pin the client to the upstream's key, which it never sees.
+ * The upstream's response headers minus hop-by-hop ones (hop-by-hop.ts, with any the `Connection` header
+ * names). `public-key-pins*` would pin the client to the upstream's key, which it never sees.
  */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
-
-/** The upstream's response headers minus hop-by-hop ones (and any the `Connection` header names). */
 export function forwardableHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const named = headers.connection
-    ? headers.connection
-        .toLowerCase()
-        .split(',')
-        .map((s) => s.trim())
-    : null;
+  const named = connectionNamed(headers.connection);
   const out: http.OutgoingHttpHeaders = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || name.startsWith('public-key-pins') || named?.includes(name)) continue;
+    if (isHopByHop(name, named) || name.startsWith('public-key-pins')) continue;
     out[name] = headers[name];
   }
   return out;

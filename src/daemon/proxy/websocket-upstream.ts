@@ -17,6 +17,7 @@ import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
+import { isHopByHop } from './hop-by-hop.js';
 import { mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
 
 /** What opening the upstream socket needs (a subset of the relay's deps). */
@@ -28,8 +29,6 @@ export interface WebSocketUpstreamDeps {
   overrides: readonly ResolveOverride[];
   upstreamTimeouts: UpstreamTimeouts;
 }
-
-const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
 
 /** Opens the upstream socket; on a pooled 401/429 fails over and retries once on the next member. */
 export function connectUpstream(
@@ -44,7 +43,8 @@ export function connectUpstream(
   const t = connectTarget(d.overrides, ex.host, ex.port);
   const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
   for (const [k, v] of Object.entries(cred.headers))
-    if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    // ws writes its own Host, Connection, Upgrade and Sec-WebSocket-* headers for the upstream leg.
+    if (k !== 'host' && !isHopByHop(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
     .split(',')
     .map((p) => p.trim())
