@@ -29,6 +29,8 @@ import { upgradeProblem } from './websocket-handshake.js';
 import type { RequestObserver } from './request-observer.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
+import type { UsageRecorder } from '../usage/usage-service.js';
+import { WebSocketMeter } from '../usage/websocket-meter.js';
 
 /** What the relay needs. */
 export interface WebSocketRelayDeps {
@@ -47,6 +49,8 @@ export interface WebSocketRelayDeps {
   connectRequestOf: (socket: Duplex) => http.IncomingMessage | undefined;
   /** Upstream connect and upgrade-answer limits (exceeded → 504 upstream_timeout). */
   upstreamTimeouts: UpstreamTimeouts;
+  /** Usage accounting (null: off). */
+  usage?: UsageRecorder | null;
 }
 
 const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
@@ -108,9 +112,18 @@ export class WebSocketRelay {
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
-    const up = await this.connectUpstream(ex, req, r.cred, isSSL, target.path, (ws) => {
-      pending = ex.clientGone ? (ws.terminate(), null) : ws;
-    });
+    const meter = ex.credential && this.d.usage ? new WebSocketMeter(this.d.usage, ex) : null;
+    const up = await this.connectUpstream(
+      ex,
+      req,
+      r.cred,
+      isSSL,
+      target.path,
+      (ws) => {
+        pending = ex.clientGone ? (ws.terminate(), null) : ws;
+      },
+      meter,
+    );
     pending = null;
     if (ex.clientGone) {
       if (up.ok) up.ws.terminate();
@@ -131,7 +144,7 @@ export class WebSocketRelay {
     });
     this.wss.handleUpgrade(req, socket, head, (client) => {
       accepted = true;
-      this.relay(ex, client, up.ws);
+      this.relay(ex, client, up.ws, meter);
     });
   }
 
@@ -152,6 +165,7 @@ export class WebSocketRelay {
     isSSL: boolean,
     originalPath: string,
     opened: (ws: WebSocket) => void,
+    meter: WebSocketMeter | null = null,
   ): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
     const t = connectTarget(this.d.overrides, ex.host, ex.port);
     const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
@@ -203,11 +217,13 @@ export class WebSocketRelay {
       const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
       opened(ws);
       ws.once('upgrade', stopTimer);
+      if (meter) ws.once('upgrade', (res: http.IncomingMessage) => meter.answered(res, false));
       ws.once('unexpected-response', stopTimer);
       ws.once('error', stopTimer);
       ws.once('open', () => resolve({ ok: true, ws }));
       ws.once('unexpected-response', (_r, res) => {
         ex.status = res.statusCode ?? 502;
+        meter?.answered(res, true);
         const failure = classify(ex.status, res.headers, null, false, this.d.clock.now());
         res.resume();
         // terminate() on a connecting socket emits 'error' on the next tick; that must not answer the client
@@ -230,7 +246,7 @@ export class WebSocketRelay {
               return void ex.permit.switchTo(nextCred).then((ok) => {
                 if (!ok) return resolve({ ok: false, refusal });
                 ex.credential = nextCred;
-                void this.connectUpstream(ex, req, again, isSSL, originalPath, opened).then(resolve);
+                void this.connectUpstream(ex, req, again, isSSL, originalPath, opened, meter).then(resolve);
               });
             }
           }
@@ -255,8 +271,9 @@ export class WebSocketRelay {
     });
   }
 
-  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket): void {
+  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket, meter: WebSocketMeter | null = null): void {
     ex.status = 101;
+    meter?.opened();
     // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
     const masked = new Set<string>();
     // One phantom_not_injected row per socket, however many messages carry the phantom.
@@ -332,6 +349,7 @@ export class WebSocketRelay {
       if (client.readyState !== WebSocket.OPEN) return;
       // Text and binary frames alike: an echo must not hand a real secret (id tokens included) to the agent.
       const buf = toBuffer(data);
+      if (meter && !isBinary) meter.message(buf);
       const found = new Set<string>();
       const out = this.d.credentials.masker().maskBuffer(buf, found);
       if (found.size > 0) {
