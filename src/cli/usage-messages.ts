@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string[]> = {
   approval: ['list', 'allow', 'deny'],
   limits: ['get', 'set'],
   stats: [],
+  usage: [],
   token: ['rotate'],
   audit: ['tail', 'verify'],
   watch: [],

@@ -118,7 +118,6 @@ export class UsageService implements UsageLedger, UsageRecorder {
   start(): void {
     this.prune();
     this.loadToday();
-    this.scheduleFlush();
     const prune = (): void => {
       this.prune();
       this.pruneCancel = this.d.clock.setTimer(prune, PRUNE_EVERY_MS);
@@ -167,11 +166,14 @@ export class UsageService implements UsageLedger, UsageRecorder {
     }
   }
 
+  /** Arms the flush timer when something is queued (an idle daemon has no timer running). */
   private scheduleFlush(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.flushCancel) return;
     this.flushCancel = this.d.clock.setTimer(() => {
+      this.flushCancel = null;
       this.flush();
-      this.scheduleFlush();
+      // A failed flush left the counts queued: try again in a second.
+      if (this.pending.size > 0) this.scheduleFlush();
     }, FLUSH_MS);
   }
 
@@ -198,6 +200,7 @@ export class UsageService implements UsageLedger, UsageRecorder {
     let b = this.pending.get(key);
     if (!b) this.pending.set(key, (b = { hour, credential: r.credential, pool, agent, model, ...zero() }));
     addInto(b, r);
+    this.scheduleFlush();
     let t = this.today.get(r.credential);
     if (!t) this.today.set(r.credential, (t = zero()));
     addInto(t, r);
