@@ -273,7 +273,6 @@ export class WebSocketRelay {
 
   private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket, meter: WebSocketMeter | null = null): void {
     ex.status = 101;
-    meter?.opened();
     // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
     const masked = new Set<string>();
     // One phantom_not_injected row per socket, however many messages carry the phantom.
@@ -283,6 +282,7 @@ export class WebSocketRelay {
       ex.finished = true;
       ex.upstreamEnded = true;
       ex.releasePermits();
+      meter?.closed();
       if (masked.size > 0)
         this.d.audit.append({
           event: 'secret_masked',

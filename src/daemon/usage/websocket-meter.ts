@@ -1,8 +1,9 @@
 /**
  * The usage side of a WebSocket through sluice (the Responses API over WebSocket, as Codex uses it): the
- * upgrade answer's rate-limit headers, one request for the upgrade that reached the upstream (accepted or
- * refused), and the tokens of every server→client text message that reports usage (`response.completed`).
- * A socket that carries several responses counts one request per response (the first one is the upgrade's).
+ * upgrade answer's rate-limit headers, and one request with its tokens for every server→client text message
+ * that reports usage (`response.completed`): a socket that carries several responses counts one request per
+ * response. An upgrade the upstream refused, and a socket that closes without any response, count one
+ * request without tokens.
  */
 import type http from 'node:http';
 import type { RequestExchange } from '../proxy/request-exchange.js';
@@ -26,17 +27,20 @@ export class WebSocketMeter {
     if (refused) this.count(1, null, 0, 0, 0);
   }
 
-  /** The socket is open both ways: the upgrade counts as a request. */
-  opened(): void {
-    this.count(1, null, 0, 0, 0);
+  /**
+   * The socket closed. One that reported no response still counts as one request (the upgrade reached the
+   * upstream); otherwise each response already counted.
+   */
+  closed(): void {
+    if (this.responses === 0) this.count(1, null, 0, 0, 0);
   }
 
   /** A server→client text message (observed only; it goes to the client as it is). */
   message(data: Buffer): void {
     const u = usageOfMessage(data);
     if (!u) return;
-    // The first response on the socket is the upgrade's request, already counted.
-    this.count(this.responses++ === 0 ? 0 : 1, u.model, u.input_tokens, u.output_tokens, u.cached_tokens);
+    this.responses++;
+    this.count(1, u.model, u.input_tokens, u.output_tokens, u.cached_tokens);
   }
 
   private count(requests: number, model: string | null, input: number, output: number, cached: number): void {
