@@ -47,6 +47,8 @@ import { MemberHealth } from './pool/member-health.js';
 import { PoolService } from './pool/pool-service.js';
 import { PoolFailover } from './proxy/pool-failover.js';
 import { SettingsRepo } from './store/settings-repo.js';
+import { UsageRepo } from './store/usage-repo.js';
+import { UsageService, type DailyBudget } from './usage/usage-service.js';
 import { ensurePrivateDir } from './state-dir.js';
 import { unlockVault } from './vault/unlock.js';
 import type { DaemonStatus, StatsSnapshot } from '../shared/protocol/entities.js';
@@ -141,6 +143,7 @@ export class Daemon {
       auth: p.auth,
       activity: p.activity,
       pools: p.pools,
+      usage: p.usage,
     });
     const rpc = new RpcServer(createDispatcher(handlers, this.log), this.log);
     await rpc.listen(this.cfg.socketPath);
@@ -219,6 +222,7 @@ export class Daemon {
     const deadline = this.clock.now() + DRAIN_LIMIT_MS;
     while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.statsTimer) clearInterval(this.statsTimer);
+    p.usage.stop();
     p.audit.append({ event: 'daemon_stopped' });
     p.audit.flush();
     p.rpc?.close();
@@ -249,6 +253,17 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     else log.info('audit log writable again; queued rows written');
   };
   const markStatsDirty = { fn: () => {} };
+  // Daily budgets belong to the pools/budgets work; until it plugs its own in, no credential has one.
+  const budgetOf = (_name: string): DailyBudget => ({ daily_tokens: null, daily_requests: null });
+  const usage = new UsageService({
+    clock,
+    repo: new UsageRepo(db),
+    bus,
+    names: () => vault.list().map((r) => r.name),
+    budgetOf,
+    onFlushError: (err) => log.warn('cannot write usage counts (database locked?); keeping them in memory and retrying', { err }),
+  });
+  usage.start();
   const caps = new CapRegistry(
     clock,
     (name) => vault.get(name),
@@ -342,6 +357,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     upstreamTimeouts,
     budget: new BufferBudget(cfg.maxBufferedBytes),
     masks: { current: () => credentials.masker() },
+    usage,
   });
   const relay = new WebSocketRelay({
     admission,
@@ -356,6 +372,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     overrides: cfg.resolve,
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
     upstreamTimeouts,
+    usage,
   });
   const proxy = new ProxyServer({ pipeline, auth, contexts: new TlsContexts(leafs, cfg.hostCacheSize), audit, log, relay });
   proxyRef = proxy;
@@ -372,6 +389,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     audit,
     caps,
     stats,
+    usage,
     activity,
     rules,
     creds,

@@ -35,6 +35,11 @@ export interface RelayEvents {
   broken: (err: Error) => void;
   /** A real secret of `credentials` was replaced by its phantom at `where` (`header:NAME`, `status`, `body`). */
   masked?: (where: string, credentials: ReadonlySet<string>) => void;
+  /**
+   * Sees every decoded body chunk the client gets, before masking (usage accounting). It observes only: it
+   * must not keep, change or hold back the bytes.
+   */
+  tap?: (decoded: Buffer) => void;
 }
 
 const NO_MASKING = new SecretMasker([]);
@@ -95,6 +100,7 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
   if (reply.replacement) {
     // A replacement is always sluice's own, decoded body.
     delete headers['content-encoding'];
+    on.tap?.(reply.replacement);
     const body = maskWhole(reply.replacement);
     headers['content-length'] = body.length;
     res.writeHead(status, headers);
@@ -114,6 +120,7 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
   if (coding.kind === 'decode') return relayDecoded(reply, res, on, masker, headers, statusMessage, coding.coding);
   if (up.readableEnded) {
     // A peek already read the whole body (it is all in `head`).
+    if (reply.head) on.tap?.(reply.head);
     const body = reply.head ? maskWhole(reply.head) : null;
     if (body && reply.head && body.length !== reply.head.length) headers['content-length'] = body.length;
     res.writeHead(status, statusMessage, headers);
@@ -127,6 +134,7 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
     // streaming it through listeners and ticks. Reading it to the end frees the upstream connection.
     up.on('error', ignore);
     const raw = readBuffered(up);
+    if (raw) on.tap?.(raw);
     const body = raw ? maskWhole(raw) : null;
     if (body && raw && body.length !== raw.length) headers['content-length'] = body.length;
     res.writeHead(status, statusMessage, headers);
@@ -141,6 +149,7 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
   const stream = masker.stream();
   let reported = 0;
   const send = (c: Buffer): boolean => {
+    on.tap?.(c);
     const out = stream.write(c);
     if (stream.found.size > reported) {
       reported = stream.found.size;
@@ -223,6 +232,7 @@ function relayDecoded(
   const decoderFor = (first: Buffer | undefined): Transform => {
     const dec = createDecoder(coding, first);
     dec.on('data', (c: Buffer) => {
+      on.tap?.(c);
       const out = stream.write(c);
       report();
       if (out.length === 0) return;

@@ -32,6 +32,8 @@ import { relayResponse, undecodableBody } from './relay-response.js';
 import { narrowRequestEncoding } from './content-coding.js';
 import { discard } from './pool-failover.js';
 import type { SecretMasker } from './secret-masker.js';
+import { ExchangeMeter } from '../usage/exchange-meter.js';
+import type { UsageRecorder } from '../usage/usage-service.js';
 
 /** Everything the pipeline needs, injected by wire.ts. */
 export interface PipelineDeps {
@@ -58,6 +60,8 @@ export interface PipelineDeps {
   upstreamTimeouts: UpstreamTimeouts;
   /** The real secrets to mask in every response (required: containment must not depend on remembering it). */
   masks: { current(): SecretMasker };
+  /** Usage accounting (null: off): rate-limit headers and usage of every response a credential got. */
+  usage?: UsageRecorder | null;
 }
 
 /** How a connection reached the proxy. */
@@ -78,6 +82,8 @@ interface Exchange {
   buffered: number;
   /** Where real secrets were masked in the response (`header:location`, `body`, …) and whose. */
   masked: { where: Set<string>; credentials: Set<string> } | null;
+  /** Usage of an exchange that went upstream with a credential (null otherwise). */
+  meter: ExchangeMeter | null;
 }
 
 /** Runs requests through the pipeline; see the module comment. */
@@ -88,7 +94,7 @@ export class RequestPipeline {
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0, masked: null };
+    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0, masked: null, meter: null };
     // finish() is idempotent, so a plain listener will do (once() wraps every request's listener).
     res.on('close', () => this.finish(x));
     // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead
@@ -249,14 +255,19 @@ export class RequestPipeline {
     };
     const leg = new UpstreamLeg(ex.tls, options, this.d.upstreamTimeouts);
     x.leg = leg;
+    const meter = ex.credential && this.d.usage ? new ExchangeMeter(this.d.usage, ex.path) : null;
+    x.meter = meter;
     let reply: Reply;
     try {
       const response = await leg.send(options, body);
       if (ex.finished) return leg.destroy();
       ex.status = response.statusCode ?? null;
+      // Before failover looks at it: headroom is current when a pool decides where the next request goes.
+      meter?.answeredBy(ex.credential, response);
       reply = { response, head: null, replacement: null };
       if (ex.tokenEndpoint && this.d.tokenResponses) reply = await this.d.tokenResponses.onResponse(ex, leg, original);
       else if (ex.pool && this.d.poolFailover) reply = await this.d.poolFailover.onResponse(ex, leg, original);
+      if (reply.response !== response) meter?.answeredBy(ex.credential, reply.response);
     } catch (err) {
       return this.upstreamFailed(x, err, leg.response ? 'response' : 'request');
     }
@@ -279,6 +290,7 @@ export class RequestPipeline {
         message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity`,
       });
     }
+    meter?.relaying(reply.response);
     relayResponse(
       reply,
       x.res,
@@ -291,6 +303,7 @@ export class RequestPipeline {
         },
         broken: (err) => this.upstreamFailed(x, err, 'response'),
         masked: (where, credentials) => this.onMasked(x, where, credentials),
+        tap: meter?.tap,
       },
       this.d.masks.current(),
     );
@@ -346,6 +359,7 @@ export class RequestPipeline {
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
     if (!ex.upstreamEnded) x.leg?.destroy();
+    x.meter?.end(ex);
     if (x.masked)
       this.d.audit.append({
         event: 'secret_masked',

@@ -26,6 +26,8 @@ import { upgradeProblem } from './websocket-handshake.js';
 import type { RequestObserver } from './request-observer.js';
 import type { UpstreamAgents } from './upstream-agents.js';
 import { connectUpstream } from './websocket-upstream.js';
+import type { UsageRecorder } from '../usage/usage-service.js';
+import { WebSocketMeter } from '../usage/websocket-meter.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
 
 /** What the relay needs. */
@@ -45,6 +47,8 @@ export interface WebSocketRelayDeps {
   connectRequestOf: (socket: Duplex) => http.IncomingMessage | undefined;
   /** Upstream connect and upgrade-answer limits (exceeded → 504 upstream_timeout). */
   upstreamTimeouts: UpstreamTimeouts;
+  /** Usage accounting (null: off). */
+  usage?: UsageRecorder | null;
 }
 
 /** Handles upgrade requests on the proxy's servers. */
@@ -104,9 +108,19 @@ export class WebSocketRelay {
     if (r.kind === 'gone') return;
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
-    const up = await connectUpstream(this.d, ex, req, r.cred, isSSL, target.path, (ws) => {
-      pending = ex.clientGone ? (ws.terminate(), null) : ws;
-    });
+    const meter = ex.credential && this.d.usage ? new WebSocketMeter(this.d.usage, ex) : null;
+    const up = await connectUpstream(
+      this.d,
+      ex,
+      req,
+      r.cred,
+      isSSL,
+      target.path,
+      (ws) => {
+        pending = ex.clientGone ? (ws.terminate(), null) : ws;
+      },
+      meter,
+    );
     pending = null;
     if (ex.clientGone) {
       if (up.ok) up.ws.terminate();
@@ -127,7 +141,7 @@ export class WebSocketRelay {
     });
     this.wss.handleUpgrade(req, socket, head, (client) => {
       accepted = true;
-      this.relay(ex, client, up.ws);
+      this.relay(ex, client, up.ws, meter);
     });
   }
 
@@ -140,7 +154,7 @@ export class WebSocketRelay {
     this.d.observer.finished(ex);
   }
 
-  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket): void {
+  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket, meter: WebSocketMeter | null = null): void {
     ex.status = 101;
     // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
     const masked = new Set<string>();
@@ -151,6 +165,7 @@ export class WebSocketRelay {
       ex.finished = true;
       ex.upstreamEnded = true;
       ex.releasePermits();
+      meter?.closed();
       if (masked.size > 0)
         this.d.audit.append({
           event: 'secret_masked',
@@ -217,6 +232,7 @@ export class WebSocketRelay {
       if (client.readyState !== WebSocket.OPEN) return;
       // Text and binary frames alike: an echo must not hand a real secret (id tokens included) to the agent.
       const buf = toBuffer(data);
+      if (meter && !isBinary) meter.message(buf);
       const found = new Set<string>();
       const out = this.d.credentials.masker().maskBuffer(buf, found);
       if (found.size > 0) {

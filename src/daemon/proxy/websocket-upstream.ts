@@ -3,6 +3,7 @@
  * (TLS verified, SLUICE_RESOLVE honoured, connect and upgrade-answer timeouts), and the pool failover on an
  * upgrade the member refused. Split out of websocket-relay.ts, which admits the upgrade and relays frames.
  */
+import type { WebSocketMeter } from '../usage/websocket-meter.js';
 import type http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -39,6 +40,7 @@ export function connectUpstream(
   isSSL: boolean,
   originalPath: string,
   opened: (ws: WebSocket) => void,
+  meter: WebSocketMeter | null = null,
 ): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
   const t = connectTarget(d.overrides, ex.host, ex.port);
   const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
@@ -94,11 +96,13 @@ export function connectUpstream(
     const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
     opened(ws);
     ws.once('upgrade', stopTimer);
+    if (meter) ws.once('upgrade', (res: http.IncomingMessage) => meter.answered(res, false));
     ws.once('unexpected-response', stopTimer);
     ws.once('error', stopTimer);
     ws.once('open', () => resolve({ ok: true, ws }));
     ws.once('unexpected-response', (_r, res) => {
       ex.status = res.statusCode ?? 502;
+      meter?.answered(res, true);
       const failure = classify(ex.status, res.headers, null, false, d.clock.now());
       res.resume();
       // terminate() on a connecting socket emits 'error' on the next tick; that must not answer the client
@@ -121,7 +125,7 @@ export function connectUpstream(
             return void ex.permit.switchTo(nextCred).then((ok) => {
               if (!ok) return resolve({ ok: false, refusal });
               ex.credential = nextCred;
-              void connectUpstream(d, ex, req, again, isSSL, originalPath, opened).then(resolve);
+              void connectUpstream(d, ex, req, again, isSSL, originalPath, opened, meter).then(resolve);
             });
           }
         }
