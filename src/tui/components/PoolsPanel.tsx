@@ -1,12 +1,14 @@
 /**
- * The pools panel: one row per pool with its members in order. The active member carries "▶", and each
- * member says its health in words ("ok", "cooling 42s", "down") next to its colour, with a live
- * countdown driven by the container's clock.
+ * The pools panel: one row per pool with its options (`rotate <20%`, `plan-only`) and its members in
+ * order. The active member carries "▶", and each member says its health in words ("ok", "cooling 42s",
+ * "down") next to its colour, with a live countdown driven by the container's clock, then its rate-limit
+ * headroom in brackets (same short form and colours as the credentials panel) and `budget spent` once it
+ * is past a daily budget.
  */
 import { Box, Text } from 'ink';
 import { fit, formatDuration, windowAround } from '../display-format.js';
 import type { PoolMemberView, PoolRow } from '../state/selectors.js';
-import { usePalette, type Palette } from '../theme.js';
+import { toneColor, usePalette, type Palette } from '../theme.js';
 import { PanelTitle } from './PanelTitle.js';
 
 /** Props of {@link PoolsPanel}. */
@@ -23,6 +25,8 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
   const win = windowAround(rows.length, selected, height);
   const visible = rows.slice(win.start, win.end);
   const nameWidth = Math.min(20, Math.max(6, ...rows.map((r) => r.name.length)));
+  // Options line up across pools; without any, the row is as it always was.
+  const flagsWidth = Math.max(0, ...rows.map((r) => r.flags.join(' ').length));
   return (
     <Box flexDirection="column">
       <PanelTitle title="Pools" focused={focused} detail={`${rows.length}`} hidden={rows.length - visible.length} />
@@ -36,12 +40,14 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
               <Text key={r.name} wrap="truncate-end" bold={marked}>
                 <Text color={palette.accent}>{marked ? '› ' : '  '}</Text>
                 <Text>{fit(r.name, nameWidth)} </Text>
+                {flagsWidth > 0 ? <Text color={palette.muted}>{`${fit(r.flags.join(' '), flagsWidth)}  `}</Text> : null}
                 {r.members.map((m, i) => (
                   <Text key={m.name}>
                     {i > 0 ? <Text color={palette.muted}>{' · '}</Text> : null}
                     <Text color={palette.accent}>{m.active ? '▶' : ' '}</Text>
                     <Text>{m.name} </Text>
                     <Text color={healthColor(m, palette)}>{healthText(m)}</Text>
+                    <MemberUsage member={m} palette={palette} />
                   </Text>
                 ))}
               </Text>
@@ -50,6 +56,27 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
         )}
       </Box>
     </Box>
+  );
+}
+
+/** ` [req 37/50 · tok 61%]` and ` budget spent`, each only when there is something to say. */
+function MemberUsage({ member: m, palette }: { member: PoolMemberView; palette: Palette }) {
+  return (
+    <Text>
+      {m.headroom.length > 0 ? (
+        <Text>
+          <Text color={palette.muted}>{' ['}</Text>
+          {m.headroom.map((p, i) => (
+            <Text key={p.text}>
+              {i > 0 ? <Text color={palette.muted}>{' · '}</Text> : null}
+              <Text color={toneColor(p.tone, palette)}>{p.text}</Text>
+            </Text>
+          ))}
+          <Text color={palette.muted}>{']'}</Text>
+        </Text>
+      ) : null}
+      {m.budgetSpent ? <Text color={palette.bad}>{' budget spent'}</Text> : null}
+    </Text>
   );
 }
 
