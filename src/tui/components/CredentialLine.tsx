@@ -6,7 +6,7 @@
  */
 import { Text } from 'ink';
 import type { CredentialColumns } from '../credential-columns.js';
-import { countersText } from '../credential-columns.js';
+import { BAR_WIDTH, BUDGET_NOTE, countersText } from '../credential-columns.js';
 import { fit, fitRight, formatCount, formatDuration, usageBar } from '../display-format.js';
 import type { CredentialRow } from '../state/selectors.js';
 import { toneColor, usePalette, type Palette } from '../theme.js';
@@ -29,19 +29,18 @@ export function CredentialLine({ row: r, marked, columns: col }: CredentialLineP
   if (r.needsLogin) extra.push('needs login');
   if (r.cooldownLeftMs !== null) extra.push(`cool ${formatDuration(r.cooldownLeftMs)}`);
   if (r.queueTimeoutMs > 0) extra.push(`wait ${r.queueTimeoutMs}ms`);
-  // A spent budget refuses requests: say so even when the budget column had no room.
-  if (col.budget === 0 && r.budget?.spent) extra.push('budget spent');
   return (
     <Text wrap="truncate-end" bold={marked}>
       <Text color={palette.accent}>{marked ? '› ' : '  '}</Text>
       <Text>{fit(r.name, col.nameWidth)} </Text>
-      <Text color={loadColor}>{usageBar(r.inFlight, r.cap, 8)}</Text>
+      {col.bar ? <Text color={loadColor}>{usageBar(r.inFlight, r.cap, BAR_WIDTH)}</Text> : null}
       <Text color={loadColor}>{fitRight(`${r.inFlight}/${r.cap}`, 8)}</Text>
       <Text color={r.queued > 0 ? palette.warn : undefined}>{fitRight(`q${r.queued}`, 5)}</Text>
       {col.cap ? <Text>{fitRight(`cap ${r.cap}`, 8)}</Text> : null}
       {col.tokenRate > 0 ? <Text>{`  ${fitRight(r.tokenRate ?? '', col.tokenRate)}`}</Text> : null}
       {col.headroom > 0 ? <Parts parts={r.headroom} width={col.headroom} palette={palette} /> : null}
       {col.budget > 0 ? <Text color={r.budget ? toneColor(r.budget.tone, palette) : undefined}>{`  ${fit(r.budget?.text ?? '', col.budget)}`}</Text> : null}
+      {col.budgetNote ? <Text color={palette.bad}>{`  ${fit(r.budget?.spent ? BUDGET_NOTE : '', BUDGET_NOTE.length)}`}</Text> : null}
       {col.counters ? <Counters row={r} palette={palette} /> : null}
       {extra.length > 0 ? <Text color={palette.warn}>{`  ${extra.join(' · ')}`}</Text> : null}
     </Text>
