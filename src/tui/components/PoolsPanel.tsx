@@ -1,9 +1,10 @@
 /**
- * The pools panel: one row per pool with its options (`rotate <20%`, `plan-only`) and its members in
- * order. The active member carries "▶", and each member says its health in words ("ok", "cooling 42s",
- * "down") next to its colour, with a live countdown driven by the container's clock, then its rate-limit
- * headroom in brackets (same short form and colours as the credentials panel) and `budget spent` once it
- * is past a daily budget.
+ * The pools panel: one row per pool with its members in order, then its options (`rotate <20%`,
+ * `plan-only`; last, because they are settings while the members' state changes, so a narrow pane cuts
+ * them first). The active member carries "▶", and each member says its health in words ("ok",
+ * "cooling 42s", "down") next to its colour, with a live countdown driven by the container's clock, then
+ * its rate-limit headroom in brackets (same short form and colours as the credentials panel) and
+ * `budget spent` once it is past a daily budget.
  */
 import { Box, Text } from 'ink';
 import { fit, formatDuration, windowAround } from '../display-format.js';
@@ -25,8 +26,6 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
   const win = windowAround(rows.length, selected, height);
   const visible = rows.slice(win.start, win.end);
   const nameWidth = Math.min(20, Math.max(6, ...rows.map((r) => r.name.length)));
-  // Options line up across pools; without any, the row is as it always was.
-  const flagsWidth = Math.max(0, ...rows.map((r) => r.flags.join(' ').length));
   return (
     <Box flexDirection="column">
       <PanelTitle title="Pools" focused={focused} detail={`${rows.length}`} hidden={rows.length - visible.length} />
@@ -40,7 +39,6 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
               <Text key={r.name} wrap="truncate-end" bold={marked}>
                 <Text color={palette.accent}>{marked ? '› ' : '  '}</Text>
                 <Text>{fit(r.name, nameWidth)} </Text>
-                {flagsWidth > 0 ? <Text color={palette.muted}>{`${fit(r.flags.join(' '), flagsWidth)}  `}</Text> : null}
                 {r.members.map((m, i) => (
                   <Text key={m.name}>
                     {i > 0 ? <Text color={palette.muted}>{' · '}</Text> : null}
@@ -50,6 +48,7 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
                     <MemberUsage member={m} palette={palette} />
                   </Text>
                 ))}
+                {r.flags.length > 0 ? <Text color={palette.muted}>{`  ${r.flags.join(' ')}`}</Text> : null}
               </Text>
             );
           })

@@ -205,10 +205,10 @@ describe('pool rows with usage', () => {
     expect(app.lastFrame()).toContain('▶alice ok [req 37/50 · tok 3%] ·  bob ok [5h 61%] budget spent');
   });
 
-  it('shows rotate <20% and plan-only on the pool line when set, nothing when not', async () => {
+  it('shows rotate <20% and plan-only at the end of the pool line when set, nothing when not', async () => {
     const flagged = render(<PoolsPanel rows={poolState([], { rotate_below: 20, plan_limits_only: true })} focused height={2} />);
     await tick();
-    expect(flagged.lastFrame()).toMatch(/codex\s+rotate <20% plan-only\s+▶alice ok · {2}bob ok/);
+    expect(flagged.lastFrame()).toMatch(/codex\s+▶alice ok · {2}bob ok {2}rotate <20% plan-only/);
     const plain = render(<PoolsPanel rows={poolState([], { rotate_below: null, plan_limits_only: false })} focused height={2} />);
     await tick();
     expect(plain.lastFrame()).toMatch(/codex\s+▶alice ok · {2}bob ok/);
