@@ -65,7 +65,7 @@ function hasResponseBody(method: string | undefined, status: number): boolean {
  * stream start. An upstream that breaks off mid-body is reported through `broken`, never as a clean end.
  *
  * Containment: every header value, the reason phrase and the body have each real secret `masker` knows
- * replaced by its phantom, the body across chunk boundaries too (see secret-masker.ts). A gzip, deflate or
+ * replaced by its phantom (a header whose name holds one, in any case, is dropped), the body across chunk boundaries too (see secret-masker.ts). A gzip, deflate or
  * br body is decoded to be masked and sent decoded. A body in a coding sluice cannot decode is never sent
  * (callers refuse it first with {@link undecodableBody}; here it resets the client).
  */
@@ -79,6 +79,13 @@ export function relayResponse(reply: Reply, res: http.ServerResponse, on: RelayE
   let statusMessage = up.statusMessage;
   if (!masker.empty) {
     for (const name in headers) {
+      const owner = masker.secretInName(name);
+      if (owner !== null) {
+        // A header *named* by a real secret cannot be renamed to the phantom faithfully (case is lost): dropped.
+        delete headers[name];
+        reportInto('header-name', new Set([owner]));
+        continue;
+      }
       const v = headers[name];
       const found = new Set<string>();
       if (typeof v === 'string') headers[name] = masker.maskText(v, found);
