@@ -24,6 +24,7 @@ import { writeRefusal, type Refusal } from './refusals.js';
 import { decodeContent } from './body-decoding.js';
 import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from './request-body.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
+import { ExchangeEnd } from './exchange-audit.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import { UpstreamLeg, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
@@ -83,8 +84,11 @@ interface Exchange {
 /** Runs requests through the pipeline; see the module comment. */
 export class RequestPipeline {
   private readonly arrivals = new WeakMap<Socket, Arrival>();
+  private readonly end: ExchangeEnd;
 
-  constructor(private readonly d: PipelineDeps) {}
+  constructor(private readonly d: PipelineDeps) {
+    this.end = new ExchangeEnd(d);
+  }
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -111,7 +115,7 @@ export class RequestPipeline {
     ex.client = client;
     ex.tls = secure;
     const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers, invalidHost: target.invalidHost });
-    if (denied) return this.refuse(x, denied.refusal, !denied.audited);
+    if (denied) return this.refuse(x, denied.refusal, denied.audited);
     // Policy, approval and permits are decided on the request line and headers alone: a refused request's
     // body is drained unread (writeRefusal), never buffered.
     // Ask only for codings sluice can decode: every response body is read to mask real secrets in it.
@@ -122,11 +126,12 @@ export class RequestPipeline {
     // Admission answers synchronously unless something had to wait; awaiting a plain value would still cost a tick.
     const r = admitted instanceof Promise ? await admitted : admitted;
     if (r.kind === 'gone') return;
-    if (r.kind === 'refused') return this.refuse(x, r.refusal, !r.audited);
+    if (r.kind === 'refused') return this.refuse(x, r.refusal, r.audited);
     if (ex.finished) return r.permit.release();
     ex.permit = r.permit;
     let original: OriginalRequest = { headers: req.headers, path: target.path, body: null, refreshGrant: false };
     if (withBody) {
+      ex.advance('reading_body');
       const read = await this.readRequestBody(x);
       if (read === null) return;
       const { body, decoded } = read;
@@ -138,7 +143,7 @@ export class RequestPipeline {
       const checked = this.d.admission.admitBody(ex, r.cred, body, decoded, original.refreshGrant);
       const refusal = checked instanceof Promise ? await checked : checked;
       if (ex.finished) return;
-      if (refusal) return this.refuse(x, refusal.refusal, !refusal.audited);
+      if (refusal) return this.refuse(x, refusal.refusal, refusal.audited);
     } else {
       req.resume();
     }
@@ -153,6 +158,7 @@ export class RequestPipeline {
       endFlight = gate.end;
     }
     try {
+      ex.advance('forwarding');
       await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
     } finally {
       endFlight?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
@@ -163,7 +169,7 @@ export class RequestPipeline {
   private answerLocally(x: Exchange, body: Buffer): void {
     if (x.ex.finished) return;
     x.ex.status = 200;
-    x.ex.upstreamEnded = true;
+    x.ex.complete();
     x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': body.length });
     x.res.end(body);
   }
@@ -202,7 +208,7 @@ export class RequestPipeline {
   }
 
   private bodyRefused(x: Exchange, r: Refusal): null {
-    if (!x.ex.finished) this.refuse(x, r);
+    this.refuse(x, r);
     return null;
   }
 
@@ -272,13 +278,14 @@ export class RequestPipeline {
       // Fail closed: a body sluice cannot decode cannot be checked for real secrets, so it never reaches the agent.
       discard(reply.response);
       leg.destroy();
-      ex.errorKind = 'undecodable_response';
+      ex.fail('undecodable_response');
       return this.refuse(x, {
         status: 502,
         code: 'undecodable_response',
         message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity`,
       });
     }
+    ex.advance('relaying');
     relayResponse(
       reply,
       x.res,
@@ -286,9 +293,7 @@ export class RequestPipeline {
         bytes: (n) => {
           ex.bytes += n;
         },
-        ended: () => {
-          ex.upstreamEnded = true;
-        },
+        ended: () => ex.complete(),
         broken: (err) => this.upstreamFailed(x, err, 'response'),
         masked: (where, credentials) => this.onMasked(x, where, credentials),
       },
@@ -310,12 +315,9 @@ export class RequestPipeline {
       );
   }
 
-  /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
-  private refuse(x: Exchange, r: Refusal, audit = true): void {
-    x.ex.refusal = r.code;
-    x.ex.skipAudit = !audit;
-    x.ex.status = r.status;
-    writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
+  /** Answers the client ourselves (`audited`: the caller already wrote a more specific row). Nothing after the end. */
+  private refuse(x: Exchange, r: Refusal, audited = false): void {
+    if (x.ex.refuse(r, audited)) writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
   }
 
   /**
@@ -328,7 +330,7 @@ export class RequestPipeline {
     if (ex.finished) return;
     x.leg?.destroy();
     const failure = mapUpstreamError(err, ex.host, ex.port, phase);
-    ex.errorKind = failure.errorKind;
+    ex.fail(failure.errorKind);
     if (err instanceof UpstreamTimeoutError) this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
     else this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: errorLabel(err) || undefined });
     // Mid-body the client must see a reset, never a truncated body that looks complete.
@@ -337,46 +339,14 @@ export class RequestPipeline {
     writeRefusal(x.req, res, failure, ex.host);
   }
 
+  /** The exchange's one end (see exchange-audit.ts), then what only the HTTP side holds: waiters, buffered bytes, the upstream. */
   private finish(x: Exchange): void {
     const { ex } = x;
-    if (ex.finished) return;
-    ex.finished = true;
+    if (!this.end.close(ex, { masked: x.masked })) return;
     ex.clientLeft();
-    ex.releasePermits();
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
-    if (!ex.upstreamEnded) x.leg?.destroy();
-    if (x.masked)
-      this.d.audit.append({
-        event: 'secret_masked',
-        client: ex.client,
-        agent: ex.agent?.name ?? null,
-        host: ex.host,
-        port: ex.port,
-        method: ex.method,
-        path: ex.path,
-        credential: [...x.masked.credentials].join(','),
-        status: ex.status,
-        detail: [...x.masked.where].join(','),
-      });
-    if (!ex.skipAudit)
-      this.d.audit.append({
-        event: 'request',
-        client: ex.client,
-        agent: ex.agent?.name ?? null,
-        host: ex.host,
-        port: ex.port,
-        method: ex.method,
-        path: ex.path,
-        verdict: ex.refusal ?? ex.verdict,
-        rule_id: ex.ruleId,
-        credential: ex.credential,
-        status: ex.status,
-        bytes: ex.bytes,
-        duration_ms: this.d.clock.now() - ex.startedAt,
-        detail: ex.errorKind ?? ex.outcome(),
-      });
-    this.d.observer.finished(ex);
+    if (ex.outcome() !== 'completed') x.leg?.destroy();
   }
 }
 

@@ -74,7 +74,7 @@ export class TokenResponseStage {
 
 /** A 502 in place of a token answer sluice could not read; the reason goes to the audit row, never the body. */
 function unreadable(ex: RequestExchange, up: IncomingMessage, reason: string): Reply {
-  ex.errorKind = `token_response_unreadable:${reason}`;
+  ex.fail(`token_response_unreadable:${reason}`);
   return {
     response: up,
     head: null,

@@ -55,7 +55,7 @@ export function connectUpstream(
     let timer: ReturnType<typeof setTimeout> | null = null;
     const fail = (err: unknown): void => {
       const f = mapUpstreamError(err, ex.host, ex.port, 'upgrade');
-      ex.errorKind = f.errorKind;
+      ex.fail(f.errorKind);
       resolve({ ok: false, refusal: f });
     };
     const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
