@@ -14,7 +14,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { ResolveOverride } from '../config.js';
 import type { Logger } from '../log.js';
-import type { PoolService } from '../pool/pool-service.js';
+import type { PoolFailover } from './pool-failover.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
 import type { Admission } from './admission.js';
 import type { CredentialStage } from './credential-stage.js';
@@ -35,7 +35,8 @@ export interface WebSocketRelayDeps {
   credentials: CredentialStage;
   /** The vault, for the one token a phantom's slot stands for (never a whole OAuth bundle). */
   vault: Pick<CredentialVault, 'secretFor'>;
-  pools: PoolService;
+  /** The one failover step (pool-failover.ts), for an upgrade a pooled member refused with 401/429. */
+  poolFailover: PoolFailover;
   audit: AuditLog;
   observer: RequestObserver;
   clock: Clock;
