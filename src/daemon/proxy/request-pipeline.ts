@@ -1,10 +1,11 @@
 /**
  * The HTTP request pipeline of DESIGN §4, for every request that reaches the proxy (plain or inside a
  * TLS tunnel): admission (access, policy, credentials, approval, permits; see admission.ts), then
- * forward (upstream-leg.ts), classify and relay. Anything refused is answered here and never goes
- * upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
- * that fires on end, abort and error), which releases permits exactly once and tears down a still-open
- * upstream.
+ * forward (upstream-leg.ts), classify (pool-failover.ts, token-response.ts) and relay (relay-response.ts);
+ * upstream failures are answered through upstream-errors.ts. Anything refused is answered here and never
+ * goes upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
+ * that fires on end, abort and error): the one end WebSocket upgrades share (exchange-audit.ts) releases
+ * permits and audits exactly once, then a still-open upstream is torn down.
  */
 import type http from 'node:http';
 import type https from 'node:https';

@@ -5,7 +5,9 @@
  * client, so a refusal or an upstream 401/429 reaches the client as a real HTTP status. One permit per open
  * socket, released exactly once when either side closes. Client→server text messages get the phantom
  * treatment (the slot's own token, never the OAuth bundle); server→client messages, text and binary, have
- * every real secret of ours replaced by its phantom, with one `secret_masked` audit row per socket.
+ * every real secret of ours replaced by its phantom, with one `secret_masked` audit row per socket. The
+ * exchange follows the same lifecycle as an HTTP request (request-exchange.ts) and ends the same way
+ * (exchange-audit.ts); its upstream side, failover included, is websocket-upstream.ts.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
