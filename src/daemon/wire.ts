@@ -327,7 +327,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   });
   creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
-  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, flights: refreshFlights });
+  const tokenResponses = new TokenResponseStage({ exchange, poolFailover, credentials, clock, flights: refreshFlights });
   const admission = new Admission({
     log,
     auth,
@@ -363,7 +363,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     admission,
     credentials,
     vault,
-    pools,
+    poolFailover,
     audit,
     observer: activity,
     clock,

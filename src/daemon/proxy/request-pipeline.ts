@@ -1,10 +1,11 @@
 /**
  * The HTTP request pipeline of DESIGN §4, for every request that reaches the proxy (plain or inside a
  * TLS tunnel): admission (access, policy, credentials, approval, permits; see admission.ts), then
- * forward (upstream-leg.ts), classify and relay. Anything refused is answered here and never goes
- * upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
- * that fires on end, abort and error), which releases permits exactly once and tears down a still-open
- * upstream.
+ * forward (upstream-leg.ts), classify (pool-failover.ts, token-response.ts) and relay (relay-response.ts);
+ * upstream failures are answered through upstream-errors.ts. Anything refused is answered here and never
+ * goes upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
+ * that fires on end, abort and error): the one end WebSocket upgrades share (exchange-audit.ts) releases
+ * permits and audits exactly once, then a still-open upstream is torn down.
  */
 import type http from 'node:http';
 import type https from 'node:https';
@@ -24,6 +25,7 @@ import { writeRefusal, type Refusal } from './refusals.js';
 import { decodeContent } from './body-decoding.js';
 import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from './request-body.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
+import { ExchangeEnd } from './exchange-audit.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
 import { UpstreamLeg, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
@@ -89,8 +91,11 @@ interface Exchange {
 /** Runs requests through the pipeline; see the module comment. */
 export class RequestPipeline {
   private readonly arrivals = new WeakMap<Socket, Arrival>();
+  private readonly end: ExchangeEnd;
 
-  constructor(private readonly d: PipelineDeps) {}
+  constructor(private readonly d: PipelineDeps) {
+    this.end = new ExchangeEnd(d);
+  }
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -117,7 +122,7 @@ export class RequestPipeline {
     ex.client = client;
     ex.tls = secure;
     const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers, invalidHost: target.invalidHost });
-    if (denied) return this.refuse(x, denied.refusal, !denied.audited);
+    if (denied) return this.refuse(x, denied.refusal, denied.audited);
     // Policy, approval and permits are decided on the request line and headers alone: a refused request's
     // body is drained unread (writeRefusal), never buffered.
     // Ask only for codings sluice can decode: every response body is read to mask real secrets in it.
@@ -128,11 +133,12 @@ export class RequestPipeline {
     // Admission answers synchronously unless something had to wait; awaiting a plain value would still cost a tick.
     const r = admitted instanceof Promise ? await admitted : admitted;
     if (r.kind === 'gone') return;
-    if (r.kind === 'refused') return this.refuse(x, r.refusal, !r.audited);
+    if (r.kind === 'refused') return this.refuse(x, r.refusal, r.audited);
     if (ex.finished) return r.permit.release();
     ex.permit = r.permit;
     let original: OriginalRequest = { headers: req.headers, path: target.path, body: null, refreshGrant: false };
     if (withBody) {
+      ex.advance('reading_body');
       const read = await this.readRequestBody(x);
       if (read === null) return;
       const { body, decoded } = read;
@@ -144,7 +150,7 @@ export class RequestPipeline {
       const checked = this.d.admission.admitBody(ex, r.cred, body, decoded, original.refreshGrant);
       const refusal = checked instanceof Promise ? await checked : checked;
       if (ex.finished) return;
-      if (refusal) return this.refuse(x, refusal.refusal, !refusal.audited);
+      if (refusal) return this.refuse(x, refusal.refusal, refusal.audited);
     } else {
       req.resume();
     }
@@ -159,6 +165,7 @@ export class RequestPipeline {
       endFlight = gate.end;
     }
     try {
+      ex.advance('forwarding');
       await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
     } finally {
       endFlight?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
@@ -169,7 +176,7 @@ export class RequestPipeline {
   private answerLocally(x: Exchange, body: Buffer): void {
     if (x.ex.finished) return;
     x.ex.status = 200;
-    x.ex.upstreamEnded = true;
+    x.ex.complete();
     x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': body.length });
     x.res.end(body);
   }
@@ -208,7 +215,7 @@ export class RequestPipeline {
   }
 
   private bodyRefused(x: Exchange, r: Refusal): null {
-    if (!x.ex.finished) this.refuse(x, r);
+    this.refuse(x, r);
     return null;
   }
 
@@ -283,13 +290,14 @@ export class RequestPipeline {
       // Fail closed: a body sluice cannot decode cannot be checked for real secrets, so it never reaches the agent.
       discard(reply.response);
       leg.destroy();
-      ex.errorKind = 'undecodable_response';
+      ex.fail('undecodable_response');
       return this.refuse(x, {
         status: 502,
         code: 'undecodable_response',
         message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity`,
       });
     }
+    ex.advance('relaying');
     meter?.relaying(reply.response);
     relayResponse(
       reply,
@@ -298,9 +306,7 @@ export class RequestPipeline {
         bytes: (n) => {
           ex.bytes += n;
         },
-        ended: () => {
-          ex.upstreamEnded = true;
-        },
+        ended: () => ex.complete(),
         broken: (err) => this.upstreamFailed(x, err, 'response'),
         masked: (where, credentials) => this.onMasked(x, where, credentials),
         tap: meter?.tap,
@@ -323,12 +329,9 @@ export class RequestPipeline {
       );
   }
 
-  /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
-  private refuse(x: Exchange, r: Refusal, audit = true): void {
-    x.ex.refusal = r.code;
-    x.ex.skipAudit = !audit;
-    x.ex.status = r.status;
-    writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
+  /** Answers the client ourselves (`audited`: the caller already wrote a more specific row). Nothing after the end. */
+  private refuse(x: Exchange, r: Refusal, audited = false): void {
+    if (x.ex.refuse(r, audited)) writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
   }
 
   /**
@@ -341,7 +344,7 @@ export class RequestPipeline {
     if (ex.finished) return;
     x.leg?.destroy();
     const failure = mapUpstreamError(err, ex.host, ex.port, phase);
-    ex.errorKind = failure.errorKind;
+    ex.fail(failure.errorKind);
     if (err instanceof UpstreamTimeoutError) this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
     else this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: errorLabel(err) || undefined });
     // Mid-body the client must see a reset, never a truncated body that looks complete.
@@ -350,47 +353,15 @@ export class RequestPipeline {
     writeRefusal(x.req, res, failure, ex.host);
   }
 
+  /** The exchange's one end (see exchange-audit.ts), then what only the HTTP side holds: waiters, buffered bytes, the upstream. */
   private finish(x: Exchange): void {
     const { ex } = x;
-    if (ex.finished) return;
-    ex.finished = true;
+    if (!this.end.close(ex, { masked: x.masked })) return;
     ex.clientLeft();
-    ex.releasePermits();
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
-    if (!ex.upstreamEnded) x.leg?.destroy();
+    if (ex.outcome() !== 'completed') x.leg?.destroy();
     x.meter?.end(ex);
-    if (x.masked)
-      this.d.audit.append({
-        event: 'secret_masked',
-        client: ex.client,
-        agent: ex.agent?.name ?? null,
-        host: ex.host,
-        port: ex.port,
-        method: ex.method,
-        path: ex.path,
-        credential: [...x.masked.credentials].join(','),
-        status: ex.status,
-        detail: [...x.masked.where].join(','),
-      });
-    if (!ex.skipAudit)
-      this.d.audit.append({
-        event: 'request',
-        client: ex.client,
-        agent: ex.agent?.name ?? null,
-        host: ex.host,
-        port: ex.port,
-        method: ex.method,
-        path: ex.path,
-        verdict: ex.refusal ?? ex.verdict,
-        rule_id: ex.ruleId,
-        credential: ex.credential,
-        status: ex.status,
-        bytes: ex.bytes,
-        duration_ms: this.d.clock.now() - ex.startedAt,
-        detail: ex.errorKind ?? ex.outcome(),
-      });
-    this.d.observer.finished(ex);
   }
 }
 

@@ -12,8 +12,8 @@ import { WebSocket } from 'ws';
 import type { Clock } from '../clock.js';
 import type { ResolveOverride } from '../config.js';
 import { classify } from '../pool/failover-classifier.js';
-import type { PoolService } from '../pool/pool-service.js';
-import type { CredentialResult, CredentialStage } from './credential-stage.js';
+import type { PoolFailover } from './pool-failover.js';
+import type { CredentialResult } from './credential-stage.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
@@ -23,8 +23,7 @@ import { mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
 
 /** What opening the upstream socket needs (a subset of the relay's deps). */
 export interface WebSocketUpstreamDeps {
-  credentials: CredentialStage;
-  pools: PoolService;
+  poolFailover: PoolFailover;
   clock: Clock;
   agents: UpstreamAgents;
   overrides: readonly ResolveOverride[];
@@ -57,7 +56,7 @@ export function connectUpstream(
     let timer: ReturnType<typeof setTimeout> | null = null;
     const fail = (err: unknown): void => {
       const f = mapUpstreamError(err, ex.host, ex.port, 'upgrade');
-      ex.errorKind = f.errorKind;
+      ex.fail(f.errorKind);
       resolve({ ok: false, refusal: f });
     };
     const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
@@ -110,30 +109,21 @@ export function connectUpstream(
       ws.removeAllListeners('error');
       ws.on('error', () => {});
       ws.terminate();
-      if (failure && ex.pool && ex.credential) {
-        const f = d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
-        if (!ex.replayed && f.to && f.to !== ex.credential) {
-          const again = d.credentials.apply(ex.host, req.headers, originalPath, null);
-          const nextCred = again.credential;
-          if (nextCred && nextCred !== ex.credential && again.report.leaked.length === 0 && ex.permit) {
-            ex.replayed = true;
-            const refusal: Refusal = {
-              status: ex.status,
-              code: 'upstream_refused_upgrade',
-              message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})`,
-            };
-            return void ex.permit.switchTo(nextCred).then((ok) => {
-              if (!ok) return resolve({ ok: false, refusal });
-              ex.credential = nextCred;
-              void connectUpstream(d, ex, req, again, isSSL, originalPath, opened, meter).then(resolve);
-            });
-          }
-        }
-      }
-      resolve({
-        ok: false,
-        refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` },
-      });
+      const refusal: Refusal = {
+        status: ex.status,
+        code: 'upstream_refused_upgrade',
+        message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})`,
+      };
+      if (!failure || !ex.credential) return resolve({ ok: false, refusal });
+      // The same failover step as HTTP: cool the member, and at most once retry on the pool's next one.
+      const original = { headers: req.headers, path: originalPath, body: null, refreshGrant: false };
+      d.poolFailover.failover(ex, ex.credential, failure, original).then(
+        (next) => {
+          if (!next) return resolve({ ok: false, refusal });
+          void connectUpstream(d, ex, req, next, isSSL, originalPath, opened, meter).then(resolve);
+        },
+        () => resolve({ ok: false, refusal }),
+      );
     });
     ws.once('error', (err: Error) => {
       if (ws.readyState === WebSocket.OPEN) return;
