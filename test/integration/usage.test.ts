@@ -6,7 +6,8 @@
  * CLI prints the same; and today's totals survive a daemon restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UsageRow, UsageSnapshot } from '../../src/shared/protocol/usage.js';
+import type { CredentialUsage, UsageRow, UsageSnapshot } from '../../src/shared/protocol/usage.js';
+import { connectDaemon } from '../../src/shared/rpc/client.js';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { REQUEST_LIMIT, startUsageProvider, type UsagePlan, type UsageProvider } from '../fakes/usage-provider.js';
 import { openWebSocket } from '../fakes/ws-through-proxy.js';
@@ -221,6 +222,29 @@ describe('usage accounting', () => {
     }, 'the 429 to be counted');
     expect(after.today.input_tokens).toBe(before.today.input_tokens);
     expect(after.headroom?.requests?.remaining).toBe(before.headroom!.requests!.remaining - 1);
+  });
+
+  it('usage.updated reaches subscribers with the new totals, at most once a second', async () => {
+    const sub = await connectDaemon({ socketPath: d.socket });
+    try {
+      const events: { at: number; credentials: CredentialUsage[] }[] = [];
+      sub.onEvent((e) => {
+        if (e.type === 'usage.updated') events.push({ at: Date.now(), credentials: e.credentials });
+      });
+      await sub.call('events.subscribe', { types: ['usage.updated'] });
+      const before = (await d.client.call('usage.snapshot', {})).credentials.find((c) => c.name === 'oai')!.today;
+      for (let i = 0; i < 5; i++)
+        await call({ cred: 'oai', host: OAI, path: '/v1/chat/completions', model: 'gpt-c', plan: { input: 10, output: 1, cached: 0 } });
+      const want = before.input_tokens + 50;
+      await waitFor(
+        () => events.some((e) => e.credentials.find((c) => c.name === 'oai')?.today.input_tokens === want),
+        'a usage.updated event with all five requests',
+      );
+      // Sent at least 1 s apart (the unit test checks the exact throttle); arrival may bunch up a little on a busy machine.
+      for (let i = 1; i < events.length; i++) expect(events[i]!.at - events[i - 1]!.at).toBeGreaterThanOrEqual(500);
+    } finally {
+      sub.close();
+    }
   });
 
   it('sluicectl usage prints the RPC result with --json and a table otherwise', async () => {
