@@ -282,6 +282,25 @@ describe('usage accounting', () => {
   });
 });
 
+describe('containment', () => {
+  it('a real secret the upstream echoes as the model name is counted under its phantom', async () => {
+    const secret = fakeSecret('sk-ant-api03-');
+    const c = await d.client.call('cred.add', { name: 'leaky', hosts: [ANT], header: 'x-api-key', secret });
+    const r = await d.fetch(`https://${ANT}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': c.phantom, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: `echo-${secret}`, stream: true, plan: { input: 1, output: 1 } }),
+    });
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain(secret);
+    const s = await waitFor(async () => {
+      const x = await d.client.call('usage.snapshot', { by: 'model' });
+      return x.rows.some((row) => row.key === `echo-${c.phantom}`) ? x : null;
+    }, 'the echoed model to be counted under the phantom');
+    expect(JSON.stringify(s)).not.toContain(secret);
+  });
+});
+
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
 }
