@@ -14,6 +14,7 @@ import { refreshOwnerOf, type CredentialStage } from './credential-stage.js';
 import { peekBody, type BodyPeek } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
+import { errorLabel, UpstreamResponseError } from './upstream-errors.js';
 
 /** The client's request as it arrived (phantoms intact), kept so it can be replayed on another member. */
 export interface OriginalRequest {
@@ -56,7 +57,7 @@ export class PoolFailover {
     let peek: BodyPeek | null = null;
     if (needsBody(status, false)) {
       const p = await peekBody(up, MAX_PEEK, { ms: PEEK_WAIT_MS, setTimer: (fn, ms) => this.d.clock.setTimer(fn, ms) });
-      if (p === 'aborted') throw Object.assign(new Error('failure response aborted'), { code: 'ECONNRESET' });
+      if (p === 'aborted') throw new UpstreamResponseError('cut_short', 'failure response aborted');
       peek = p;
     }
     const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
@@ -98,7 +99,7 @@ export class PoolFailover {
       await leg.send(opts, cred.body);
       return true;
     } catch (err) {
-      this.d.log.warn('replay on the next pool member failed', { pool: ex.pool, host: ex.host, code: (err as NodeJS.ErrnoException).code });
+      this.d.log.warn('replay on the next pool member failed', { pool: ex.pool, host: ex.host, code: errorLabel(err) || undefined });
       // The failure response is still unread: the client gets that one.
       leg.response = failed;
       return false;

@@ -26,7 +26,9 @@ import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from '
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { relayResponse, undecodableBody, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { UpstreamLeg, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { errorLabel, mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
+import { relayResponse, undecodableBody } from './relay-response.js';
 import { narrowRequestEncoding } from './content-coding.js';
 import { discard } from './pool-failover.js';
 import type { SecretMasker } from './secret-masker.js';
@@ -337,30 +339,15 @@ export class RequestPipeline {
   private upstreamFailed(x: Exchange, err: unknown, phase: 'request' | 'response'): void {
     const { ex, res } = x;
     if (ex.finished) return;
-    const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
     x.leg?.destroy();
-    if (err instanceof UpstreamTimeoutError) {
-      // Before any response: the client gets a provider-shaped 504; finish() releases permits and audits.
-      ex.errorKind = `upstream_timeout:${err.phase}`;
-      ex.status = 504;
-      this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
-      const what = err.phase === 'connect' ? `did not connect within ${err.afterMs} ms` : `sent no response headers within ${err.afterMs} ms`;
-      writeRefusal(x.req, res, { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` }, ex.host);
-      return;
-    }
-    ex.errorKind = `upstream_${phase}_error${code ? ':' + code : ''}`;
-    this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: code || undefined });
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const timeout = code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT';
-    const tlsFail = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(code);
-    const message = tlsFail
-      ? `sluice: upstream ${ex.host} presented a certificate that does not verify (${code})`
-      : `sluice: upstream ${ex.host}:${ex.port} failed (${code || 'error'})`;
-    ex.status = timeout ? 504 : 502;
-    writeRefusal(x.req, res, { status: ex.status, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
+    const failure = mapUpstreamError(err, ex.host, ex.port, phase);
+    ex.errorKind = failure.errorKind;
+    if (err instanceof UpstreamTimeoutError) this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
+    else this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: errorLabel(err) || undefined });
+    // Mid-body the client must see a reset, never a truncated body that looks complete.
+    if (res.headersSent) return void res.destroy();
+    ex.status = failure.status;
+    writeRefusal(x.req, res, failure, ex.host);
   }
 
   private finish(x: Exchange): void {

@@ -17,6 +17,7 @@ import { bodyCoding, decodeWhole } from './content-coding.js';
 import type { IncomingMessage } from 'node:http';
 import type { RequestExchange } from './request-exchange.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
+import { UpstreamResponseError } from './upstream-errors.js';
 
 const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
@@ -45,7 +46,7 @@ export class TokenResponseStage {
     const up = leg.response!;
     const status = up.statusCode ?? 0;
     const raw = await readBody(up, MAX_TOKEN_RESPONSE);
-    if (!Buffer.isBuffer(raw)) throw Object.assign(new Error(`token response ${raw}`), { code: raw === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
+    if (!Buffer.isBuffer(raw)) throw new UpstreamResponseError(raw === 'aborted' ? 'cut_short' : 'too_large', `token response ${raw}`);
     const decoded = decode(raw, up.headers['content-encoding']);
     const body = decoded.body;
     // A refusal of a refresh token that is no longer the owner's current one says nothing about the owner.

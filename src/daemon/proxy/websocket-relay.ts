@@ -8,29 +8,27 @@
  * every real secret of ours replaced by its phantom, with one `secret_masked` audit row per socket.
  */
 import type http from 'node:http';
-import net from 'node:net';
-import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { ResolveOverride } from '../config.js';
 import type { Logger } from '../log.js';
-import { classify } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
 import type { Admission } from './admission.js';
-import type { CredentialResult, CredentialStage } from './credential-stage.js';
+import type { CredentialStage } from './credential-stage.js';
 import { newReport, rewritePhantoms } from './phantom-rewriter.js';
 import { flavourOf, refusalBody, type Refusal } from './refusals.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { requestTarget } from './target-syntax.js';
 import { upgradeProblem } from './websocket-handshake.js';
 import type { RequestObserver } from './request-observer.js';
-import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import type { UpstreamTimeouts } from './upstream-leg.js';
+import type { UpstreamAgents } from './upstream-agents.js';
+import { connectUpstream } from './websocket-upstream.js';
 import type { UsageRecorder } from '../usage/usage-service.js';
 import { WebSocketMeter } from '../usage/websocket-meter.js';
+import type { UpstreamTimeouts } from './upstream-leg.js';
 
 /** What the relay needs. */
 export interface WebSocketRelayDeps {
@@ -52,8 +50,6 @@ export interface WebSocketRelayDeps {
   /** Usage accounting (null: off). */
   usage?: UsageRecorder | null;
 }
-
-const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
 
 /** Handles upgrade requests on the proxy's servers. */
 export class WebSocketRelay {
@@ -113,7 +109,8 @@ export class WebSocketRelay {
     if (r.kind === 'refused') return refuse(r.refusal, r.audited);
     ex.permit = r.permit;
     const meter = ex.credential && this.d.usage ? new WebSocketMeter(this.d.usage, ex) : null;
-    const up = await this.connectUpstream(
+    const up = await connectUpstream(
+      this.d,
       ex,
       req,
       r.cred,
@@ -155,120 +152,6 @@ export class WebSocketRelay {
     ex.releasePermits();
     this.auditRow(ex, 'request', why);
     this.d.observer.finished(ex);
-  }
-
-  /** Opens the upstream socket; on a pooled 401/429 fails over and retries once on the next member. */
-  private connectUpstream(
-    ex: RequestExchange,
-    req: http.IncomingMessage,
-    cred: CredentialResult,
-    isSSL: boolean,
-    originalPath: string,
-    opened: (ws: WebSocket) => void,
-    meter: WebSocketMeter | null = null,
-  ): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
-    const t = connectTarget(this.d.overrides, ex.host, ex.port);
-    const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
-    for (const [k, v] of Object.entries(cred.headers))
-      if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean);
-    const url = `${isSSL ? 'wss' : 'ws'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${cred.path}`;
-    return new Promise((resolve) => {
-      const limits = this.d.upstreamTimeouts;
-      let timer: ReturnType<typeof setTimeout> | null = null;
-      const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
-        const what = phase === 'connect' ? `did not connect within ${ms} ms` : `did not answer the WebSocket upgrade within ${ms} ms`;
-        ex.errorKind = `upstream_timeout:${phase}`;
-        // Settled first: the error terminate() causes must not answer the client again.
-        resolve({ ok: false, refusal: { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` } });
-        ws.removeAllListeners('error');
-        ws.on('error', () => {});
-        ws.terminate();
-      };
-      const stopTimer = (): void => {
-        if (timer) clearTimeout(timer);
-        timer = null;
-      };
-      // ws's own connection factory, plus the timers: connect (TCP + TLS) first, then the upgrade answer.
-      const createConnection = (opts: tls.ConnectionOptions & net.NetConnectOpts): Duplex => {
-        const socket = isSSL ? tls.connect({ ...opts, path: undefined }) : net.connect({ ...opts, path: undefined } as net.NetConnectOpts);
-        timer = setTimeout(expire('connect', limits.connectMs), limits.connectMs);
-        socket.once(isSSL ? 'secureConnect' : 'connect', () => {
-          stopTimer();
-          timer = setTimeout(expire('headers', limits.headerMs), limits.headerMs);
-        });
-        return socket;
-      };
-      // ws passes TLS options through to the connection; `servername` keeps SNI and the certificate check on
-      // the real host name when SLUICE_RESOLVE points the connection elsewhere (none for an IP literal).
-      const options = {
-        headers,
-        servername: t.servername ?? '',
-        secureContext: this.d.agents.secureContext,
-        rejectUnauthorized: true,
-        autoPong: false,
-        perMessageDeflate: false,
-        followRedirects: false,
-        createConnection,
-      };
-      const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
-      opened(ws);
-      ws.once('upgrade', stopTimer);
-      if (meter) ws.once('upgrade', (res: http.IncomingMessage) => meter.answered(res, false));
-      ws.once('unexpected-response', stopTimer);
-      ws.once('error', stopTimer);
-      ws.once('open', () => resolve({ ok: true, ws }));
-      ws.once('unexpected-response', (_r, res) => {
-        ex.status = res.statusCode ?? 502;
-        meter?.answered(res, true);
-        const failure = classify(ex.status, res.headers, null, false, this.d.clock.now());
-        res.resume();
-        // terminate() on a connecting socket emits 'error' on the next tick; that must not answer the client
-        // (a failover retry may be under way).
-        ws.removeAllListeners('error');
-        ws.on('error', () => {});
-        ws.terminate();
-        if (failure && ex.pool && ex.credential) {
-          const f = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
-          if (!ex.replayed && f.to && f.to !== ex.credential) {
-            const again = this.d.credentials.apply(ex.host, req.headers, originalPath, null);
-            const nextCred = again.credential;
-            if (nextCred && nextCred !== ex.credential && again.report.leaked.length === 0 && ex.permit) {
-              ex.replayed = true;
-              const refusal: Refusal = {
-                status: ex.status,
-                code: 'upstream_refused_upgrade',
-                message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})`,
-              };
-              return void ex.permit.switchTo(nextCred).then((ok) => {
-                if (!ok) return resolve({ ok: false, refusal });
-                ex.credential = nextCred;
-                void this.connectUpstream(ex, req, again, isSSL, originalPath, opened, meter).then(resolve);
-              });
-            }
-          }
-        }
-        resolve({
-          ok: false,
-          refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` },
-        });
-      });
-      ws.once('error', (err: NodeJS.ErrnoException) => {
-        if (ws.readyState === WebSocket.OPEN) return;
-        const tls = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(err.code ?? '');
-        resolve({
-          ok: false,
-          refusal: {
-            status: 502,
-            code: tls ? 'upstream_tls' : 'upstream_error',
-            message: `sluice: upstream ${ex.host}:${ex.port} failed (${err.code ?? 'error'})`,
-          },
-        });
-      });
-    });
   }
 
   private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket, meter: WebSocketMeter | null = null): void {
