@@ -253,6 +253,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     else log.info('audit log writable again; queued rows written');
   };
   const markStatsDirty = { fn: () => {} };
+  const stageRef: { stage: CredentialStage | null } = { stage: null };
   // Daily budgets belong to the pools/budgets work; until it plugs its own in, no credential has one.
   const budgetOf = (_name: string): DailyBudget => ({ daily_tokens: null, daily_requests: null });
   const usage = new UsageService({
@@ -261,6 +262,9 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     bus,
     names: () => vault.list().map((r) => r.name),
     budgetOf,
+    // Late-bound: the credential stage needs the pools, which read this ledger. Nothing is recorded before the
+    // proxy runs; should it be, the text is dropped rather than kept unmasked.
+    maskText: (text) => stageRef.stage?.masker().maskText(text) ?? '',
     onFlushError: (err) => log.warn('cannot write usage counts (database locked?); keeping them in memory and retrying', { err }),
   });
   usage.start();
@@ -310,6 +314,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const leafs = new LeafCertCache(ca, cfg.hostCacheSize);
   let proxyRef: ProxyServer | null = null;
   const credentials = new CredentialStage(vault, pools);
+  stageRef.stage = credentials;
   const exchange = new TokenExchange(vault, pools, clock, log);
   const refreshFlights = new RefreshFlights(vault, exchange);
   const refresher = new TokenRefresher({

@@ -6,7 +6,8 @@
  * CLI prints the same; and today's totals survive a daemon restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UsageRow, UsageSnapshot } from '../../src/shared/protocol/usage.js';
+import type { CredentialUsage, UsageRow, UsageSnapshot } from '../../src/shared/protocol/usage.js';
+import { connectDaemon } from '../../src/shared/rpc/client.js';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { REQUEST_LIMIT, startUsageProvider, type UsagePlan, type UsageProvider } from '../fakes/usage-provider.js';
 import { openWebSocket } from '../fakes/ws-through-proxy.js';
@@ -223,6 +224,29 @@ describe('usage accounting', () => {
     expect(after.headroom?.requests?.remaining).toBe(before.headroom!.requests!.remaining - 1);
   });
 
+  it('usage.updated reaches subscribers with the new totals, at most once a second', async () => {
+    const sub = await connectDaemon({ socketPath: d.socket });
+    try {
+      const events: { at: number; credentials: CredentialUsage[] }[] = [];
+      sub.onEvent((e) => {
+        if (e.type === 'usage.updated') events.push({ at: Date.now(), credentials: e.credentials });
+      });
+      await sub.call('events.subscribe', { types: ['usage.updated'] });
+      const before = (await d.client.call('usage.snapshot', {})).credentials.find((c) => c.name === 'oai')!.today;
+      for (let i = 0; i < 5; i++)
+        await call({ cred: 'oai', host: OAI, path: '/v1/chat/completions', model: 'gpt-c', plan: { input: 10, output: 1, cached: 0 } });
+      const want = before.input_tokens + 50;
+      await waitFor(
+        () => events.some((e) => e.credentials.find((c) => c.name === 'oai')?.today.input_tokens === want),
+        'a usage.updated event with all five requests',
+      );
+      // Sent at least 1 s apart (the unit test checks the exact throttle); arrival may bunch up a little on a busy machine.
+      for (let i = 1; i < events.length; i++) expect(events[i]!.at - events[i - 1]!.at).toBeGreaterThanOrEqual(500);
+    } finally {
+      sub.close();
+    }
+  });
+
   it('sluicectl usage prints the RPC result with --json and a table otherwise', async () => {
     const json = await runCli(['--socket', d.socket, 'usage', '--by', 'model', '--json']);
     expect(json.code).toBe(0);
@@ -255,6 +279,25 @@ describe('usage accounting', () => {
       expect(after.credentials.find((c) => c.name === name)?.today, name).toEqual(before.credentials.find((c) => c.name === name)?.today);
     }
     expect(after.credentials.find((c) => c.name === 'oai')!.today.requests).toBe(expected.get('cred:oai')!.requests);
+  });
+});
+
+describe('containment', () => {
+  it('a real secret the upstream echoes as the model name is counted under its phantom', async () => {
+    const secret = fakeSecret('sk-ant-api03-');
+    const c = await d.client.call('cred.add', { name: 'leaky', hosts: [ANT], header: 'x-api-key', secret });
+    const r = await d.fetch(`https://${ANT}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': c.phantom, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: `echo-${secret}`, stream: true, plan: { input: 1, output: 1 } }),
+    });
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain(secret);
+    const s = await waitFor(async () => {
+      const x = await d.client.call('usage.snapshot', { by: 'model' });
+      return x.rows.some((row) => row.key === `echo-${c.phantom}`) ? x : null;
+    }, 'the echoed model to be counted under the phantom');
+    expect(JSON.stringify(s)).not.toContain(secret);
   });
 });
 

@@ -15,7 +15,10 @@ export class ExchangeMeter {
   /** Credentials that answered this exchange, in order (a pool replay adds the second). */
   private readonly answered: string[] = [];
   private done = false;
-  /** Give each decoded body chunk the client gets to this (before masking: secrets never reach the parser's output anyway). */
+  /**
+   * Fed each decoded body chunk the client gets, before masking (a copy is never needed: the meter does not
+   * change chunks and keeps at most a bounded JSON body). Whatever text it keeps is masked by the service.
+   */
   readonly tap = (chunk: Buffer): void => {
     this.meter?.feed(chunk);
   };
@@ -39,14 +42,15 @@ export class ExchangeMeter {
   }
 
   /**
-   * Records the exchange (once): one request for each credential that answered (tokens for the one whose
-   * answer the client got), or one for the exchange's credential when the upstream never answered.
+   * Records the exchange (once): one request for each credential whose upstream answered, whatever the
+   * status (tokens for the one whose answer the client got). An upstream that never answered (no
+   * connection, no response headers) counts nothing.
    */
   end(ex: RequestExchange): void {
     if (this.done) return;
     this.done = true;
-    const last = ex.credential ?? this.answered[this.answered.length - 1];
-    if (!last) return;
+    if (this.answered.length === 0) return;
+    const last = ex.credential ?? this.answered[this.answered.length - 1]!;
     const base = { pool: ex.pool, agent: ex.agent?.name ?? null };
     for (let i = 0; i < this.answered.length - 1; i++) {
       const c = this.answered[i]!;

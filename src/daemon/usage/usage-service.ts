@@ -54,6 +54,12 @@ export interface UsageServiceDeps {
   names: () => string[];
   /** A credential's daily budget (the budgets engineer plugs theirs in; nulls until then). */
   budgetOf: (credential: string) => DailyBudget;
+  /**
+   * Replaces every real secret in `text` by its phantom. Model names and header strings come from bytes the
+   * parser saw before the relay masked them: an upstream that echoes a key there must not get it into the
+   * database or an RPC result.
+   */
+  maskText: (text: string) => string;
   /** Told when a flush fails (the counts stay queued and are retried). */
   onFlushError?: (err: unknown) => void;
 }
@@ -195,7 +201,7 @@ export class UsageService implements UsageLedger, UsageRecorder {
     const hour = hourOf(now);
     const pool = r.pool ?? '';
     const agent = r.agent ?? '';
-    const model = r.model ?? '';
+    const model = r.model === null ? '' : this.d.maskText(r.model);
     const key = `${hour}\u0000${r.credential}\u0000${pool}\u0000${agent}\u0000${model}`;
     let b = this.pending.get(key);
     if (!b) this.pending.set(key, (b = { hour, credential: r.credential, pool, agent, model, ...zero() }));
@@ -216,6 +222,10 @@ export class UsageService implements UsageLedger, UsageRecorder {
   observeHeaders(credential: string, headers: http.IncomingHttpHeaders): void {
     const s = parseRateLimitHeaders(headers, this.d.clock.now());
     if (!s) return;
+    if (s.unified) {
+      if (s.unified.status !== null) s.unified.status = this.d.maskText(s.unified.status);
+      for (const w of s.unified.windows) w.name = this.d.maskText(w.name);
+    }
     this.headroom.set(credential, s);
     this.changed();
   }

@@ -29,6 +29,7 @@ function setup(clock = new FakeClock(Date.UTC(2026, 0, 10, 10, 15)), db?: Db) {
     bus,
     names: () => ['a', 'b'],
     budgetOf: () => ({ daily_tokens: null, daily_requests: null }),
+    maskText: (t) => t.replaceAll('sk-REAL-SECRET', 'sk-phantom'),
   });
   svc.start();
   return { clock, db, svc, events };
@@ -202,6 +203,17 @@ describe('UsageService', () => {
     clock.advance(0);
     expect(events).toHaveLength(3);
     expect(events[2]!.find((c) => c.name === 'b')?.headroom?.unified?.status).toBe('allowed');
+  });
+
+  it('a real secret an upstream echoes in a model name or a header string is stored and reported as its phantom', () => {
+    const { db, svc } = setup();
+    svc.record(rec({ model: 'model-sk-REAL-SECRET' }));
+    svc.observeHeaders('a', { 'anthropic-ratelimit-unified-status': 'x sk-REAL-SECRET', 'anthropic-ratelimit-unified-5h-utilization': '0.5' });
+    const snap = svc.snapshot('model', '24h');
+    expect(JSON.stringify(snap)).not.toContain('sk-REAL-SECRET');
+    expect(JSON.stringify(rows(db))).not.toContain('sk-REAL-SECRET');
+    expect(snap.rows[0]!.key).toBe('model-sk-phantom');
+    expect(svc.headroomOf('a')?.unified?.status).toBe('x sk-phantom');
   });
 
   it('a failed flush keeps the counts and writes them next time', () => {
