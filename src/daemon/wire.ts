@@ -43,6 +43,9 @@ import { CredentialsRepo } from './store/credentials-repo.js';
 import { isBusyError, openDatabase, type Db } from './store/database.js';
 import { RulesRepo } from './store/rules-repo.js';
 import { PoolsRepo } from './store/pools-repo.js';
+import { BudgetsRepo } from './store/budgets-repo.js';
+import { DailyBudgets } from './pool/daily-budgets.js';
+import type { UsageLedger } from './usage/usage-ledger.js';
 import { MemberHealth } from './pool/member-health.js';
 import { PoolService } from './pool/pool-service.js';
 import { PoolFailover } from './proxy/pool-failover.js';
@@ -266,7 +269,25 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     cfg.maxCooldownMs,
   );
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
-  const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
+  // TODO(usage): the usage branch's ledger replaces this stand-in (no headroom known, nothing counted yet), at
+  // which point --rotate-below and daily budgets start acting.
+  const ledger: UsageLedger = {
+    headroomOf: () => null,
+    todayOf: () => ({ requests: 0, input_tokens: 0, output_tokens: 0, cached_tokens: 0 }),
+  };
+  const budgets = new DailyBudgets(new BudgetsRepo(db), ledger, clock, (name, breach, until) => {
+    const what = breach.kind === 'tokens' ? 'token' : 'request';
+    audit.append({
+      event: 'daily_budget_reached',
+      credential: name,
+      detail: `${what}s ${breach.used}/${breach.limit}; refused until ${new Date(until).toISOString()}`,
+    });
+    activity.notice('warn', 'daily_budget', `${name} spent its daily ${what} budget (${breach.used}/${breach.limit}); refused until local midnight`);
+  });
+  const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message), {
+    ledger,
+    budgets,
+  });
   poolsRef.svc = pools;
   const creds = new CredentialService(
     vault,
@@ -277,9 +298,11 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     (name) => {
       stats.forget(name);
       health.clear(name);
+      budgets.forget(name);
     },
   );
-  const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
+  creds.budgetOf = (name) => budgets.budgetOf(name);
+  const limits = new LimitsService(caps, vault, creds, settings, audit, bus, budgets);
   limits.init(cfg.globalCap, cfg.globalCapVar, (message, fields) => log.warn(message, fields));
   const broker = new ApprovalBroker(
     clock,
@@ -323,6 +346,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     observer: activity,
     selfPorts: () => proxyRef?.ports() ?? [],
     ensureFresh: (n) => refresher.ensureFresh(n),
+    memberRefusal: (credential, pool) => pools.memberRefusal(credential, pool),
   });
   const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
@@ -366,6 +390,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     settings,
     vault,
     pools,
+    budgets,
     refresher,
     bus,
     audit,

@@ -8,11 +8,12 @@ import type https from 'node:https';
 import type { Clock } from '../clock.js';
 import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
-import { classify, needsBody } from '../pool/failover-classifier.js';
+import { classify, mayBePlanLimit, needsBody } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import { refreshOwnerOf, type CredentialStage } from './credential-stage.js';
 import { peekBody, type BodyPeek } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
+import { flavourOf } from './refusals.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
 
 /** The client's request as it arrived (phantoms intact), kept so it can be replayed on another member. */
@@ -47,14 +48,16 @@ export class PoolFailover {
   /**
    * Inspects `leg.response` for pooled exchange `ex`; may replace it with a replay's response. 429 and
    * 401 are classified from the status line alone, so the member cools at header time even when the body
-   * streams or is huge; only a 403 needs a look at its body, bounded in size (64 KiB) and time (2 s). Resolves with what the client gets;
+   * streams or is huge; only a 403, and an Anthropic 429/400 with a JSON body (paid overage, see
+   * failover-classifier.ts), need a look at their body, bounded in size (64 KiB) and time (2 s). Resolves with what the client gets;
    * rejects when the response broke off while being looked at.
    */
   async onResponse(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<Reply> {
     const up = leg.response!;
     const status = up.statusCode ?? 0;
     let peek: BodyPeek | null = null;
-    if (needsBody(status, false)) {
+    // An Anthropic 429/400 with a JSON body may say "moved to paid overage": the same bounded peek decides.
+    if (needsBody(status, false) || (mayBePlanLimit(status, up.headers) && flavourOf(ex.host) === 'anthropic')) {
       const p = await peekBody(up, MAX_PEEK, { ms: PEEK_WAIT_MS, setTimer: (fn, ms) => this.d.clock.setTimer(fn, ms) });
       if (p === 'aborted') throw Object.assign(new Error('failure response aborted'), { code: 'ECONNRESET' });
       peek = p;
@@ -73,6 +76,8 @@ export class PoolFailover {
   /** Sends the original request again with the pool's new member; true when a response arrived (now `leg.response`). */
   async replay(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<boolean> {
     const next = ex.pool ? this.d.pools.activeMember(this.d.pools.get(ex.pool)) : null;
+    // Never replay onto a member that may not serve (past its budget, out of plan allowance).
+    if (next && this.d.pools.memberRefusal(next, ex.pool)) return false;
     if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
     const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
     if (!cred.credential || cred.credential === ex.credential || cred.report.leaked.length > 0) return false;
