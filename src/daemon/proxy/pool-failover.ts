@@ -2,7 +2,8 @@
  * Step 6 for pooled requests: at response-header time, a rate-limit/quota/auth failure from the member
  * cools it (before the response goes anywhere) and moves the pool on. When nothing has reached the client
  * yet, the request is replayed once on the new member (sluice buffers request bodies, so it always can),
- * and the agent only ever sees the replay's response.
+ * and the agent only ever sees the replay's response. A paid-overage answer (`plan_limit`) cools the member
+ * the same way but is never replayed (see {@link PoolFailover.onResponse}).
  */
 import type https from 'node:https';
 import type { Clock } from '../clock.js';
@@ -65,7 +66,11 @@ export class PoolFailover {
     const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
     if (failure && ex.pool && ex.credential) {
       const r = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
-      if (!ex.replayed && r.to && r.to !== ex.credential && !ex.finished && (await this.replay(ex, leg, original))) {
+      // A paid-overage answer is not replayed: the request itself may be what needs extra usage (long context,
+      // a third-party client), so another member would be billed for it too. The agent sees the provider's
+      // answer; the pool has already moved on for the next request.
+      const replayable = failure.reason !== 'plan_limit';
+      if (replayable && !ex.replayed && r.to && r.to !== ex.credential && !ex.finished && (await this.replay(ex, leg, original))) {
         discard(up);
         return this.onResponse(ex, leg, original);
       }
