@@ -5,8 +5,8 @@
  * taken for sluicectl's. Pure: argv and a message in, a message out.
  */
 
-/** Commands, with the subcommands of the groups. */
-const COMMANDS: Record<string, string[]> = {
+/** Commands, with the subcommands of the groups (a unit test checks it against the parser's help). */
+export const COMMANDS: Record<string, string[]> = {
   status: [],
   daemon: ['start', 'stop', 'install', 'uninstall'],
   env: [],
@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string[]> = {
   approval: ['list', 'allow', 'deny'],
   limits: ['get', 'set'],
   stats: [],
+  agents: [],
   token: ['rotate'],
   audit: ['tail', 'verify'],
   watch: [],
@@ -55,6 +56,9 @@ const PARAM_FLAGS: Record<string, string> = {
 
 /** Global options that take a value (skipped when finding the command words). */
 const VALUE_OPTIONS = new Set(['--socket', '--timeout']);
+
+/** Every option sluicectl knows before a command word. */
+const GLOBAL_OPTIONS = new Set([...VALUE_OPTIONS, '--json', '--no-json', '--help', '-h', '--version']);
 
 /** The command words of `argv` (`['cred', 'add']`), skipping global options, at most group + subcommand. */
 export function commandPath(argv: readonly string[]): string[] {
@@ -126,6 +130,13 @@ export function usageMessage(message: string, argv: readonly string[]): string {
   const path = commandPath(argv);
   const where = path.join(' ') || 'sluicectl';
   const text = message.replace(/\s*\n\s*/g, ' ').trim();
+  if (text === 'give a command') {
+    // `sluicectl --bogus status`: yargs took `status` as the unknown option's value, so no command is left.
+    const before = argv.slice(0, argv.indexOf('--') < 0 ? argv.length : argv.indexOf('--'));
+    const unknown = before.filter((a) => a.startsWith('-') && !GLOBAL_OPTIONS.has(a.split('=')[0]!));
+    if (unknown.length > 0) return `unknown option ${unknown.map((a) => a.split('=')[0]).join(', ')}; options go after the command (sluicectl status --json)`;
+    return `give a command: ${Object.keys(COMMANDS).join(', ')}`;
+  }
   let m = /^Not enough non-option arguments: got (\d+), need at least (\d+)/.exec(text);
   if (m) {
     const names = POSITIONALS[where];
@@ -153,6 +164,11 @@ export function usageMessage(message: string, argv: readonly string[]): string {
       return `the command's options were read as sluicectl's; put the command after --: sluicectl ${path[0]} -- ${rest}`;
     }
     const keys = m[1]!.split(', ');
+    const first = firstWord(argv);
+    if (path.length === 0 && first !== undefined && keys.includes(first)) return `unknown command ${first}; commands: ${Object.keys(COMMANDS).join(', ')}`;
+    const sub = path.length === 1 ? argv[argv.indexOf(path[0]!) + 1] : undefined;
+    if (sub !== undefined && COMMANDS[path[0]!]!.length > 0 && keys.includes(sub))
+      return `unknown ${path[0]} command ${sub}; ${path[0]} commands: ${COMMANDS[path[0]!]!.join(', ')}`;
     const extra = keys.filter((k) => argv.includes(k) && !k.startsWith('-'));
     if (extra.length > 0 && extra.length === keys.filter((k) => !/[A-Z]/.test(k) || argv.includes(k)).length) {
       return `${where} takes no more arguments (got ${extra.join(' ')}); quote globs such as '*'`;
@@ -160,6 +176,17 @@ export function usageMessage(message: string, argv: readonly string[]): string {
     return `unknown option ${typedOptions(keys, argv).join(', ')}`;
   }
   return text;
+}
+
+/** The first word of `argv` that is not an option or an option's value. */
+function firstWord(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (!a.startsWith('-')) return a;
+    if (VALUE_OPTIONS.has(a)) i++;
+  }
+  return undefined;
 }
 
 /** yargs lists an unknown `--foo-bar` as `foo-bar, fooBar` and `-sS` as `s, S`: show them as typed. */

@@ -31,7 +31,7 @@ import { TokenResponseStage } from './proxy/token-response.js';
 import { TlsContexts } from './proxy/tls-contexts.js';
 import { TokenExchange } from './oauth/token-exchange.js';
 import { RefreshFlights } from './oauth/refresh-flights.js';
-import { TokenRefresher } from './oauth/token-refresher.js';
+import { TokenRefresher, type NeedsLoginStore } from './oauth/token-refresher.js';
 import { createHandlers } from './rpc/handlers.js';
 import { createDispatcher } from './rpc/rpc-dispatch.js';
 import { AlreadyRunningError, RpcServer, answers } from './rpc/rpc-server.js';
@@ -331,6 +331,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     log,
     flights: refreshFlights,
     onNeedsLoginChanged: (name) => creds.changedByDaemon(name),
+    needsLoginStore: needsLoginStore(settings),
   });
   creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
@@ -408,5 +409,14 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     bundlePath,
     markStatsDirty,
     rpc: null as RpcServer | null,
+  };
+}
+
+/** `needs login` marks in the settings table (`oauth_needs_login:NAME` → hash of the refused refresh token). */
+function needsLoginStore(settings: SettingsRepo): NeedsLoginStore {
+  const PREFIX = 'oauth_needs_login:';
+  return {
+    load: () => settings.withPrefix(PREFIX).map((r) => ({ name: r.key.slice(PREFIX.length), token_sha256: r.value })),
+    save: (name, hash) => (hash === null ? settings.delete(PREFIX + name) : settings.set(PREFIX + name, hash)),
   };
 }

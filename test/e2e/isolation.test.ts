@@ -150,6 +150,25 @@ describe.skipIf(SKIP !== null)('sluicectl run --isolate', () => {
     expect(fs.readFileSync(path.join(tmp, 'made-inside.txt'), 'utf8')).toBe('written\n');
   });
 
+  it.skipIf(spawnSync('python3', ['--version']).status !== 0)(
+    'cannot type into the terminal it shares: TIOCSTI and TIOCLINUX are refused (EPERM), other tty ioctls are not',
+    async () => {
+      // Without the filter, TIOCSTI on this non-terminal stdin fails with ENOTTY (and on a terminal it would
+      // queue the bytes for the user's shell to run after the agent exits); the seccomp filter answers first.
+      const py = [
+        'import fcntl, termios, errno',
+        'for name, req in (("sti", termios.TIOCSTI), ("linux", 0x541c), ("tcgets", termios.TCGETS)):',
+        '    try:',
+        '        fcntl.ioctl(0, req, bytes(64)); print(name, "ok")',
+        '    except OSError as e:',
+        '        print(name, errno.errorcode[e.errno])',
+      ].join('\n');
+      const r = await isolated(['python3', '-c', py]);
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual(['sti EPERM', 'linux EPERM', 'tcgets ENOTTY']);
+    },
+  );
+
   it('the exit code and signals pass through', async () => {
     const r = await isolated(['sh', '-c', 'exit 7']);
     expect(r.code, show(r)).toBe(7);

@@ -14,6 +14,7 @@ import type { AgentFence } from '../../shared/protocol/results.js';
 import { resolveHome } from '../../shared/rpc/paths.js';
 import { CliError } from '../exit-codes.js';
 import { sandboxArgs } from './sandbox-plan.js';
+import { ttyFilterBytes } from './tty-seccomp.js';
 
 /** sluice's own install (dist/ and the Node fetch preload live here). */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -60,11 +61,16 @@ export function runIsolated(words: string[], r: IsolatedRun): Promise<number> {
     readOnlyFiles: r.fence.readable,
     hiddenFiles: r.fence.hidden,
     signalsFd: 3,
+    seccompFd: 4,
     command: words,
   });
   return new Promise((resolve, reject) => {
-    const child = spawn(r.bwrap, args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env: r.env });
+    const child = spawn(r.bwrap, args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'], env: r.env });
     const signals = child.stdio[3] as Writable;
+    // bwrap reads the filter to its end before it starts the command.
+    const seccomp = child.stdio[4] as Writable;
+    seccomp.on('error', () => {});
+    seccomp.end(ttyFilterBytes());
     signals.on('error', () => {});
     const forward = (signal: NodeJS.Signals): void => {
       signals.write(`${signal}\n`);

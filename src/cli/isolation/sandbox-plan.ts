@@ -10,7 +10,8 @@
  *   the agent needs (read-only) and the proxy socket; the RPC socket and the master key, wherever they
  *   live, are covered with /dev/null;
  * - everything else as the user has it: same uid, same file system (home and working directory
- *   read-write), a private /tmp, the terminal inherited.
+ *   read-write), a private /tmp, the terminal inherited — minus the ioctls that would type into it
+ *   (TIOCSTI, TIOCLINUX: see tty-seccomp.ts), refused by a seccomp filter.
  */
 import path from 'node:path';
 
@@ -39,6 +40,8 @@ export interface SandboxInputs {
   hiddenFiles: string[];
   /** The fd on which sluicectl writes signal names for the command (passed to sandbox-init). */
   signalsFd: number;
+  /** The fd bwrap reads the terminal seccomp filter from (tty-seccomp.ts). */
+  seccompFd: number;
   command: string[];
 }
 
@@ -60,6 +63,7 @@ export function sandboxArgs(i: SandboxInputs): string[] {
     if (dirs.some((d) => abs === d || abs.startsWith(d + path.sep))) continue;
     a.push('--ro-bind', '/dev/null', abs);
   }
+  a.push('--seccomp', String(i.seccompFd));
   a.push('--', i.node, i.initScript, '--listen', String(i.port), '--socket', i.proxySocket, '--signals-fd', String(i.signalsFd), '--', ...i.command);
   return a;
 }

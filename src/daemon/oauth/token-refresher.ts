@@ -7,7 +7,9 @@
  *
  * A failing credential is retried with exponential backoff (30 s, 60 s, … up to 1 h) rather than every
  * check; after `invalid_grant` it is not retried at all until its refresh token changes (`cred update` with
- * a new secret, or an agent's successful refresh), and it reads as `needs login` meanwhile.
+ * a new secret, or an agent's successful refresh), and it reads as `needs login` meanwhile. That mark is
+ * kept across restarts (as a hash of the refused refresh token, through {@link NeedsLoginStore}), so a
+ * restarted daemon neither sends the dead token once more nor shows the account as fine until it does.
  */
 import crypto from 'node:crypto';
 import https from 'node:https';
@@ -45,6 +47,15 @@ interface FailureState {
   dead: boolean;
 }
 
+/**
+ * Where `needs login` marks survive a restart: credential name → SHA-256 of the refresh token that was
+ * refused (never the token). A mark whose token is no longer the credential's is dropped when read.
+ */
+export interface NeedsLoginStore {
+  load(): { name: string; token_sha256: string }[];
+  save(name: string, tokenSha256: string | null): void;
+}
+
 /** What the refresher needs. */
 export interface TokenRefresherDeps {
   vault: CredentialVault;
@@ -59,6 +70,8 @@ export interface TokenRefresherDeps {
   flights?: RefreshFlights;
   /** Told when a credential starts or stops needing a login (for `cred.changed`). */
   onNeedsLoginChanged?: (name: string) => void;
+  /** Keeps `needs login` marks across restarts (none kept when absent). */
+  needsLoginStore?: NeedsLoginStore;
 }
 
 /** Refreshes OAuth credentials ahead of expiry; single-flight per credential. */
@@ -69,6 +82,11 @@ export class TokenRefresher {
 
   constructor(private readonly d: TokenRefresherDeps) {
     this.flights = d.flights ?? new RefreshFlights(d.vault, d.exchange);
+    for (const m of d.needsLoginStore?.load() ?? []) {
+      // Only while that token is still the credential's: a login since (or a removed credential) clears it.
+      if (m.token_sha256 === this.tokenHash(m.name)) this.failing.set(m.name, { failures: 1, nextAttemptAt: 0, token: m.token_sha256, dead: true });
+      else d.needsLoginStore!.save(m.name, null);
+    }
   }
 
   /**
@@ -89,10 +107,16 @@ export class TokenRefresher {
     if (!f) return true;
     if (f.token !== this.tokenHash(name)) {
       this.failing.delete(name);
-      if (f.dead) this.d.onNeedsLoginChanged?.(name);
+      if (f.dead) this.loginChanged(name, null);
       return true;
     }
     return !f.dead && this.d.clock.now() >= f.nextAttemptAt;
+  }
+
+  /** A credential started (`token` = the refused token's hash) or stopped (null) needing a login. */
+  private loginChanged(name: string, token: string | null): void {
+    this.d.needsLoginStore?.save(name, token);
+    this.d.onNeedsLoginChanged?.(name);
   }
 
   private tokenHash(name: string): string | null {
@@ -150,7 +174,7 @@ export class TokenRefresher {
       this.d.log.warn('oauth credential needs a new login: its refresh token was refused (invalid_grant); not retrying until it is updated', {
         credential: name,
       });
-      if (!prev?.dead) this.d.onNeedsLoginChanged?.(name);
+      if (!prev?.dead) this.loginChanged(name, this.failing.get(name)!.token);
     } else {
       this.d.log.info('will retry the oauth refresh later', { credential: name, retry_in_s: delay / 1000 });
     }
@@ -190,7 +214,7 @@ export class TokenRefresher {
         this.d.audit.append({ event: 'oauth_refreshed', credential: name, status: res.status, detail: 'proactive refresh' });
         const was = this.failing.get(name);
         this.failing.delete(name);
-        if (was?.dead) this.d.onNeedsLoginChanged?.(name);
+        if (was?.dead) this.loginChanged(name, null);
         return true;
       } catch {
         this.d.log.warn('token endpoint answered with an unreadable body', { credential: name });

@@ -16,6 +16,14 @@ export class SettingsRepo {
     this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
+  /** Every row whose key starts with `prefix`. */
+  withPrefix(prefix: string): { key: string; value: string }[] {
+    return this.db.prepare('SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key').all(prefix.length, prefix) as {
+      key: string;
+      value: string;
+    }[];
+  }
+
   /** Removes `key`. */
   delete(key: string): void {
     this.db.prepare('DELETE FROM settings WHERE key = ?').run(key);

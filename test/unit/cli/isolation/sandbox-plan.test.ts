@@ -11,6 +11,7 @@ const base: SandboxInputs = {
   readOnlyFiles: ['/home/u/.local/share/sluice/ca/ca.pem', '/home/u/.local/share/sluice/ca/bundle.pem'],
   hiddenFiles: ['/home/u/.local/share/sluice/sluiced.sock', '/run/user/1000/sluice.sock', '/secrets/master.key'],
   signalsFd: 3,
+  seccompFd: 4,
   command: ['claude', '-p', 'hi'],
   keep: [
     { path: '/home/u/project', writable: true },

@@ -128,3 +128,48 @@ describe('issue 22 #11: invalid_grant stops retries until the credential is upda
     expect(changed).toEqual(['gone', 'gone']);
   });
 });
+
+describe('needs login survives a restart', () => {
+  it('a restarted refresher (same store) still says needs login and sends the dead token nowhere; a new login clears the stored mark', async () => {
+    const stored = new Map<string, string>();
+    const store = {
+      load: () => [...stored].map(([name, token_sha256]) => ({ name, token_sha256 })),
+      save: (name: string, h: string | null) => void (h === null ? stored.delete(name) : stored.set(name, h)),
+    };
+    const make = () =>
+      new TokenRefresher({
+        vault: w.vault,
+        exchange: w.exchange,
+        pools: w.pools,
+        audit: w.audit,
+        agents,
+        overrides: [{ host: TOKEN_HOST, port: 443, addr: '127.0.0.1', addrPort: oa.port }],
+        clock: w.clock,
+        log: w.log,
+        needsLoginStore: store,
+      });
+    const acct = account('dead');
+    oa.spendRefresh(acct.id);
+    await make().refreshDue();
+    expect(refreshesOf(acct)).toBe(1);
+    expect([...stored.keys()]).toEqual(['dead']);
+    // Only a hash of the refused token is kept, never the token.
+    expect(stored.get('dead')).toMatch(/^[0-9a-f]{64}$/);
+    expect(stored.get('dead')).not.toContain(w.vault.oauthTokens('dead').refresh_token);
+
+    const restarted = make();
+    expect(restarted.needsLogin('dead')).toBe(true);
+    w.clock.advance(3_600_000);
+    await restarted.refreshDue();
+    await restarted.ensureFresh('dead');
+    expect(refreshesOf(acct)).toBe(1);
+
+    const fresh = oa.addAccount(`${acct.id}-again`);
+    w.vault.update('dead', {
+      secret: JSON.stringify({ access_token: fresh.access_token, refresh_token: fresh.refresh_token, id_token: fresh.id_token, expires_at: w.clock.now() - 1 }),
+    });
+    // A refresher started after the new login drops the stale mark at once.
+    expect(make().needsLogin('dead')).toBe(false);
+    expect(stored.size).toBe(0);
+  });
+});
