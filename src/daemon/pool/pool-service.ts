@@ -173,7 +173,8 @@ export class PoolService {
     const to = healthiest(pool.members, member, (m) => gate.blockedUntil(m) === 0, leftOf);
     const shown = `${Math.floor(left * 100)}%`;
     if (to === null || leftOf(to) <= left) {
-      this.notice('warn', HEADROOM_LOW, `pool ${pool.name}: ${member} is below ${pct}% headroom (${shown} left) and no other member has more`);
+      // Fixed text (no live percentage), so the 30 s notice de-duplication holds while the member counts down.
+      this.notice('warn', HEADROOM_LOW, `pool ${pool.name}: ${member} is below ${pct}% headroom and no other member has more; staying on it`);
       return null;
     }
     this.health.cool(member, lowUntil(h, pct, now), HEADROOM_LOW);
@@ -210,11 +211,13 @@ export class PoolService {
     const pool = this.pools.get(poolName);
     const c = this.health.get(credential);
     if (!pool?.plan_limits_only || c?.reason !== 'plan_limit') return null;
+    // Retry when the first member comes back, whichever it is.
+    const back = Math.min(...pool.members.map((m) => this.health.get(m)?.until ?? c.until));
     return {
       status: 429,
       code: 'plan_limits_exhausted',
       message: `sluice: every member of pool ${poolName} is out of plan allowance; not spilling into paid overage (--plan-limits-only).`,
-      retryAfterS: Math.max(1, Math.ceil((c.until - this.clock.now()) / 1000)),
+      retryAfterS: Math.max(1, Math.ceil((back - this.clock.now()) / 1000)),
     };
   }
 

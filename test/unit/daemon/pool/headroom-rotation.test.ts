@@ -155,7 +155,7 @@ describe('PoolService with --rotate-below', () => {
     expect(pools.activeMember(pools.get('p'))).toBe('a');
     expect(health.get('a')).toBeNull();
     expect(rows('cred_headroom_low')).toEqual([]);
-    expect(notices.some((n) => n.includes('no other member has more'))).toBe(true);
+    expect(notices.some((n) => n.includes('no other member has more; staying on it'))).toBe(true);
   });
 
   it('a reset far in the future is clamped like any cooldown', () => {
