@@ -222,6 +222,14 @@ describe('pool options and budgets through sluicectl', () => {
   });
 });
 
+/** Waits until the usage service's count of `cred`'s day satisfies `ok`. */
+async function todayIs(cred: string, ok: (t: { requests: number; input_tokens: number; output_tokens: number }) => boolean) {
+  await waitFor(async () => {
+    const c = (await d.client.call('usage.snapshot', {})).credentials.find((x) => x.name === cred);
+    return c && ok(c.today) ? c : null;
+  }, `usage of ${cred} to be counted`);
+}
+
 /** Seconds from now to the next midnight in Pacific/Auckland (what the daemon's retry-after must say). */
 function secondsToAucklandMidnight(): number {
   const parts = new Intl.DateTimeFormat('en-GB', { timeZone: 'Pacific/Auckland', hour: 'numeric', minute: 'numeric', second: 'numeric', hourCycle: 'h23' })
@@ -255,6 +263,10 @@ describe('needs the usage ledger', () => {
     expect((await runCli(['limits', 'set', '--cred', 'dr-a', '--daily-requests', '2'], d.socket)).code).toBe(0);
     expect((await send(phantom, '/v1/messages?dr=1')).status).toBe(200);
     expect((await send(phantom, '/v1/messages?dr=2')).status).toBe(200);
+    // The usage service records a request when its exchange ends, which may be just after the client has the body.
+    await todayIs('dr-a', (t) => t.requests === 2);
+    // The usage view shows the budget it is measured against.
+    expect((await d.client.call('usage.snapshot', {})).credentials.find((x) => x.name === 'dr-a')?.budget).toEqual({ daily_tokens: null, daily_requests: 2 });
     const check = async (path: string) => {
       const before = seen.length;
       const r = await send(phantom, path);
@@ -265,9 +277,9 @@ describe('needs the usage ledger', () => {
     };
     await check('/v1/messages?dr=3');
     expect((await auditRows('daily_budget_reached')).filter((r) => r.credential === 'dr-a')).toHaveLength(1);
-    await d.kill('SIGKILL');
+    // A graceful restart: the usage service writes its counts at shutdown (a SIGKILL loses the last second's).
+    await d.stop();
     d = await startDaemon({ upstreamPort: up.port, home: d.home, env: { TZ: 'Pacific/Auckland' } });
-    await waitFor(async () => (await d.client.call('limits.get')).credentials.some((c) => c.name === 'dr-a'), 'dr-a after the restart');
     await check('/v1/messages?dr=4');
   });
 
@@ -277,7 +289,9 @@ describe('needs the usage ledger', () => {
     expect((await runCli(['limits', 'set', '--cred', 'dt-a', '--daily-tokens', '8'], d.socket)).code).toBe(0);
     // Each answer reports 3 + 2 = 5 tokens: 5 < 8 goes, 10 ≥ 8 is past the budget.
     expect((await send(phantom, '/v1/messages?dt=1')).status).toBe(200);
+    await todayIs('dt-a', (t) => t.input_tokens + t.output_tokens === 5);
     expect((await send(phantom, '/v1/messages?dt=2')).status).toBe(200);
+    await todayIs('dt-a', (t) => t.input_tokens + t.output_tokens === 10);
     const r = await send(phantom, '/v1/messages?dt=3');
     expect(r.status).toBe(429);
     expect(r.headers['x-sluice-reason']).toBe('daily_budget');
