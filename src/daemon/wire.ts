@@ -275,15 +275,21 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     headroomOf: () => null,
     todayOf: () => ({ requests: 0, input_tokens: 0, output_tokens: 0, cached_tokens: 0 }),
   };
-  const budgets = new DailyBudgets(new BudgetsRepo(db), ledger, clock, (name, breach, until) => {
-    const what = breach.kind === 'tokens' ? 'token' : 'request';
-    audit.append({
-      event: 'daily_budget_reached',
-      credential: name,
-      detail: `${what}s ${breach.used}/${breach.limit}; refused until ${new Date(until).toISOString()}`,
-    });
-    activity.notice('warn', 'daily_budget', `${name} spent its daily ${what} budget (${breach.used}/${breach.limit}); refused until local midnight`);
-  });
+  const budgets = new DailyBudgets(
+    new BudgetsRepo(db),
+    ledger,
+    clock,
+    (name, breach, until) => {
+      const what = breach.kind === 'tokens' ? 'token' : 'request';
+      audit.append({
+        event: 'daily_budget_reached',
+        credential: name,
+        detail: `${what}s ${breach.used}/${breach.limit}; refused until ${new Date(until).toISOString()}`,
+      });
+      activity.notice('warn', 'daily_budget', `${name} spent its daily ${what} budget (${breach.used}/${breach.limit}); refused until local midnight`);
+    },
+    (name) => caps.countsFor(name).in_flight,
+  );
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message), {
     ledger,
     budgets,

@@ -39,12 +39,16 @@ export function nextLocalMidnight(now: number): number {
   return d.getTime();
 }
 
-/** The budget `today` breaks, or null. Tokens are checked first (they are what costs money). */
-export function breachOf(budget: Budget, today: UsageTotals): BudgetBreach | null {
+/**
+ * The budget `today` breaks, or null. Tokens are checked first (they are what costs money). `inFlight`
+ * requests (sent, not yet counted: the ledger counts a request when it ends) count against the request
+ * budget, so a burst of parallel requests cannot overshoot it; their tokens are unknown until they end.
+ */
+export function breachOf(budget: Budget, today: UsageTotals, inFlight = 0): BudgetBreach | null {
   const tokens = today.input_tokens + today.output_tokens;
   if (budget.daily_tokens !== null && tokens >= budget.daily_tokens) return { kind: 'tokens', used: tokens, limit: budget.daily_tokens };
-  if (budget.daily_requests !== null && today.requests >= budget.daily_requests)
-    return { kind: 'requests', used: today.requests, limit: budget.daily_requests };
+  const requests = today.requests + inFlight;
+  if (budget.daily_requests !== null && requests >= budget.daily_requests) return { kind: 'requests', used: requests, limit: budget.daily_requests };
   return null;
 }
 
@@ -60,6 +64,8 @@ export class DailyBudgets {
     private readonly clock: Clock,
     /** Called once per credential and local day when it is first found past its budget (audit row + notice). */
     private readonly onReached: (name: string, breach: BudgetBreach, until: number) => void = () => {},
+    /** Requests of a credential in flight now (its permits), counted against its request budget. */
+    private readonly inFlight: (name: string) => number = () => 0,
   ) {
     for (const r of store.list()) this.budgets.set(r.name, { daily_tokens: r.daily_tokens, daily_requests: r.daily_requests });
   }
@@ -97,7 +103,7 @@ export class DailyBudgets {
   breach(name: string): BudgetBreach | null {
     const b = this.budgets.get(name);
     if (!b) return null;
-    return breachOf(b, this.ledger.todayOf(name));
+    return breachOf(b, this.ledger.todayOf(name), b.daily_requests === null ? 0 : this.inFlight(name));
   }
 
   /** Epoch ms of the next local midnight, when every daily budget refills. */

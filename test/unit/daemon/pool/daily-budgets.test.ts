@@ -96,6 +96,26 @@ describe('budget checks', () => {
     expect(store.rows.get('a')).toEqual({ daily_tokens: null, daily_requests: null });
   });
 
+  it('requests in flight (sent, not yet counted by the ledger) count against the request budget, not the token one', () => {
+    const ledger = new FakeLedger();
+    let inFlight = 0;
+    const budgets = new DailyBudgets(
+      new MapStore(),
+      ledger,
+      new FakeClock(),
+      () => {},
+      () => inFlight,
+    );
+    budgets.set('a', { daily_requests: 3, daily_tokens: 100 });
+    ledger.today.set('a', totals({ requests: 1, input_tokens: 50 }));
+    inFlight = 1;
+    expect(budgets.breach('a')).toBeNull();
+    inFlight = 2;
+    expect(budgets.breach('a')).toEqual({ kind: 'requests', used: 3, limit: 3 });
+    budgets.set('a', { daily_requests: null });
+    expect(budgets.breach('a')).toBeNull();
+  });
+
   it('set keeps the other budget when one is given, and budgets reload from the store (restart)', () => {
     const clock = new FakeClock();
     const store = new MapStore();
