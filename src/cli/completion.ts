@@ -32,7 +32,7 @@ export function nameKind(words: readonly string[], previous: string | undefined)
   if (previous === '--cred' || previous === '--member') return 'cred';
   const [group, sub, ...rest] = words;
   if (group === 'cred' && (sub === 'remove' || sub === 'update') && rest.length === 0) return 'cred';
-  if (group === 'pool' && ['status', 'rotate', 'reset', 'remove', 'add-member', 'remove-member'].includes(sub ?? '')) {
+  if (group === 'pool' && ['status', 'update', 'rotate', 'reset', 'remove', 'add-member', 'remove-member'].includes(sub ?? '')) {
     if (rest.length === 0) return 'pool';
     if (rest.length === 1 && (sub === 'add-member' || sub === 'remove-member')) return 'cred';
   }

@@ -3,6 +3,7 @@
  * options into arrays; these helpers make "last one wins" for scalars, "every one counts" for lists, and
  * reject anything that is not a whole number with a usage error that names the option.
  */
+import { rotateBelowProblem } from '../shared/protocol/limits.js';
 import { UsageError } from './exit-codes.js';
 import { boundMessage } from './usage-messages.js';
 
@@ -48,4 +49,15 @@ export function capOrNone(option: string, value: string | undefined): number | n
 /** `{[key]: value}` when `value` is defined, else `{}`: absent options stay out of the RPC params. */
 export function definedEntry<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
+}
+
+/** `--rotate-below PCT|off`: a whole percentage 1..99 (a trailing % is allowed), null for off, undefined when absent. */
+export function rotateBelowOption(value: string | undefined): number | null | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim().toLowerCase().replace(/%$/, '');
+  if (text === 'off' || text === 'none') return null;
+  const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  const reason = Number.isNaN(n) ? 'x' : rotateBelowProblem(n);
+  if (reason) throw new UsageError('--rotate-below must be a whole percentage between 1 and 99, or off');
+  return n;
 }

@@ -43,6 +43,9 @@ import { CredentialsRepo } from './store/credentials-repo.js';
 import { isBusyError, openDatabase, type Db } from './store/database.js';
 import { RulesRepo } from './store/rules-repo.js';
 import { PoolsRepo } from './store/pools-repo.js';
+import { BudgetsRepo } from './store/budgets-repo.js';
+import { DailyBudgets } from './pool/daily-budgets.js';
+import type { UsageLedger } from './usage/usage-ledger.js';
 import { MemberHealth } from './pool/member-health.js';
 import { PoolService } from './pool/pool-service.js';
 import { PoolFailover } from './proxy/pool-failover.js';
@@ -254,8 +257,9 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   };
   const markStatsDirty = { fn: () => {} };
   const stageRef: { stage: CredentialStage | null } = { stage: null };
-  // Daily budgets belong to the pools/budgets work; until it plugs its own in, no credential has one.
-  const budgetOf = (_name: string): DailyBudget => ({ daily_tokens: null, daily_requests: null });
+  // Late-bound: the budgets read this service as their ledger, so they are made after it.
+  const budgetsRef: { b: DailyBudgets | null } = { b: null };
+  const budgetOf = (name: string): DailyBudget => budgetsRef.b?.budgetOf(name) ?? { daily_tokens: null, daily_requests: null };
   const usage = new UsageService({
     clock,
     repo: new UsageRepo(db),
@@ -285,7 +289,30 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     cfg.maxCooldownMs,
   );
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
-  const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message));
+  // Rotation before the wall and daily budgets read the usage service's headroom and today's counts.
+  const ledger: UsageLedger = usage;
+  const budgets = new DailyBudgets(
+    new BudgetsRepo(db),
+    ledger,
+    clock,
+    (name, breach, until) => {
+      const what = breach.kind === 'tokens' ? 'token' : 'request';
+      audit.append({
+        event: 'daily_budget_reached',
+        credential: name,
+        detail: `${what}s ${breach.used}/${breach.limit}; refused until ${new Date(until).toISOString()}`,
+      });
+      activity.notice('warn', 'daily_budget', `${name} spent its daily ${what} budget (${breach.used}/${breach.limit}); refused until local midnight`);
+    },
+    (name) => caps.countsFor(name).in_flight,
+  );
+  budgetsRef.b = budgets;
+  // A budget set or cleared shows on dashboards at once (usage.updated carries each credential's budget).
+  budgets.onChange = () => usage.changed();
+  const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message), {
+    ledger,
+    budgets,
+  });
   poolsRef.svc = pools;
   const creds = new CredentialService(
     vault,
@@ -296,9 +323,11 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     (name) => {
       stats.forget(name);
       health.clear(name);
+      budgets.forget(name);
     },
   );
-  const limits = new LimitsService(caps, vault, creds, settings, audit, bus);
+  creds.budgetOf = (name) => budgets.budgetOf(name);
+  const limits = new LimitsService(caps, vault, creds, settings, audit, bus, budgets);
   limits.init(cfg.globalCap, cfg.globalCapVar, (message, fields) => log.warn(message, fields));
   const broker = new ApprovalBroker(
     clock,
@@ -344,6 +373,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     observer: activity,
     selfPorts: () => proxyRef?.ports() ?? [],
     ensureFresh: (n) => refresher.ensureFresh(n),
+    memberRefusal: (credential, pool) => pools.memberRefusal(credential, pool),
   });
   const upstreamTimeouts = { connectMs: cfg.upstreamConnectTimeoutMs, headerMs: cfg.upstreamHeaderTimeoutMs };
   const pipeline = new RequestPipeline({
@@ -389,6 +419,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     settings,
     vault,
     pools,
+    budgets,
     refresher,
     bus,
     audit,

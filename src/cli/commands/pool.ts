@@ -7,7 +7,8 @@ import type { PoolInfo } from '../../shared/protocol/events.js';
 import { action } from '../command-action.js';
 import { callDaemon, type GlobalArgs } from '../daemon-call.js';
 import { formatUntil } from '../human-time.js';
-import { allValues } from '../option-values.js';
+import { UsageError } from '../exit-codes.js';
+import { allValues, definedEntry, lastString, rotateBelowOption } from '../option-values.js';
 import { formatTable } from '../output-table.js';
 import { printResult } from '../print-result.js';
 
@@ -22,10 +23,42 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           c
             .positional('name', { type: 'string', demandOption: true, describe: 'pool name (not a credential name)' })
             .option('member', { type: 'string', demandOption: true, coerce: allValues, describe: 'member credential (repeatable, in order)' })
-            .example('$0 pool create claude --member acct-a --member acct-b', 'prints the phantom to give the agent'),
+            .option('rotate-below', { type: 'string', coerce: lastString, describe: ROTATE_BELOW_HELP })
+            .option('plan-limits-only', { type: 'boolean', describe: PLAN_LIMITS_HELP })
+            .example('$0 pool create claude --member acct-a --member acct-b', 'prints the phantom to give the agent')
+            .example('$0 pool create claude --member acct-a --member acct-b --rotate-below 20', 'move on before a member hits its rate limit'),
         action(async (args) => {
-          const pool = await callDaemon(args, 'pool.create', { name: args.name, members: args.member });
-          printResult(args, pool, (r) => `created pool ${r.name}; phantom: ${r.phantom}`);
+          const rotate = rotateBelowOption(args.rotateBelow);
+          const pool = await callDaemon(args, 'pool.create', {
+            name: args.name,
+            members: args.member,
+            ...definedEntry('rotate_below', rotate),
+            ...definedEntry('plan_limits_only', args.planLimitsOnly),
+          });
+          printResult(args, pool, (r) => `created pool ${r.name}; phantom: ${r.phantom}${optionsText(r)}`);
+        }),
+      )
+      .command(
+        'update <name>',
+        "change a pool's options (--rotate-below, --plan-limits-only); applies to the next request",
+        (c) =>
+          c
+            .positional('name', { type: 'string', demandOption: true, describe: 'pool name' })
+            .option('rotate-below', { type: 'string', coerce: lastString, describe: ROTATE_BELOW_HELP })
+            .option('plan-limits-only', { type: 'boolean', describe: `${PLAN_LIMITS_HELP} (--no-plan-limits-only: off)` })
+            .example('$0 pool update claude --rotate-below 20', 'move off a member below 20 % headroom')
+            .example('$0 pool update claude --rotate-below off --no-plan-limits-only', 'both options off'),
+        action(async (args) => {
+          const rotate = rotateBelowOption(args.rotateBelow);
+          if (rotate === undefined && args.planLimitsOnly === undefined) {
+            throw new UsageError('pool update needs --rotate-below PCT|off, --plan-limits-only or --no-plan-limits-only');
+          }
+          const pool = await callDaemon(args, 'pool.update', {
+            name: args.name,
+            ...definedEntry('rotate_below', rotate),
+            ...definedEntry('plan_limits_only', args.planLimitsOnly),
+          });
+          printResult(args, pool, (r) => `updated pool ${r.name}:${optionsText(r) || ' rotate-below off, plan-limits-only off'}`);
         }),
       )
       .command(
@@ -105,25 +138,52 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }),
       )
       .example('$0 pool status', 'every pool: members, active one, cooldowns')
-      .demandCommand(1, 'pool needs a subcommand: create, list, status, add-member, remove-member, rotate, reset or remove'),
+      .demandCommand(1, 'pool needs a subcommand: create, update, list, status, add-member, remove-member, rotate, reset or remove'),
   );
+}
+
+const ROTATE_BELOW_HELP = 'move off a member whose rate-limit headroom falls below PCT % (1-99), before it hits the limit; off to disable';
+const PLAN_LIMITS_HELP = 'a member whose account moved to paid overage counts as exhausted: never used again until it resets';
+
+/** ` rotate-below 20%, plan-limits-only` (empty when both options are off). */
+function optionsText(p: PoolInfo): string {
+  const parts: string[] = [];
+  if (p.rotate_below !== undefined && p.rotate_below !== null) parts.push(`rotate-below ${p.rotate_below}%`);
+  if (p.plan_limits_only) parts.push('plan-limits-only');
+  return parts.length === 0 ? '' : ` ${parts.join(', ')}`;
+}
+
+/** The OPTIONS column: `rotate<20%`, `plan-only`, or `-`. */
+function optionsCell(p: PoolInfo): string {
+  const parts: string[] = [];
+  if (p.rotate_below !== undefined && p.rotate_below !== null) parts.push(`rotate<${p.rotate_below}%`);
+  if (p.plan_limits_only) parts.push('plan-only');
+  return parts.length === 0 ? '-' : parts.join(',');
 }
 
 /** The `pool list` table. */
 export function poolListTable(pools: PoolInfo[]): string[] {
   return formatTable(
-    ['NAME', 'ACTIVE', 'MEMBERS', 'PHANTOM'],
-    pools.map((p) => [p.name, p.active, p.members.map((m) => m.name).join(','), p.phantom]),
+    ['NAME', 'ACTIVE', 'MEMBERS', 'OPTIONS', 'PHANTOM'],
+    pools.map((p) => [p.name, p.active, p.members.map((m) => m.name).join(','), optionsCell(p), p.phantom]),
     '(no pools)',
   );
 }
 
-/** The `pool status` table: one row per member, the active one marked with `*`. */
+/** The `pool status` table: one row per member, the active one marked with `*`; OPTIONS on each pool's first row. */
 export function poolStatusTable(pools: PoolInfo[], now: number): string[] {
   return formatTable(
-    ['POOL', 'MEMBER', 'ACTIVE', 'HEALTH', 'COOLDOWN', 'REASON'],
+    ['POOL', 'MEMBER', 'ACTIVE', 'HEALTH', 'COOLDOWN', 'REASON', 'OPTIONS'],
     pools.flatMap((p) =>
-      p.members.map((m) => [p.name, m.name, m.name === p.active ? '*' : '', m.healthy ? 'ok' : 'cooling', formatUntil(m.cooldown_until, now), m.reason]),
+      p.members.map((m, i) => [
+        p.name,
+        m.name,
+        m.name === p.active ? '*' : '',
+        m.healthy ? 'ok' : 'cooling',
+        formatUntil(m.cooldown_until, now),
+        m.reason,
+        i === 0 ? optionsCell(p) : '',
+      ]),
     ),
     '(no pools)',
   );

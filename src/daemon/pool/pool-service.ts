@@ -9,19 +9,39 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { Logger } from '../log.js';
-import type { PoolRow, PoolsRepo } from '../store/pools-repo.js';
+import type { PoolOptions, PoolRow, PoolsRepo } from '../store/pools-repo.js';
+import type { UsageLedger } from '../usage/usage-ledger.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
 import { jwtClaims } from '../vault/oauth-secret.js';
 import { newJwtPhantom, newPhantom, phantomCore } from '../vault/phantom.js';
 import type { FailoverReason } from './failover-classifier.js';
+import type { DailyBudgets } from './daily-budgets.js';
+import { fractionLeft, healthiest, lowUntil } from './headroom-rotation.js';
 import type { MemberHealth } from './member-health.js';
-import { chooseActive } from './pool-resolver.js';
+import { chooseActive, type ActiveChoice, type MemberGate } from './pool-resolver.js';
 
 /** A pool's `pool_exhausted` audit row is not repeated within this window (like its notice). */
 export const EXHAUSTED_REPEAT_MS = 30_000;
 
 /** Cooldown used by `pool rotate` for the member it parks. */
 export const MANUAL_ROTATE_MS = 300_000;
+
+/** Cooldown reason of a member moved off by `--rotate-below`. */
+export const HEADROOM_LOW = 'headroom_low';
+
+/** What pools read of usage accounting (issue 24): headroom for `--rotate-below`, daily budgets. Both optional. */
+export interface PoolUsage {
+  ledger?: UsageLedger;
+  budgets?: DailyBudgets;
+}
+
+/** A member the pool may not send to now, as a refusal: the proxy answers it with a provider-shaped 429. */
+export interface MemberRefusal {
+  status: 429;
+  code: 'daily_budget' | 'plan_limits_exhausted';
+  message: string;
+  retryAfterS: number;
+}
 
 /** Outcome of a failover. */
 export interface FailoverResult {
@@ -46,6 +66,7 @@ export class PoolService {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly notice: (level: 'info' | 'warn', kind: string, message: string) => void,
+    private readonly usage: PoolUsage = {},
   ) {
     this.reload();
   }
@@ -81,12 +102,123 @@ export class PoolService {
     return null;
   }
 
-  /** The member that serves `pool` now; moves the sticky pointer when the current one cools. */
+  /**
+   * Who may serve in `pool`: a member cooling or past its daily budget is blocked (until the cooldown ends or
+   * local midnight); one past its budget, or out of plan allowance in a `--plan-limits-only` pool, is not
+   * even a last resort.
+   */
+  private gate(pool: PoolRow): MemberGate {
+    const budgets = this.usage.budgets;
+    return {
+      blockedUntil: (m) => {
+        const cooling = this.health.get(m)?.until ?? 0;
+        return budgets?.breach(m) ? Math.max(cooling, budgets.resetAt()) : cooling;
+      },
+      lastResort: (m) => !budgets?.breach(m) && !(pool.plan_limits_only && this.health.get(m)?.reason === 'plan_limit'),
+    };
+  }
+
+  private choose(pool: PoolRow): ActiveChoice {
+    return chooseActive(pool.members, pool.active_member, this.gate(pool));
+  }
+
+  /**
+   * The member that serves `pool` now; moves the sticky pointer when the current one cools or is past its
+   * budget. With `--rotate-below PCT`, a chosen member whose headroom fell below PCT % is moved off first
+   * (see {@link rotateIfLow}), before the request goes out rather than after a 429.
+   */
   activeMember(pool: PoolRow): string {
-    const choice = chooseActive(pool.members, pool.active_member, this.health);
-    if (choice.allCooling) this.log.warn('every member of the pool is cooling; using the one that recovers first', { pool: pool.name, member: choice.member });
-    if (choice.member !== pool.active_member) this.setActive(pool, choice.member);
+    let choice = this.choose(pool);
+    if (pool.rotate_below !== null && !choice.allCooling) {
+      const to = this.rotateIfLow(pool, choice.member, pool.rotate_below);
+      if (to) choice = { member: to, allCooling: false };
+    }
+    if (choice.allCooling && !choice.noneUsable)
+      this.log.warn('every member of the pool is cooling; using the one that recovers first', { pool: pool.name, member: choice.member });
+    if (choice.member !== pool.active_member) {
+      const from = pool.active_member;
+      this.setActive(pool, choice.member);
+      if (from !== null && pool.members.includes(from)) this.movedOffBudget(pool, from, choice.member);
+    }
     return choice.member;
+  }
+
+  /** When the pool left `from` because it is past its daily budget: report it (once a day) and publish the switch. */
+  private movedOffBudget(pool: PoolRow, from: string, to: string): void {
+    const budgets = this.usage.budgets;
+    const breach = budgets?.breach(from);
+    if (!budgets || !breach || this.health.get(from)) return;
+    budgets.report(from, breach, budgets.resetAt());
+    this.bus.publish('cred.failover', { pool: pool.name, from, to, reason: 'daily_budget' });
+    this.bus.publish('pool.changed', { pool: this.info(pool) });
+  }
+
+  /**
+   * `--rotate-below`: when `member`'s headroom is below `pct` %, cools it until its low windows reset
+   * (reason `headroom_low`), writes `cred_headroom_low` (`pool:member:PCT%`) and a notice, publishes the usual
+   * `cred.failover`/`pool.changed`, and returns the member with the most headroom that may serve (unknown
+   * headroom counts as full). Nothing changes, and null is returned, when headroom is fine or no other member
+   * that may serve has more headroom left (moving would not help; the member keeps serving until a real
+   * limit cools it).
+   */
+  private rotateIfLow(pool: PoolRow, member: string, pct: number): string | null {
+    const ledger = this.usage.ledger;
+    if (!ledger) return null;
+    const now = this.clock.now();
+    const h = ledger.headroomOf(member);
+    const left = fractionLeft(h, now);
+    if (h === null || left >= pct / 100) return null;
+    const gate = this.gate(pool);
+    const leftOf = (m: string) => fractionLeft(ledger.headroomOf(m), now);
+    const to = healthiest(pool.members, member, (m) => gate.blockedUntil(m) === 0, leftOf);
+    const shown = `${Math.floor(left * 100)}%`;
+    if (to === null || leftOf(to) <= left) {
+      // Fixed text (no live percentage), so the 30 s notice de-duplication holds while the member counts down.
+      this.notice('warn', HEADROOM_LOW, `pool ${pool.name}: ${member} is below ${pct}% headroom and no other member has more; staying on it`);
+      return null;
+    }
+    this.health.cool(member, lowUntil(h, pct, now), HEADROOM_LOW);
+    this.setActive(pool, to);
+    this.exhaustedAt.delete(pool.name);
+    this.audit.append({ event: 'cred_headroom_low', credential: member, detail: `${pool.name}:${member}:${pct}%` });
+    this.notice('info', HEADROOM_LOW, `pool ${pool.name}: ${member} below ${pct}% headroom (${shown} left); switched to ${to} until it resets`);
+    this.bus.publish('cred.failover', { pool: pool.name, from: member, to, reason: HEADROOM_LOW });
+    this.bus.publish('pool.changed', { pool: this.info(pool) });
+    return to;
+  }
+
+  /**
+   * Whether `credential` (serving `poolName`, when pooled) may be sent a request now: null when it may, else
+   * the 429 to answer. Past its daily budget → `daily_budget` (retry after the next local midnight); a member
+   * out of plan allowance in a `--plan-limits-only` pool (only chosen when every member is) →
+   * `plan_limits_exhausted` (retry after its cooldown). Messages carry names and numbers only.
+   */
+  memberRefusal(credential: string, poolName: string | null): MemberRefusal | null {
+    const over = this.usage.budgets?.check(credential);
+    if (over) {
+      const what = over.breach.kind === 'tokens' ? 'token' : 'request';
+      const who = poolName
+        ? `every member of pool ${poolName} is past its daily budget (${credential}: `
+        : `credential ${credential} is past its daily budget (`;
+      return {
+        status: 429,
+        code: 'daily_budget',
+        message: `sluice: ${who}${over.breach.used}/${over.breach.limit} ${what}s today); it refills at local midnight.`,
+        retryAfterS: over.retryAfterS,
+      };
+    }
+    if (poolName === null) return null;
+    const pool = this.pools.get(poolName);
+    const c = this.health.get(credential);
+    if (!pool?.plan_limits_only || c?.reason !== 'plan_limit') return null;
+    // Retry when the first member comes back, whichever it is.
+    const back = Math.min(...pool.members.map((m) => this.health.get(m)?.until ?? c.until));
+    return {
+      status: 429,
+      code: 'plan_limits_exhausted',
+      message: `sluice: every member of pool ${poolName} is out of plan allowance; not spilling into paid overage (--plan-limits-only).`,
+      retryAfterS: Math.max(1, Math.ceil((back - this.clock.now()) / 1000)),
+    };
   }
 
   private setActive(pool: PoolRow, member: string): void {
@@ -96,7 +228,7 @@ export class PoolService {
 
   /** The client view of a pool, computed with the same resolver the proxy uses. */
   info(pool: PoolRow): PoolInfo {
-    const active = pool.members.length > 0 ? chooseActive(pool.members, pool.active_member, this.health).member : null;
+    const active = pool.members.length > 0 ? this.choose(pool).member : null;
     return {
       name: pool.name,
       phantom: pool.phantom,
@@ -106,6 +238,8 @@ export class PoolService {
         const c = this.health.get(m);
         return { name: m, healthy: c === null, cooldown_until: c ? new Date(c.until).toISOString() : null, reason: c?.reason ?? null };
       }),
+      rotate_below: pool.rotate_below,
+      plan_limits_only: pool.plan_limits_only,
     };
   }
 
@@ -122,7 +256,7 @@ export class PoolService {
   }
 
   /** Creates a pool; members must exist, be distinct and not belong to another pool. */
-  create(name: string, members: string[]): PoolInfo {
+  create(name: string, members: string[], options: PoolOptions = { rotate_below: null, plan_limits_only: false }): PoolInfo {
     if (this.pools.has(name) || this.vault.get(name)) throw new SluiceError('already_exists', `a credential or pool named ${name} already exists`);
     if (new Set(members).size !== members.length) throw new SluiceError('invalid_params', 'a member is listed twice');
     for (const m of members) {
@@ -145,9 +279,28 @@ export class PoolService {
     } else {
       phantom = newPhantom(first.phantom.slice(0, first.phantom.length - phantomCore(first.phantom).length));
     }
-    this.repo.insert(name, phantom, phantomRefresh, members, this.clock.iso());
+    this.repo.insert(name, phantom, phantomRefresh, members, this.clock.iso(), options);
     this.reload();
-    this.audit.append({ event: 'pool_created', credential: name, detail: `members=${members.join(',')}` });
+    this.audit.append({
+      event: 'pool_created',
+      credential: name,
+      detail: `members=${members.join(',')}${options.rotate_below !== null || options.plan_limits_only ? optionsDetail(options) : ''}`,
+    });
+    const info = this.info(this.get(name));
+    this.bus.publish('pool.changed', { pool: info });
+    return info;
+  }
+
+  /** Changes a pool's options (`pool update`); a field left undefined keeps its value. Applies to the next request. */
+  update(name: string, patch: { rotate_below?: number | null | undefined; plan_limits_only?: boolean | undefined }): PoolInfo {
+    const pool = this.get(name);
+    const options: PoolOptions = {
+      rotate_below: patch.rotate_below === undefined ? pool.rotate_below : patch.rotate_below,
+      plan_limits_only: patch.plan_limits_only ?? pool.plan_limits_only,
+    };
+    this.repo.setOptions(name, options);
+    this.reload();
+    this.audit.append({ event: 'pool_updated', credential: name, detail: optionsDetail(options).trim() });
     const info = this.info(this.get(name));
     this.bus.publish('pool.changed', { pool: info });
     return info;
@@ -221,7 +374,7 @@ export class PoolService {
       // A late failure from a member the pool already left: extend its cooldown, nothing switched.
       return { from: member, to: pool.active_member };
     }
-    const choice = chooseActive(pool.members, pool.active_member === member ? member : pool.active_member, this.health);
+    const choice = chooseActive(pool.members, pool.active_member === member ? member : pool.active_member, this.gate(pool));
     const to = choice.allCooling ? null : choice.member;
     if (to && to !== pool.active_member) this.setActive(pool, to);
     if (to && to !== member) {
@@ -262,4 +415,9 @@ export class PoolService {
     this.bus.publish('pool.changed', { pool: info });
     return info;
   }
+}
+
+/** ` rotate_below=… plan_limits_only=…` for audit details. */
+function optionsDetail(o: PoolOptions): string {
+  return ` rotate_below=${o.rotate_below === null ? 'off' : `${o.rotate_below}%`} plan_limits_only=${o.plan_limits_only ? 'on' : 'off'}`;
 }

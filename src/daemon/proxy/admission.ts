@@ -37,6 +37,11 @@ export interface AdmissionDeps {
   selfPorts: () => number[];
   /** Refreshes an OAuth credential whose access token has expired (single-flight); absent = no OAuth. */
   ensureFresh?: (credential: string) => Promise<void>;
+  /**
+   * Whether the resolved credential (a pool member when `pool` is set) may be sent a request now: a 429 to
+   * answer when it is past its daily budget or out of plan allowance (issue 24); absent = always.
+   */
+  memberRefusal?: (credential: string, pool: string | null) => Refusal | null;
 }
 
 /** How a request arrived, for the access check. */
@@ -238,6 +243,8 @@ export class Admission {
     // Only the body named a credential: trade the request's credential-less slot for that credential's.
     ex.credential = cred.credential;
     ex.pool = cred.pool;
+    const spent = this.memberRefusal(ex, cred.credential, cred.pool);
+    if (spent) return { refusal: spent, audited: false };
     return ex.permit.switchTo(cred.credential).then((ok) => {
       if (ok) return null;
       const cap = this.d.caps.countsFor(cred.credential!);
@@ -247,6 +254,14 @@ export class Admission {
         audited: false,
       };
     });
+  }
+
+  /** The 429 for a credential that may not be sent a request now (budget, plan allowance), or null. */
+  private memberRefusal(ex: RequestExchange, credential: string | null, pool: string | null): Refusal | null {
+    if (credential === null || !this.d.memberRefusal) return null;
+    const r = this.d.memberRefusal(credential, pool);
+    if (r) this.d.log.warn('refused a request for a credential that may not serve now', { reason: r.code, credential, pool, host: ex.host, path: ex.path });
+    return r;
   }
 
   /** One audit row per request naming the credentials whose phantom was left in place, and where. */
@@ -283,6 +298,8 @@ export class Admission {
   private takePermit(ex: RequestExchange, cred: CredentialResult): AdmitResult | Promise<AdmitResult> {
     ex.credential = cred.credential;
     ex.pool = cred.pool;
+    const spent = this.memberRefusal(ex, cred.credential, cred.pool);
+    if (spent) return refused(spent);
     const signal = () => ex.signal;
     const now = this.d.caps.tryAcquire(cred.credential, signal);
     if (now) return this.permitResult(ex, cred, now);

@@ -2,17 +2,19 @@
  * Step 6 for pooled requests: at response-header time, a rate-limit/quota/auth failure from the member
  * cools it (before the response goes anywhere) and moves the pool on. When nothing has reached the client
  * yet, the request is replayed once on the new member (sluice buffers request bodies, so it always can),
- * and the agent only ever sees the replay's response.
+ * and the agent only ever sees the replay's response. A paid-overage answer (`plan_limit`) cools the member
+ * the same way but is never replayed (see {@link PoolFailover.onResponse}).
  */
 import type https from 'node:https';
 import type { Clock } from '../clock.js';
 import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
-import { classify, needsBody, type Failover } from '../pool/failover-classifier.js';
+import { classify, mayBePlanLimit, needsBody, type Failover } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
 import { refreshOwnerOf, type CredentialResult, type CredentialStage } from './credential-stage.js';
 import { peekBody, type BodyPeek } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
+import { flavourOf } from './refusals.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
 import { errorLabel, UpstreamResponseError } from './upstream-errors.js';
 
@@ -48,14 +50,16 @@ export class PoolFailover {
   /**
    * Inspects `leg.response` for pooled exchange `ex`; may replace it with a replay's response. 429 and
    * 401 are classified from the status line alone, so the member cools at header time even when the body
-   * streams or is huge; only a 403 needs a look at its body, bounded in size (64 KiB) and time (2 s). Resolves with what the client gets;
+   * streams or is huge; only a 403, and an Anthropic 429/400 with a JSON body (paid overage, see
+   * failover-classifier.ts), need a look at their body, bounded in size (64 KiB) and time (2 s). Resolves with what the client gets;
    * rejects when the response broke off while being looked at.
    */
   async onResponse(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<Reply> {
     const up = leg.response!;
     const status = up.statusCode ?? 0;
     let peek: BodyPeek | null = null;
-    if (needsBody(status, false)) {
+    // An Anthropic 429/400 with a JSON body may say "moved to paid overage": the same bounded peek decides.
+    if (needsBody(status, false) || (mayBePlanLimit(status, up.headers) && flavourOf(ex.host) === 'anthropic')) {
       const p = await peekBody(up, MAX_PEEK, { ms: PEEK_WAIT_MS, setTimer: (fn, ms) => this.d.clock.setTimer(fn, ms) });
       if (p === 'aborted') throw new UpstreamResponseError('cut_short', 'failure response aborted');
       peek = p;
@@ -80,8 +84,14 @@ export class PoolFailover {
   async failover(ex: RequestExchange, owner: string, failure: Failover, original: OriginalRequest): Promise<CredentialResult | null> {
     if (!ex.pool) return null;
     const r = this.d.pools.failover(ex.pool, owner, failure.reason, failure.until);
+    // A paid-overage answer is not replayed: the request itself may be what needs extra usage (long context,
+    // a third-party client), so another member would be billed for it too. The agent sees the provider's
+    // answer; the pool has already moved on for the next request.
+    if (failure.reason === 'plan_limit') return null;
     if (ex.replayed || !r.to || r.to === owner || ex.finished) return null;
     const next = this.d.pools.activeMember(this.d.pools.get(ex.pool));
+    // Never replay onto a member that may not serve (past its budget, out of plan allowance).
+    if (next && this.d.pools.memberRefusal(next, ex.pool)) return null;
     if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
     const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
     if (!cred.credential || cred.credential === ex.credential || cred.report.leaked.length > 0) return null;

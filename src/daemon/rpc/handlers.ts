@@ -101,7 +101,8 @@ export function createHandlers(d: HandlerDeps): Handlers {
       d.creds.remove(p.name);
       return { removed: p.name };
     },
-    'pool.create': (p) => d.pools.create(p.name, p.members),
+    'pool.create': (p) => d.pools.create(p.name, p.members, { rotate_below: p.rotate_below ?? null, plan_limits_only: p.plan_limits_only ?? false }),
+    'pool.update': (p) => d.pools.update(p.name, { rotate_below: p.rotate_below, plan_limits_only: p.plan_limits_only }),
     'pool.list': () => ({ pools: d.pools.list() }),
     'pool.status': (p) => ({ pools: p.name ? [d.pools.info(d.pools.get(p.name))] : d.pools.list() }),
     'pool.rotate': (p) => d.pools.rotate(p.name),

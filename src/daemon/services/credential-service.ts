@@ -25,6 +25,9 @@ export class CredentialService {
     private readonly forget: (name: string) => void = () => {},
   ) {}
 
+  /** A credential's daily budgets (wired to the daily budgets; issue 24). */
+  budgetOf: (name: string) => { daily_tokens: number | null; daily_requests: number | null } = () => ({ daily_tokens: null, daily_requests: null });
+
   /** True when an OAuth credential needs a new login (wired to the token refresher). */
   needsLogin: (name: string) => boolean = () => false;
 
@@ -57,6 +60,7 @@ export class CredentialService {
       inject: row.inject,
       in_flight: c.in_flight,
       queued: c.queued,
+      ...this.budgetOf(row.name),
       ...(row.kind === 'oauth' ? { needs_login: this.needsLogin(row.name) } : {}),
       created_at: row.created_at,
       updated_at: row.updated_at,

@@ -7,6 +7,9 @@
  * later `limits set` wins from then on, including across restarts with the same environment value, until a
  * start with a different one. Without an environment value the stored cap applies. A warning line is
  * logged whenever the cap in force disagrees with the environment.
+ *
+ * Daily budgets (issue 24) are set here too (`limits set --cred NAME --daily-tokens N|none
+ * --daily-requests N|none`); they are stored with the credential and apply to the next request.
  */
 import type { LimitsInfo } from '../../shared/protocol/entities.js';
 import { SluiceError } from '../../shared/protocol/error-codes.js';
@@ -14,6 +17,7 @@ import type { ParamsOut } from '../../shared/protocol/params.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { EventBus } from '../events/event-bus.js';
+import type { Budget, DailyBudgets } from '../pool/daily-budgets.js';
 import type { SettingsRepo } from '../store/settings-repo.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
 import type { CredentialService } from './credential-service.js';
@@ -31,6 +35,7 @@ export class LimitsService {
     private readonly settings: SettingsRepo,
     private readonly audit: AuditLog,
     private readonly bus: EventBus,
+    private readonly budgets: DailyBudgets | null = null,
   ) {
     creds.onCapsChanged = () => this.bus.publish('limits.changed', { limits: this.get() });
   }
@@ -68,13 +73,22 @@ export class LimitsService {
     this.caps.setGlobalCap(cap);
   }
 
+  /** `name`'s daily budgets (nulls when none); what the usage service and the dashboard show. */
+  budgetOf(name: string): Budget {
+    return this.budgets?.budgetOf(name) ?? { daily_tokens: null, daily_requests: null };
+  }
+
   /** Current limits with live counts. */
   get(): LimitsInfo {
     return {
       global: this.caps.getGlobalCap(),
-      credentials: this.vault
-        .list()
-        .map((r) => ({ name: r.name, max_concurrent: r.max_concurrent, queue_timeout_ms: r.queue_timeout_ms, ...this.caps.countsFor(r.name) })),
+      credentials: this.vault.list().map((r) => ({
+        name: r.name,
+        max_concurrent: r.max_concurrent,
+        queue_timeout_ms: r.queue_timeout_ms,
+        ...this.caps.countsFor(r.name),
+        ...this.budgetOf(r.name),
+      })),
     };
   }
 
@@ -86,8 +100,20 @@ export class LimitsService {
       this.caps.setGlobalCap(p.global);
       this.audit.append({ event: 'limits_changed', detail: `global=${p.global ?? 'none'}` });
     }
+    if ((p.daily_tokens !== undefined || p.daily_requests !== undefined) && !this.budgets) {
+      throw new SluiceError('invalid_params', 'daily budgets are not available in this daemon');
+    }
     if (p.cred !== undefined && (p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined)) {
       this.creds.update({ name: p.cred, max_concurrent: p.max_concurrent, queue_timeout_ms: p.queue_timeout_ms }, true);
+    }
+    if (p.cred !== undefined && this.budgets && (p.daily_tokens !== undefined || p.daily_requests !== undefined)) {
+      const b = this.budgets.set(p.cred, { daily_tokens: p.daily_tokens, daily_requests: p.daily_requests });
+      this.audit.append({
+        event: 'limits_changed',
+        credential: p.cred,
+        detail: `daily_tokens=${b.daily_tokens ?? 'none'} daily_requests=${b.daily_requests ?? 'none'}`,
+      });
+      this.creds.changedByDaemon(p.cred);
     }
     const limits = this.get();
     this.bus.publish('limits.changed', { limits });

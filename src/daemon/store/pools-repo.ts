@@ -11,6 +11,16 @@ export interface PoolRow {
   active_member: string | null;
   members: string[];
   created_at: string;
+  /** `--rotate-below PCT` (1..99), or null when off. */
+  rotate_below: number | null;
+  /** `--plan-limits-only`: a member that moved to paid overage counts as exhausted. */
+  plan_limits_only: boolean;
+}
+
+/** The options a pool carries besides its members. */
+export interface PoolOptions {
+  rotate_below: number | null;
+  plan_limits_only: boolean;
 }
 
 /** A persisted cooldown. */
@@ -26,25 +36,33 @@ export class PoolsRepo {
 
   /** All pools with members in order. */
   list(): PoolRow[] {
-    const pools = this.db.prepare('SELECT id, name, phantom, phantom_refresh, active_member, created_at FROM credential_pools ORDER BY name').all() as Omit<
-      PoolRow,
-      'members'
-    >[];
+    const pools = this.db
+      .prepare('SELECT id, name, phantom, phantom_refresh, active_member, created_at, rotate_below, plan_limits_only FROM credential_pools ORDER BY name')
+      .all() as (Omit<PoolRow, 'members' | 'plan_limits_only'> & { plan_limits_only: number })[];
     const members = this.db
       .prepare(
         'SELECT m.pool_id AS pool_id, c.name AS name FROM credential_pool_members m JOIN credentials c ON c.id = m.credential_id ORDER BY m.pool_id, m.position',
       )
       .all() as { pool_id: number; name: string }[];
-    return pools.map((p) => ({ ...p, members: members.filter((m) => m.pool_id === p.id).map((m) => m.name) }));
+    return pools.map((p) => ({ ...p, plan_limits_only: p.plan_limits_only === 1, members: members.filter((m) => m.pool_id === p.id).map((m) => m.name) }));
   }
 
   /** Creates a pool and its member links in one transaction. */
-  insert(name: string, phantom: string, phantomRefresh: string | null, members: string[], now: string): void {
+  insert(
+    name: string,
+    phantom: string,
+    phantomRefresh: string | null,
+    members: string[],
+    now: string,
+    options: PoolOptions = { rotate_below: null, plan_limits_only: false },
+  ): void {
     this.db
       .transaction(() => {
         const info = this.db
-          .prepare('INSERT INTO credential_pools (name, phantom, phantom_refresh, active_member, created_at) VALUES (?, ?, ?, ?, ?)')
-          .run(name, phantom, phantomRefresh, members[0] ?? null, now);
+          .prepare(
+            'INSERT INTO credential_pools (name, phantom, phantom_refresh, active_member, created_at, rotate_below, plan_limits_only) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(name, phantom, phantomRefresh, members[0] ?? null, now, options.rotate_below, options.plan_limits_only ? 1 : 0);
         const add = this.db.prepare('INSERT INTO credential_pool_members (pool_id, credential_id, position) SELECT ?, id, ? FROM credentials WHERE name = ?');
         members.forEach((m, i) => {
           if (add.run(info.lastInsertRowid, i, m).changes !== 1) throw new Error(`no credential named ${m}`);
@@ -81,6 +99,15 @@ export class PoolsRepo {
   /** Deletes a pool (member credentials stay). */
   remove(name: string): boolean {
     return this.db.prepare('DELETE FROM credential_pools WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** Stores a pool's options. Returns false when there is no such pool. */
+  setOptions(pool: string, options: PoolOptions): boolean {
+    return (
+      this.db
+        .prepare('UPDATE credential_pools SET rotate_below = ?, plan_limits_only = ? WHERE name = ?')
+        .run(options.rotate_below, options.plan_limits_only ? 1 : 0, pool).changes === 1
+    );
   }
 
   /** Remembers which member is active. */

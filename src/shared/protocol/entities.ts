@@ -30,6 +30,9 @@ export interface CredentialInfo {
   inject: InjectSite[];
   in_flight: number;
   queued: number;
+  /** Daily budgets (issue 24): input+output tokens and requests per local day; null = none. */
+  daily_tokens?: number | null;
+  daily_requests?: number | null;
   /** OAuth only: true when its refresh token was refused (`invalid_grant`) and it needs a new login (`cred update`). */
   needs_login?: boolean;
   created_at: string;
@@ -129,7 +132,16 @@ export interface DaemonStatus {
 /** Result of `limits.get`. */
 export interface LimitsInfo {
   global: number | null;
-  credentials: { name: string; max_concurrent: number; queue_timeout_ms: number; in_flight: number; queued: number }[];
+  credentials: {
+    name: string;
+    max_concurrent: number;
+    queue_timeout_ms: number;
+    in_flight: number;
+    queued: number;
+    /** Daily budgets (issue 24): input+output tokens and requests per local day; null = none. */
+    daily_tokens?: number | null;
+    daily_requests?: number | null;
+  }[];
 }
 
 /** A short human notice for dashboards (failovers, cap rejects, leak blocks). */

@@ -13,6 +13,14 @@ export const GLOBAL_CAP_MAX = 100_000;
 export const QUEUE_TIMEOUT_MIN_MS = 0;
 export const QUEUE_TIMEOUT_MAX_MS = 600_000;
 
+/** `--rotate-below PCT` bounds (inclusive); null means off. */
+export const ROTATE_BELOW_MIN = 1;
+export const ROTATE_BELOW_MAX = 99;
+
+/** Daily budget bounds (inclusive); null means no budget. Past 1e12 a number stops being a budget. */
+export const DAILY_BUDGET_MIN = 1;
+export const DAILY_BUDGET_MAX = 1_000_000_000_000;
+
 /** Approval broker limits. */
 export const MAX_WAITERS_PER_PROMPT = 256;
 export const MAX_PENDING_PROMPTS = 50;
@@ -51,6 +59,24 @@ export function queueTimeoutProblem(value: number): string | null {
   if (!Number.isInteger(value)) return 'queue_timeout_ms must be a whole number';
   if (value < QUEUE_TIMEOUT_MIN_MS || value > QUEUE_TIMEOUT_MAX_MS) {
     return `queue_timeout_ms must be between ${QUEUE_TIMEOUT_MIN_MS} and ${QUEUE_TIMEOUT_MAX_MS}`;
+  }
+  return null;
+}
+
+/** Checks a `--rotate-below` percentage (`null` = off). Returns a reason or null. */
+export function rotateBelowProblem(value: number | null): string | null {
+  if (value === null) return null;
+  if (!Number.isInteger(value) || value < ROTATE_BELOW_MIN || value > ROTATE_BELOW_MAX) {
+    return `rotate_below must be a whole percentage between ${ROTATE_BELOW_MIN} and ${ROTATE_BELOW_MAX}, or off`;
+  }
+  return null;
+}
+
+/** Checks a daily budget (`null` = none). `what` names it in the reason. Returns a reason or null. */
+export function dailyBudgetProblem(what: 'daily_tokens' | 'daily_requests', value: number | null): string | null {
+  if (value === null) return null;
+  if (!Number.isInteger(value) || value < DAILY_BUDGET_MIN || value > DAILY_BUDGET_MAX) {
+    return `${what} must be a whole number between ${DAILY_BUDGET_MIN} and ${DAILY_BUDGET_MAX}, or none`;
   }
   return null;
 }

@@ -4,7 +4,19 @@
  */
 import { z } from 'zod';
 import { SINCE_PATTERN } from './audit.js';
-import { MAX_CONCURRENT_MAX, MAX_CONCURRENT_MIN, GLOBAL_CAP_MAX, GLOBAL_CAP_MIN, NAME_PATTERN, QUEUE_TIMEOUT_MAX_MS, QUEUE_TIMEOUT_MIN_MS } from './limits.js';
+import {
+  DAILY_BUDGET_MAX,
+  DAILY_BUDGET_MIN,
+  MAX_CONCURRENT_MAX,
+  MAX_CONCURRENT_MIN,
+  GLOBAL_CAP_MAX,
+  GLOBAL_CAP_MIN,
+  NAME_PATTERN,
+  QUEUE_TIMEOUT_MAX_MS,
+  QUEUE_TIMEOUT_MIN_MS,
+  ROTATE_BELOW_MAX,
+  ROTATE_BELOW_MIN,
+} from './limits.js';
 import { canonicalSites, INJECT_SITES } from './inject-sites.js';
 
 const name = z.string().regex(NAME_PATTERN, 'names are 1-64 characters: letters, digits, . _ - (not first)');
@@ -37,6 +49,12 @@ const secret = z
   .min(1, 'the secret is empty')
   .max(64 * 1024, 'the secret is too long');
 const empty = z.object({}).strict();
+const rotateBelowMessage = `rotate_below must be a whole percentage between ${ROTATE_BELOW_MIN} and ${ROTATE_BELOW_MAX}, or null (off)`;
+const rotateBelow = z.number().int(rotateBelowMessage).min(ROTATE_BELOW_MIN, rotateBelowMessage).max(ROTATE_BELOW_MAX, rotateBelowMessage).nullable();
+const dailyBudget = (what: string) => {
+  const message = `${what} must be a whole number between ${DAILY_BUDGET_MIN} and ${DAILY_BUDGET_MAX}, or null (no budget)`;
+  return z.number().int(message).min(DAILY_BUDGET_MIN, message).max(DAILY_BUDGET_MAX, message).nullable();
+};
 const injectSites = z
   .array(z.enum(INJECT_SITES, { errorMap: () => ({ message: `inject sites are ${INJECT_SITES.join(', ')}` }) }))
   .min(1, `inject needs at least one of ${INJECT_SITES.join(', ')}`)
@@ -95,7 +113,18 @@ export const PARAMS = {
     })
     .strict(),
   'cred.remove': z.object({ name }).strict(),
-  'pool.create': z.object({ name, members: z.array(name).min(1, 'a pool needs at least one --member').max(32) }).strict(),
+  'pool.create': z
+    .object({
+      name,
+      members: z.array(name).min(1, 'a pool needs at least one --member').max(32),
+      rotate_below: rotateBelow.optional(),
+      plan_limits_only: z.boolean().optional(),
+    })
+    .strict(),
+  'pool.update': z
+    .object({ name, rotate_below: rotateBelow.optional(), plan_limits_only: z.boolean().optional() })
+    .strict()
+    .refine((p) => p.rotate_below !== undefined || p.plan_limits_only !== undefined, 'nothing to update: give rotate_below or plan_limits_only'),
   'pool.list': empty,
   'pool.status': z.object({ name: name.optional() }).strict(),
   'pool.rotate': z.object({ name }).strict(),
@@ -139,15 +168,24 @@ export const PARAMS = {
       cred: name.optional(),
       max_concurrent: maxConcurrent.optional(),
       queue_timeout_ms: queueTimeout.optional(),
+      daily_tokens: dailyBudget('daily_tokens').optional(),
+      daily_requests: dailyBudget('daily_requests').optional(),
     })
     .strict()
     .refine(
-      (p) => (p.max_concurrent === undefined && p.queue_timeout_ms === undefined) || p.cred !== undefined,
-      'max_concurrent and queue_timeout_ms need cred',
+      (p) =>
+        (p.max_concurrent === undefined && p.queue_timeout_ms === undefined && p.daily_tokens === undefined && p.daily_requests === undefined) ||
+        p.cred !== undefined,
+      'max_concurrent, queue_timeout_ms, daily_tokens and daily_requests need cred',
     )
     .refine(
-      (p) => p.global !== undefined || p.max_concurrent !== undefined || p.queue_timeout_ms !== undefined,
-      'nothing to set: give global, or cred with max_concurrent or queue_timeout_ms',
+      (p) =>
+        p.global !== undefined ||
+        p.max_concurrent !== undefined ||
+        p.queue_timeout_ms !== undefined ||
+        p.daily_tokens !== undefined ||
+        p.daily_requests !== undefined,
+      'nothing to set: give global, or cred with max_concurrent, queue_timeout_ms, daily_tokens or daily_requests',
     ),
   'stats.snapshot': empty,
   'usage.snapshot': z

@@ -26,6 +26,11 @@ export const REFUSALS = {
   // Capacity.
   per_credential_cap: { status: 429, summary: 'the credential’s in-flight cap is reached' },
   global_cap: { status: 429, summary: 'the global in-flight cap is reached' },
+  daily_budget: { status: 429, summary: 'the credential’s daily token or request budget is spent (retry-after: the next local midnight)' },
+  plan_limits_exhausted: {
+    status: 429,
+    summary: 'every member of a --plan-limits-only pool is out of plan allowance (or budget); sluice will not spill into paid overage',
+  },
   body_too_large: { status: 413, summary: 'the request body is too large for sluice to inspect' },
   buffer_budget: { status: 503, summary: 'sluice holds too many request bodies right now' },
   undecodable_body: { status: 415, summary: 'a request body in a content-encoding sluice cannot decode (400 when corrupt)' },

@@ -45,6 +45,7 @@ export interface Results {
   'pool.rotate': { pool: PoolInfo; from: string | null; to: string | null };
   'pool.reset': PoolInfo;
   'pool.remove': { removed: string };
+  'pool.update': PoolInfo;
   'pool.add_member': PoolInfo;
   'pool.remove_member': PoolInfo;
   'rule.add': RuleInfo;
