@@ -13,6 +13,7 @@ import { classify, mayBePlanLimit, needsBody, type Failover } from '../pool/fail
 import type { PoolService } from '../pool/pool-service.js';
 import { refreshOwnerOf, type CredentialResult, type CredentialStage } from './credential-stage.js';
 import { peekBody, type BodyPeek } from './request-body.js';
+import { bodyCoding, decodePrefix } from './content-coding.js';
 import type { RequestExchange } from './request-exchange.js';
 import { flavourOf } from './refusals.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
@@ -64,7 +65,7 @@ export class PoolFailover {
       if (p === 'aborted') throw new UpstreamResponseError('cut_short', 'failure response aborted');
       peek = p;
     }
-    const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
+    const failure = classify(status, up.headers, peek ? peekedText(peek.head, up.headers['content-encoding']) : null, false, this.d.clock.now());
     const next = failure && ex.credential ? await this.failover(ex, ex.credential, failure, original) : null;
     if (next && (await this.resend(ex, leg, next))) {
       discard(up);
@@ -135,4 +136,15 @@ export function discard(res: import('node:http').IncomingMessage): void {
   res.removeAllListeners('error');
   res.on('error', () => {});
   res.destroy();
+}
+
+/**
+ * The text of a peeked error body, decoded when the upstream compressed it (sluice asks for gzip, deflate or
+ * br, so a quota or overage answer may well come compressed); an undecodable one reads as no text.
+ */
+function peekedText(head: Buffer, contentEncoding: string | string[] | undefined): string {
+  const c = bodyCoding(contentEncoding);
+  if (c.kind === 'identity') return head.toString('utf8');
+  if (c.kind === 'undecodable') return '';
+  return decodePrefix(head, c.coding, MAX_PEEK)?.toString('utf8') ?? '';
 }
