@@ -125,8 +125,19 @@ export function parseRateLimitHeaders(headers: http.IncomingHttpHeaders, now: nu
 
 /** True when every window of `s` has a reset and all of them have passed at `now` (the state says nothing any more). */
 export function expired(s: RateLimitState, now: number): boolean {
+  const end = expiresAt(s);
+  return end !== null && end <= now;
+}
+
+/** When every window of `s` has reset (epoch ms), or null when one has no reset time (it never expires). */
+export function expiresAt(s: RateLimitState): number | null {
   const resets: (number | null)[] = [...Object.values(s.windows).map((w) => w.resetAt), ...(s.unified?.windows.map((w) => w.resetAt) ?? [])];
-  return resets.length > 0 && resets.every((r) => r !== null && r <= now);
+  let end: number | null = null;
+  for (const r of resets) {
+    if (r === null) return null;
+    end = Math.max(end ?? r, r);
+  }
+  return end;
 }
 
 function iso(ms: number | null): string | null {

@@ -4,9 +4,10 @@
  */
 import Hoopy from 'hoopy';
 
-const SLOT_MS = 10_000;
+/** The rate's slot: it changes at most this often with no new traffic. */
+export const RATE_SLOT_MS = 10_000;
 const WINDOW_MS = 5 * 60_000;
-const SLOTS = WINDOW_MS / SLOT_MS;
+const SLOTS = WINDOW_MS / RATE_SLOT_MS;
 
 /** Tokens per minute over the last five minutes, for one credential. */
 export class TokenRate {
@@ -15,11 +16,11 @@ export class TokenRate {
 
   constructor(now: number) {
     for (let i = 0; i < SLOTS + 1; i++) this.slots[i] = 0;
-    this.slot = Math.floor(now / SLOT_MS);
+    this.slot = Math.floor(now / RATE_SLOT_MS);
   }
 
   private roll(now: number): number {
-    const s = Math.floor(now / SLOT_MS);
+    const s = Math.floor(now / RATE_SLOT_MS);
     if (s > this.slot) {
       // Slots the ring wraps onto are cleared; after a long quiet spell only the last SLOTS+1 matter.
       for (let i = Math.max(this.slot + 1, s - SLOTS); i <= s; i++) this.slots[i] = 0;

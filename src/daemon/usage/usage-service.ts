@@ -13,8 +13,8 @@ import type { CredentialUsage, Headroom, UsageGroupBy, UsageRow, UsageSnapshot, 
 import type { Clock } from '../clock.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { UsageBucket, UsageRepo } from '../store/usage-repo.js';
-import { expired, parseRateLimitHeaders, toHeadroom, type RateLimitState } from './ratelimit-headers.js';
-import { TokenRate } from './token-rate.js';
+import { expired, expiresAt, parseRateLimitHeaders, toHeadroom, type RateLimitState } from './ratelimit-headers.js';
+import { RATE_SLOT_MS, TokenRate } from './token-rate.js';
 import type { UsageLedger } from './usage-ledger.js';
 
 /** One request's contribution: who served it and what its response reported. */
@@ -112,6 +112,7 @@ export class UsageService implements UsageLedger, UsageRecorder {
   private flushCancel: (() => void) | null = null;
   private pruneCancel: (() => void) | null = null;
   private eventCancel: (() => void) | null = null;
+  private decayCancel: (() => void) | null = null;
   private lastEventAt = -Infinity;
   private stopped = false;
 
@@ -137,6 +138,7 @@ export class UsageService implements UsageLedger, UsageRecorder {
     this.flushCancel?.();
     this.pruneCancel?.();
     this.eventCancel?.();
+    this.decayCancel?.();
     this.flush();
   }
 
@@ -278,8 +280,32 @@ export class UsageService implements UsageLedger, UsageRecorder {
     this.eventCancel = this.d.clock.setTimer(() => {
       this.eventCancel = null;
       this.lastEventAt = this.d.clock.now();
-      if (this.d.bus.hasListeners) this.d.bus.publish('usage.updated', { credentials: this.credentials() });
+      const credentials = this.credentials();
+      if (this.d.bus.hasListeners) this.d.bus.publish('usage.updated', { credentials });
+      this.scheduleDecay(credentials);
     }, wait);
+  }
+
+  /**
+   * Dashboards keep the numbers of the last event, so what changes with no new traffic is published too:
+   * a non-zero rate as it rolls down (its slots are {@link RATE_SLOT_MS} long), and a headroom when all
+   * its windows have reset. Nothing is armed once every rate is 0 and no headroom is waiting to expire.
+   */
+  private scheduleDecay(credentials: CredentialUsage[]): void {
+    this.decayCancel?.();
+    this.decayCancel = null;
+    if (this.stopped) return;
+    const now = this.d.clock.now();
+    let at = credentials.some((c) => c.tokens_per_min > 0) ? now + RATE_SLOT_MS : Infinity;
+    for (const s of this.headroom.values()) {
+      const end = expiresAt(s);
+      if (end !== null && end > now) at = Math.min(at, end);
+    }
+    if (at === Infinity) return;
+    this.decayCancel = this.d.clock.setTimer(() => {
+      this.decayCancel = null;
+      this.changed();
+    }, at - now);
   }
 }
 
