@@ -20,6 +20,7 @@ import { runCommand } from './commands/run.js';
 import { statsCommand } from './commands/stats.js';
 import { statusCommand } from './commands/status.js';
 import { tokenCommand } from './commands/token.js';
+import { usageCommand } from './commands/usage.js';
 import { watchCommand } from './commands/watch.js';
 import type { GlobalArgs } from './daemon-call.js';
 import { UsageError } from './exit-codes.js';
@@ -37,6 +38,7 @@ const COMMANDS: ((y: Argv<GlobalArgs>) => Argv<GlobalArgs>)[] = [
   approvalCommand,
   limitsCommand,
   statsCommand,
+  usageCommand,
   agentsCommand,
   tokenCommand,
   auditCommand,

@@ -18,6 +18,7 @@ export const COMMANDS: Record<string, string[]> = {
   limits: ['get', 'set'],
   stats: [],
   agents: [],
+  usage: [],
   token: ['rotate'],
   audit: ['tail', 'verify'],
   watch: [],

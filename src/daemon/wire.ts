@@ -50,6 +50,8 @@ import { MemberHealth } from './pool/member-health.js';
 import { PoolService } from './pool/pool-service.js';
 import { PoolFailover } from './proxy/pool-failover.js';
 import { SettingsRepo } from './store/settings-repo.js';
+import { UsageRepo } from './store/usage-repo.js';
+import { UsageService, type DailyBudget } from './usage/usage-service.js';
 import { ensurePrivateDir } from './state-dir.js';
 import { unlockVault } from './vault/unlock.js';
 import type { DaemonStatus, StatsSnapshot } from '../shared/protocol/entities.js';
@@ -144,6 +146,7 @@ export class Daemon {
       auth: p.auth,
       activity: p.activity,
       pools: p.pools,
+      usage: p.usage,
     });
     const rpc = new RpcServer(createDispatcher(handlers, this.log), this.log);
     await rpc.listen(this.cfg.socketPath);
@@ -222,6 +225,7 @@ export class Daemon {
     const deadline = this.clock.now() + DRAIN_LIMIT_MS;
     while (p.caps.globalInFlightCount() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.statsTimer) clearInterval(this.statsTimer);
+    p.usage.stop();
     p.audit.append({ event: 'daemon_stopped' });
     p.audit.flush();
     p.rpc?.close();
@@ -252,6 +256,23 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     else log.info('audit log writable again; queued rows written');
   };
   const markStatsDirty = { fn: () => {} };
+  const stageRef: { stage: CredentialStage | null } = { stage: null };
+  // Daily budgets (DailyBudgets, built below once the audit log, caps and notices exist) are what the usage
+  // view shows for each credential; the budgets read their counts back from this service.
+  const budgetsRef: { svc: DailyBudgets | null } = { svc: null };
+  const budgetOf = (name: string): DailyBudget => budgetsRef.svc?.budgetOf(name) ?? { daily_tokens: null, daily_requests: null };
+  const usage = new UsageService({
+    clock,
+    repo: new UsageRepo(db),
+    bus,
+    names: () => vault.list().map((r) => r.name),
+    budgetOf,
+    // Late-bound: the credential stage needs the pools, which read this ledger. Nothing is recorded before the
+    // proxy runs; should it be, the text is dropped rather than kept unmasked.
+    maskText: (text) => stageRef.stage?.masker().maskText(text) ?? '',
+    onFlushError: (err) => log.warn('cannot write usage counts (database locked?); keeping them in memory and retrying', { err }),
+  });
+  usage.start();
   const caps = new CapRegistry(
     clock,
     (name) => vault.get(name),
@@ -269,12 +290,8 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     cfg.maxCooldownMs,
   );
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
-  // TODO(usage): the usage branch's ledger replaces this stand-in (no headroom known, nothing counted yet), at
-  // which point --rotate-below and daily budgets start acting.
-  const ledger: UsageLedger = {
-    headroomOf: () => null,
-    todayOf: () => ({ requests: 0, input_tokens: 0, output_tokens: 0, cached_tokens: 0 }),
-  };
+  // --rotate-below and daily budgets read headroom and today's counts from the usage service.
+  const ledger: UsageLedger = usage;
   const budgets = new DailyBudgets(
     new BudgetsRepo(db),
     ledger,
@@ -290,6 +307,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     },
     (name) => caps.countsFor(name).in_flight,
   );
+  budgetsRef.svc = budgets;
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message), {
     ledger,
     budgets,
@@ -324,6 +342,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   const leafs = new LeafCertCache(ca, cfg.hostCacheSize);
   let proxyRef: ProxyServer | null = null;
   const credentials = new CredentialStage(vault, pools);
+  stageRef.stage = credentials;
   const exchange = new TokenExchange(vault, pools, clock, log);
   const refreshFlights = new RefreshFlights(vault, exchange);
   const refresher = new TokenRefresher({
@@ -341,7 +360,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   });
   creds.needsLogin = (name) => refresher.needsLogin(name);
   const poolFailover = new PoolFailover({ pools, credentials, caps, clock, log, beforeUse: (m) => refresher.ensureFresh(m) });
-  const tokenResponses = new TokenResponseStage({ exchange, pools, poolFailover, credentials, clock, flights: refreshFlights });
+  const tokenResponses = new TokenResponseStage({ exchange, poolFailover, credentials, clock, flights: refreshFlights });
   const admission = new Admission({
     log,
     auth,
@@ -372,12 +391,13 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     upstreamTimeouts,
     budget: new BufferBudget(cfg.maxBufferedBytes),
     masks: { current: () => credentials.masker() },
+    usage,
   });
   const relay = new WebSocketRelay({
     admission,
     credentials,
     vault,
-    pools,
+    poolFailover,
     audit,
     observer: activity,
     clock,
@@ -386,6 +406,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     overrides: cfg.resolve,
     connectRequestOf: (socket) => proxyRef?.connectRequestOf(socket),
     upstreamTimeouts,
+    usage,
   });
   const proxy = new ProxyServer({ pipeline, auth, contexts: new TlsContexts(leafs, cfg.hostCacheSize), audit, log, relay });
   proxyRef = proxy;
@@ -403,6 +424,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     audit,
     caps,
     stats,
+    usage,
     activity,
     rules,
     creds,

@@ -4,6 +4,7 @@
  * Ink's chalk does not read NO_COLOR itself, hence this switch.
  */
 import { createContext, useContext } from 'react';
+import type { Tone } from './usage-format.js';
 
 /** Ink colour names per meaning; undefined = terminal default. */
 export interface Palette {
@@ -40,4 +41,10 @@ export const PaletteContext = createContext<Palette>(COLOR_PALETTE);
 /** The current palette. */
 export function usePalette(): Palette {
   return useContext(PaletteContext);
+}
+
+/** The palette colour of a tone: red for `bad`, yellow for `warn`, the terminal's default for `normal`. */
+export function toneColor(tone: Tone, palette: Palette): string | undefined {
+  if (tone === 'bad') return palette.bad;
+  return tone === 'warn' ? palette.warn : undefined;
 }

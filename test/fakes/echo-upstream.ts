@@ -78,6 +78,10 @@ export async function startEchoUpstream(refreshToken: string): Promise<EchoUpstr
     const echo = JSON.stringify({ path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body });
     const got = String(req.headers['x-api-key'] ?? req.headers.authorization ?? '');
     switch (url.pathname) {
+      case '/named-header':
+        // The key as a header *name* (Node lower-cases it on the way to sluice).
+        res.writeHead(200, { [`x-k-${got}`]: '1', 'content-type': 'text/plain', 'content-length': 2 });
+        return void res.end('ok');
       case '/redir':
         res.writeHead(302, {
           ...echoHeaders,

@@ -4,9 +4,8 @@
  * `sluicectl` where the user would. The fake upstream counts requests per real key and answers with
  * rate-limit headers that count down, usage in the JSON body, or a paid-overage error, per key.
  *
- * The rotation and budget tests need the usage ledger of the usage branch (it reads the headers and bodies
- * the daemon relays); until that is merged the daemon wires a stand-in that knows nothing, so they are
- * skipped with the comment "needs usage branch".
+ * The rotation and budget tests read through the usage service (it parses the headers and bodies the daemon
+ * relays, and counts a request when its exchange ends).
  */
 import type http from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -238,9 +237,8 @@ function secondsToAucklandMidnight(): number {
   return 86_400 - (parts.hour! * 3600 + parts.minute! * 60 + parts.second!);
 }
 
-describe('needs the usage ledger', () => {
-  // needs usage branch: the stand-in ledger in wire.ts reports no headroom, so nothing rotates before the 429.
-  test.skip('--rotate-below 20 moves to the second member before the first answers 429', async () => {
+describe('through the usage ledger', () => {
+  test('--rotate-below 20 moves to the second member before the first answers 429', async () => {
     await addCred('rb-a');
     await addCred('rb-b');
     const created = await runCli(['pool', 'create', 'rb', '--member', 'rb-a', '--member', 'rb-b', '--rotate-below', '20', '--json'], d.socket);
@@ -257,8 +255,7 @@ describe('needs the usage ledger', () => {
     expect(st.members.find((m) => m.name === 'rb-a')).toMatchObject({ healthy: false, reason: 'headroom_low' });
   });
 
-  // needs usage branch: request counts come from the usage ledger (todayOf(cred).requests).
-  test.skip('--daily-requests 2 refuses the 3rd request with 429 + retry-after to local midnight, and still after a restart', async () => {
+  test('--daily-requests 2 refuses the 3rd request with 429 + retry-after to local midnight, and still after a restart', async () => {
     const phantom = await addCred('dr-a');
     expect((await runCli(['limits', 'set', '--cred', 'dr-a', '--daily-requests', '2'], d.socket)).code).toBe(0);
     expect((await send(phantom, '/v1/messages?dr=1')).status).toBe(200);
@@ -283,8 +280,7 @@ describe('needs the usage ledger', () => {
     await check('/v1/messages?dr=4');
   });
 
-  // needs usage branch: token counts come from the usage ledger (todayOf(cred) input + output tokens).
-  test.skip('--daily-tokens refuses once the reported input + output tokens reach the budget', async () => {
+  test('--daily-tokens refuses once the reported input + output tokens reach the budget', async () => {
     const phantom = await addCred('dt-a');
     expect((await runCli(['limits', 'set', '--cred', 'dt-a', '--daily-tokens', '8'], d.socket)).code).toBe(0);
     // Each answer reports 3 + 2 = 5 tokens: 5 < 8 goes, 10 ≥ 8 is past the budget.

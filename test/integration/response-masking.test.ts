@@ -134,6 +134,19 @@ describe('HTTP responses', () => {
     expect(JSON.stringify(rows)).not.toContain(SECRET_ANT);
   });
 
+  test('a header named by the key (lower-cased on the way) is dropped, and audited as header-name', async () => {
+    const r = await call(`https://${ANT}/named-header`, { headers: { 'x-api-key': antPhantom } });
+    expect(r.status).toBe(200);
+    expect(echo.seen.at(-1)!.headers['x-api-key']).toBe(SECRET_ANT);
+    const names = Object.keys(r.headers).join('\n');
+    expect(names).not.toContain(SECRET_ANT.toLowerCase());
+    expect(names).not.toMatch(/^x-k-/m);
+    expect(r.body.toString()).toBe('ok');
+    const rows = await waitFor(() => maskedRows((x) => x.path === '/named-header'), 'a secret_masked row for the header name');
+    expect(rows[0]!.credential).toBe('ant');
+    expect(rows[0]!.detail).toContain('header-name');
+  });
+
   test('a redirect carrying the key in Location is masked (header:location)', async () => {
     const r = await call(`https://${ANT}/redir?key=${antPhantom}`, { headers: { 'x-api-key': antPhantom } });
     expect(r.status).toBe(302);

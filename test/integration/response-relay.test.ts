@@ -1,5 +1,5 @@
 /**
- * How sluice relays an upstream response to the client (upstream-leg.ts): backpressure from a slow client
+ * How sluice relays an upstream response to the client (relay-response.ts): backpressure from a slow client
  * reaches the upstream instead of piling up in the daemon, hop-by-hop headers stay on their hop, a
  * response's headers reach the client before a slow body does, and bodiless or already-complete responses
  * (sent in one go) arrive whole on a connection that stays usable.

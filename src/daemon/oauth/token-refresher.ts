@@ -263,6 +263,8 @@ function post(opts: https.RequestOptions, body: string): Promise<{ status: numbe
       });
       res.on('error', reject);
     });
+    // Kept as an errno-shaped error on purpose: the refresh outcome records `err.code`, and an idle socket
+    // timing out is exactly what ETIMEDOUT means (this is the refresher's own request, not the proxy's).
     req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
     req.on('error', reject);
     req.end(body);

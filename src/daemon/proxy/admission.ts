@@ -18,6 +18,7 @@ import type { CredentialResult, CredentialStage } from './credential-stage.js';
 import type { Identity, ProxyAuth } from './proxy-auth.js';
 import type { Refusal } from './refusals.js';
 import type { RequestExchange } from './request-exchange.js';
+import { exchangeRow } from './exchange-audit.js';
 import type { RequestObserver } from './request-observer.js';
 import { Lru } from '../ca/lru.js';
 import { hostProblem, parseConnectTarget } from './target-syntax.js';
@@ -117,16 +118,7 @@ export class Admission {
   }
 
   private refuseAuth(ex: RequestExchange): { refusal: Refusal; audited: boolean } {
-    this.d.audit.append({
-      event: 'proxy_auth_failed',
-      client: ex.client,
-      agent: ex.agent?.name ?? null,
-      host: ex.host,
-      port: ex.port,
-      method: ex.method,
-      path: ex.path,
-      status: 407,
-    });
+    this.d.audit.append(exchangeRow(ex, 'proxy_auth_failed', { status: 407 }));
     return { refusal: { status: 407, code: 'proxy_auth_required', message: 'sluice proxy access token required (see `sluicectl env`)' }, audited: true };
   }
 
@@ -277,34 +269,19 @@ export class Admission {
     const n = cred.report.notInjected;
     if (n.length === 0) return;
     const where = n.map((x) => `${x.label}@${x.site}`).join(', ');
-    this.d.audit.append({
-      event: 'phantom_not_injected',
-      client: ex.client,
-      agent: ex.agent?.name ?? null,
-      host: ex.host,
-      port: ex.port,
-      method: ex.method,
-      path: ex.path,
-      credential: [...new Set(n.map((x) => x.label))].join(','),
-      detail: `phantom left in place (not an injection site of its credential): ${where}`,
-    });
+    this.d.audit.append(
+      exchangeRow(ex, 'phantom_not_injected', {
+        credential: [...new Set(n.map((x) => x.label))].join(','),
+        detail: `phantom left in place (not an injection site of its credential): ${where}`,
+      }),
+    );
   }
 
   /** A stale phantom: the agent holds a token for a credential that was removed or renamed. Never forwarded. */
   private refuseUnknown(ex: RequestExchange, count: number, where: string[]): AdmitResult {
     const detail = `${count === 1 ? 'a phantom' : `${count} phantoms`} matching no credential sent to ${ex.host} (in: ${where.join(', ') || 'request'})`;
     this.d.log.warn('refused a request carrying an unknown phantom', { host: ex.host, path: ex.path, count });
-    this.d.audit.append({
-      event: 'unknown_phantom',
-      client: ex.client,
-      agent: ex.agent?.name ?? null,
-      host: ex.host,
-      port: ex.port,
-      method: ex.method,
-      path: ex.path,
-      status: 401,
-      detail,
-    });
+    this.d.audit.append(exchangeRow(ex, 'unknown_phantom', { status: 401, detail }));
     this.d.observer.notice('warn', 'unknown_phantom', `${detail}: credential removed or renamed? run \`sluicectl cred list\``);
     return {
       kind: 'refused',
@@ -347,18 +324,7 @@ export class Admission {
   private blockLeak(ex: RequestExchange, labels: string[]): AdmitResult {
     const detail = `phantom of ${labels.join(', ')} sent to ${ex.host}, which it is not bound to`;
     this.d.log.warn('blocked a phantom sent to an unbound host', { host: ex.host, credentials: labels, path: ex.path });
-    this.d.audit.append({
-      event: 'phantom_leak',
-      client: ex.client,
-      agent: ex.agent?.name ?? null,
-      host: ex.host,
-      port: ex.port,
-      method: ex.method,
-      path: ex.path,
-      credential: labels.join(','),
-      status: 403,
-      detail,
-    });
+    this.d.audit.append(exchangeRow(ex, 'phantom_leak', { credential: labels.join(','), status: 403, detail }));
     this.d.observer.notice('warn', 'phantom_leak', detail);
     return {
       kind: 'refused',

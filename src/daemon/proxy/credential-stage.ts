@@ -9,6 +9,7 @@
  * its header when the request carries no phantom and no such header, but only when it is the single
  * credential bound to that host (never guess between accounts).
  */
+import { connectionNamed, isHopByHop } from './hop-by-hop.js';
 import type { CredentialRow } from '../store/credentials-repo.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialVault, SecretSlot } from '../vault/credential-vault.js';
@@ -32,8 +33,8 @@ export interface CredentialResult {
 
 const MARKER_BYTES = Buffer.from(PHANTOM_MARKER);
 
-/** Headers never scanned or forwarded as-is: they describe the hop, not the request. */
-const SKIP_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
+/** Headers never scanned or forwarded as-is besides the hop-by-hop ones: Node sets them for the upstream leg. */
+const SKIP_HEADERS = new Set(['host', 'content-length']);
 
 /** Resolves phantoms for one destination host. */
 export class CredentialStage {
@@ -115,11 +116,12 @@ export class CredentialStage {
     const lookup = this.lookupFor(host, refreshGrant);
     const secretOf = (t: PhantomTarget) => this.vault.secretFor(t.credential, t.slot ?? 'secret');
     const out: Record<string, string | string[]> = {};
+    const named = connectionNamed(headers.connection);
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined) continue;
-      // proxy-* headers (the proxy access token above all) describe the hop to sluice and never go upstream.
-      if (name.startsWith('proxy-')) continue;
+      // Hop-by-hop headers, proxy-* ones (the proxy access token above all) included, never go upstream.
+      if (isHopByHop(name, named)) continue;
       if (SKIP_HEADERS.has(name)) {
         if (name === 'host') out[name] = value;
         continue;

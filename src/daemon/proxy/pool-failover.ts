@@ -3,19 +3,20 @@
  * cools it (before the response goes anywhere) and moves the pool on. When nothing has reached the client
  * yet, the request is replayed once on the new member (sluice buffers request bodies, so it always can),
  * and the agent only ever sees the replay's response. A paid-overage answer (`plan_limit`) cools the member
- * the same way but is never replayed (see {@link PoolFailover.onResponse}).
+ * the same way but is never replayed (see {@link PoolFailover.failover}).
  */
 import type https from 'node:https';
 import type { Clock } from '../clock.js';
 import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
-import { classify, mayBePlanLimit, needsBody } from '../pool/failover-classifier.js';
+import { classify, mayBePlanLimit, needsBody, type Failover } from '../pool/failover-classifier.js';
 import type { PoolService } from '../pool/pool-service.js';
-import { refreshOwnerOf, type CredentialStage } from './credential-stage.js';
+import { refreshOwnerOf, type CredentialResult, type CredentialStage } from './credential-stage.js';
 import { peekBody, type BodyPeek } from './request-body.js';
 import type { RequestExchange } from './request-exchange.js';
 import { flavourOf } from './refusals.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
+import { errorLabel, UpstreamResponseError } from './upstream-errors.js';
 
 /** The client's request as it arrived (phantoms intact), kept so it can be replayed on another member. */
 export interface OriginalRequest {
@@ -60,42 +61,47 @@ export class PoolFailover {
     // An Anthropic 429/400 with a JSON body may say "moved to paid overage": the same bounded peek decides.
     if (needsBody(status, false) || (mayBePlanLimit(status, up.headers) && flavourOf(ex.host) === 'anthropic')) {
       const p = await peekBody(up, MAX_PEEK, { ms: PEEK_WAIT_MS, setTimer: (fn, ms) => this.d.clock.setTimer(fn, ms) });
-      if (p === 'aborted') throw Object.assign(new Error('failure response aborted'), { code: 'ECONNRESET' });
+      if (p === 'aborted') throw new UpstreamResponseError('cut_short', 'failure response aborted');
       peek = p;
     }
     const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
-    if (failure && ex.pool && ex.credential) {
-      const r = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
-      // A paid-overage answer is not replayed: the request itself may be what needs extra usage (long context,
-      // a third-party client), so another member would be billed for it too. The agent sees the provider's
-      // answer; the pool has already moved on for the next request.
-      const replayable = failure.reason !== 'plan_limit';
-      if (replayable && !ex.replayed && r.to && r.to !== ex.credential && !ex.finished && (await this.replay(ex, leg, original))) {
-        discard(up);
-        return this.onResponse(ex, leg, original);
-      }
+    const next = failure && ex.credential ? await this.failover(ex, ex.credential, failure, original) : null;
+    if (next && (await this.resend(ex, leg, next))) {
+      discard(up);
+      return this.onResponse(ex, leg, original);
     }
     return { response: up, head: peek ? peek.head : null, replacement: null };
   }
 
-  /** Sends the original request again with the pool's new member; true when a response arrived (now `leg.response`). */
-  async replay(ex: RequestExchange, leg: UpstreamLeg, original: OriginalRequest): Promise<boolean> {
-    const next = ex.pool ? this.d.pools.activeMember(this.d.pools.get(ex.pool)) : null;
-    // Never replay onto a member that may not serve (past its budget, out of plan allowance).
-    if (next && this.d.pools.memberRefusal(next, ex.pool)) return false;
+  /**
+   * The one failover step, shared by pooled requests, token-endpoint answers and WebSocket upgrades: cools
+   * `owner` (the member whose secret the failed attempt carried) for `failure`, and when the pool moved on to
+   * another member and this exchange was not replayed yet, moves the exchange to that member: made ready
+   * first ({@link PoolFailoverDeps.beforeUse}), `original` rewritten for it, the permit's credential slot
+   * traded. Resolves with the rewritten request to send once more, or null: no replay, the client gets the
+   * failure as it is.
+   */
+  async failover(ex: RequestExchange, owner: string, failure: Failover, original: OriginalRequest): Promise<CredentialResult | null> {
+    if (!ex.pool) return null;
+    const r = this.d.pools.failover(ex.pool, owner, failure.reason, failure.until);
+    // A paid-overage answer is not replayed: the request itself may be what needs extra usage (long context,
+    // a third-party client), so another member would be billed for it too. The agent sees the provider's
+    // answer; the pool has already moved on for the next request.
+    if (failure.reason === 'plan_limit') return null;
+    if (ex.replayed || !r.to || r.to === owner || ex.finished) return null;
+    const next = this.d.pools.activeMember(this.d.pools.get(ex.pool));
+    // Never replay onto a member that may not serve (past its daily budget, out of plan allowance).
+    if (next && this.d.pools.memberRefusal(next, ex.pool)) return null;
     if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
     const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
-    if (!cred.credential || cred.credential === ex.credential || cred.report.leaked.length > 0) return false;
+    if (!cred.credential || cred.credential === ex.credential || cred.report.leaked.length > 0) return null;
     // Trade the credential slot only: the request keeps its global slot, so a full global cap cannot
     // refuse the replay of a request that is already counted.
-    if (!ex.permit || ex.finished || !(await ex.permit.switchTo(cred.credential))) return false;
+    if (!ex.permit || ex.finished || !(await ex.permit.switchTo(cred.credential))) return null;
     const previous = ex.credential;
     ex.credential = cred.credential;
     ex.refreshOwner = refreshOwnerOf(cred);
     ex.replayed = true;
-    const headers = { ...cred.headers };
-    if (cred.body) headers['content-length'] = String(cred.body.length);
-    const opts: https.RequestOptions = { ...leg.options, headers, path: cred.path };
     this.d.log.info('replaying a failed pooled request on the next member', {
       pool: ex.pool,
       from: previous,
@@ -103,12 +109,20 @@ export class PoolFailover {
       host: ex.host,
       path: ex.path,
     });
+    return cred;
+  }
+
+  /** Sends `cred` (from {@link failover}) on `leg`; true when a response arrived (now `leg.response`). */
+  async resend(ex: RequestExchange, leg: UpstreamLeg, cred: CredentialResult): Promise<boolean> {
+    const headers = { ...cred.headers };
+    if (cred.body) headers['content-length'] = String(cred.body.length);
+    const opts: https.RequestOptions = { ...leg.options, headers, path: cred.path };
     const failed = leg.response;
     try {
       await leg.send(opts, cred.body);
       return true;
     } catch (err) {
-      this.d.log.warn('replay on the next pool member failed', { pool: ex.pool, host: ex.host, code: (err as NodeJS.ErrnoException).code });
+      this.d.log.warn('replay on the next pool member failed', { pool: ex.pool, host: ex.host, code: errorLabel(err) || undefined });
       // The failure response is still unread: the client gets that one.
       leg.response = failed;
       return false;

@@ -27,6 +27,8 @@ export class RequestActivity implements RequestObserver {
   private readonly lastNotice = new Lru<string, number>(1000);
   /** Per `sluicectl run` agent id: requests in flight and admitted so far. */
   private readonly agentCounts = new Map<string, { in_flight: number; requests: number }>();
+  /** Exchanges counted in their agent's in-flight number: the observer's own bookkeeping, so `finished` uncounts each once. */
+  private readonly counted = new WeakSet<RequestExchange>();
 
   constructor(
     private readonly clock: Clock,
@@ -36,8 +38,8 @@ export class RequestActivity implements RequestObserver {
   ) {}
 
   started(ex: RequestExchange): void {
-    if (ex.agent && !ex.agentCounted) {
-      ex.agentCounted = true;
+    if (ex.agent && !this.counted.has(ex)) {
+      this.counted.add(ex);
       const c = this.agentCounts.get(ex.agent.id) ?? { in_flight: 0, requests: 0 };
       c.in_flight++;
       c.requests++;
@@ -49,8 +51,7 @@ export class RequestActivity implements RequestObserver {
   }
 
   finished(ex: RequestExchange): void {
-    if (ex.agentCounted) {
-      ex.agentCounted = false;
+    if (this.counted.delete(ex)) {
       const c = this.agentCounts.get(ex.agent!.id);
       if (c) c.in_flight--;
     }

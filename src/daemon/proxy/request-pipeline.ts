@@ -1,10 +1,11 @@
 /**
  * The HTTP request pipeline of DESIGN §4, for every request that reaches the proxy (plain or inside a
  * TLS tunnel): admission (access, policy, credentials, approval, permits; see admission.ts), then
- * forward (upstream-leg.ts), classify and relay. Anything refused is answered here and never goes
- * upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
- * that fires on end, abort and error), which releases permits exactly once and tears down a still-open
- * upstream.
+ * forward (upstream-leg.ts), classify (pool-failover.ts, token-response.ts) and relay (relay-response.ts);
+ * upstream failures are answered through upstream-errors.ts. Anything refused is answered here and never
+ * goes upstream. Every exchange ends in `finish`, called from the client response's `close` (the one event
+ * that fires on end, abort and error): the one end WebSocket upgrades share (exchange-audit.ts) releases
+ * permits and audits exactly once, then a still-open upstream is torn down.
  */
 import type http from 'node:http';
 import type https from 'node:https';
@@ -24,12 +25,17 @@ import { writeRefusal, type Refusal } from './refusals.js';
 import { decodeContent } from './body-decoding.js';
 import { hasBody, MAX_INSPECTED_BODY_BYTES, readBody, type BufferBudget } from './request-body.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
+import { ExchangeEnd } from './exchange-audit.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { relayResponse, undecodableBody, UpstreamLeg, UpstreamTimeoutError, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { UpstreamLeg, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { errorLabel, mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
+import { relayResponse, undecodableBody } from './relay-response.js';
 import { narrowRequestEncoding } from './content-coding.js';
 import { discard } from './pool-failover.js';
 import type { SecretMasker } from './secret-masker.js';
+import { ExchangeMeter } from '../usage/exchange-meter.js';
+import type { UsageRecorder } from '../usage/usage-service.js';
 
 /** Everything the pipeline needs, injected by wire.ts. */
 export interface PipelineDeps {
@@ -56,6 +62,8 @@ export interface PipelineDeps {
   upstreamTimeouts: UpstreamTimeouts;
   /** The real secrets to mask in every response (required: containment must not depend on remembering it). */
   masks: { current(): SecretMasker };
+  /** Usage accounting (null: off): rate-limit headers and usage of every response a credential got. */
+  usage?: UsageRecorder | null;
 }
 
 /** How a connection reached the proxy. */
@@ -76,17 +84,22 @@ interface Exchange {
   buffered: number;
   /** Where real secrets were masked in the response (`header:location`, `body`, …) and whose. */
   masked: { where: Set<string>; credentials: Set<string> } | null;
+  /** Usage of an exchange that went upstream with a credential (null otherwise). */
+  meter: ExchangeMeter | null;
 }
 
 /** Runs requests through the pipeline; see the module comment. */
 export class RequestPipeline {
   private readonly arrivals = new WeakMap<Socket, Arrival>();
+  private readonly end: ExchangeEnd;
 
-  constructor(private readonly d: PipelineDeps) {}
+  constructor(private readonly d: PipelineDeps) {
+    this.end = new ExchangeEnd(d);
+  }
 
   /** Handles one request that arrived on a proxy server (`secure`: inside TLS). */
   handle(secure: boolean, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0, masked: null };
+    const x: Exchange = { ex: new RequestExchange(nextExchangeId(), this.d.clock.now()), req, res, leg: null, buffered: 0, masked: null, meter: null };
     // finish() is idempotent, so a plain listener will do (once() wraps every request's listener).
     res.on('close', () => this.finish(x));
     // A broken client connection surfaces as 'close' on the response; this only keeps a write to a dead
@@ -109,7 +122,7 @@ export class RequestPipeline {
     ex.client = client;
     ex.tls = secure;
     const denied = this.d.admission.checkAccess(ex, { isSSL: secure, connectRequest, headers: req.headers, invalidHost: target.invalidHost });
-    if (denied) return this.refuse(x, denied.refusal, !denied.audited);
+    if (denied) return this.refuse(x, denied.refusal, denied.audited);
     // Policy, approval and permits are decided on the request line and headers alone: a refused request's
     // body is drained unread (writeRefusal), never buffered.
     // Ask only for codings sluice can decode: every response body is read to mask real secrets in it.
@@ -120,11 +133,12 @@ export class RequestPipeline {
     // Admission answers synchronously unless something had to wait; awaiting a plain value would still cost a tick.
     const r = admitted instanceof Promise ? await admitted : admitted;
     if (r.kind === 'gone') return;
-    if (r.kind === 'refused') return this.refuse(x, r.refusal, !r.audited);
+    if (r.kind === 'refused') return this.refuse(x, r.refusal, r.audited);
     if (ex.finished) return r.permit.release();
     ex.permit = r.permit;
     let original: OriginalRequest = { headers: req.headers, path: target.path, body: null, refreshGrant: false };
     if (withBody) {
+      ex.advance('reading_body');
       const read = await this.readRequestBody(x);
       if (read === null) return;
       const { body, decoded } = read;
@@ -136,7 +150,7 @@ export class RequestPipeline {
       const checked = this.d.admission.admitBody(ex, r.cred, body, decoded, original.refreshGrant);
       const refusal = checked instanceof Promise ? await checked : checked;
       if (ex.finished) return;
-      if (refusal) return this.refuse(x, refusal.refusal, !refusal.audited);
+      if (refusal) return this.refuse(x, refusal.refusal, refusal.audited);
     } else {
       req.resume();
     }
@@ -151,6 +165,7 @@ export class RequestPipeline {
       endFlight = gate.end;
     }
     try {
+      ex.advance('forwarding');
       await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
     } finally {
       endFlight?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
@@ -161,7 +176,7 @@ export class RequestPipeline {
   private answerLocally(x: Exchange, body: Buffer): void {
     if (x.ex.finished) return;
     x.ex.status = 200;
-    x.ex.upstreamEnded = true;
+    x.ex.complete();
     x.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': body.length });
     x.res.end(body);
   }
@@ -200,7 +215,7 @@ export class RequestPipeline {
   }
 
   private bodyRefused(x: Exchange, r: Refusal): null {
-    if (!x.ex.finished) this.refuse(x, r);
+    this.refuse(x, r);
     return null;
   }
 
@@ -247,14 +262,19 @@ export class RequestPipeline {
     };
     const leg = new UpstreamLeg(ex.tls, options, this.d.upstreamTimeouts);
     x.leg = leg;
+    const meter = ex.credential && this.d.usage ? new ExchangeMeter(this.d.usage, ex.path) : null;
+    x.meter = meter;
     let reply: Reply;
     try {
       const response = await leg.send(options, body);
       if (ex.finished) return leg.destroy();
       ex.status = response.statusCode ?? null;
+      // Before failover looks at it: headroom is current when a pool decides where the next request goes.
+      meter?.answeredBy(ex.credential, response);
       reply = { response, head: null, replacement: null };
       if (ex.tokenEndpoint && this.d.tokenResponses) reply = await this.d.tokenResponses.onResponse(ex, leg, original);
       else if (ex.pool && this.d.poolFailover) reply = await this.d.poolFailover.onResponse(ex, leg, original);
+      if (reply.response !== response) meter?.answeredBy(ex.credential, reply.response);
     } catch (err) {
       return this.upstreamFailed(x, err, leg.response ? 'response' : 'request');
     }
@@ -270,13 +290,15 @@ export class RequestPipeline {
       // Fail closed: a body sluice cannot decode cannot be checked for real secrets, so it never reaches the agent.
       discard(reply.response);
       leg.destroy();
-      ex.errorKind = 'undecodable_response';
+      ex.fail('undecodable_response');
       return this.refuse(x, {
         status: 502,
         code: 'undecodable_response',
         message: `sluice: upstream ${ex.host} answered in a content-encoding sluice cannot decode (${undecodable}); ask for gzip, deflate, br or identity`,
       });
     }
+    ex.advance('relaying');
+    meter?.relaying(reply.response);
     relayResponse(
       reply,
       x.res,
@@ -284,11 +306,10 @@ export class RequestPipeline {
         bytes: (n) => {
           ex.bytes += n;
         },
-        ended: () => {
-          ex.upstreamEnded = true;
-        },
+        ended: () => ex.complete(),
         broken: (err) => this.upstreamFailed(x, err, 'response'),
         masked: (where, credentials) => this.onMasked(x, where, credentials),
+        tap: meter?.tap,
       },
       this.d.masks.current(),
     );
@@ -308,12 +329,9 @@ export class RequestPipeline {
       );
   }
 
-  /** Answers the client ourselves. `audit=false` when the caller already wrote a specific row. */
-  private refuse(x: Exchange, r: Refusal, audit = true): void {
-    x.ex.refusal = r.code;
-    x.ex.skipAudit = !audit;
-    x.ex.status = r.status;
-    writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
+  /** Answers the client ourselves (`audited`: the caller already wrote a more specific row). Nothing after the end. */
+  private refuse(x: Exchange, r: Refusal, audited = false): void {
+    if (x.ex.refuse(r, audited)) writeRefusal(x.req, x.res, r, x.ex.host || 'unknown');
   }
 
   /**
@@ -324,72 +342,26 @@ export class RequestPipeline {
   private upstreamFailed(x: Exchange, err: unknown, phase: 'request' | 'response'): void {
     const { ex, res } = x;
     if (ex.finished) return;
-    const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
     x.leg?.destroy();
-    if (err instanceof UpstreamTimeoutError) {
-      // Before any response: the client gets a provider-shaped 504; finish() releases permits and audits.
-      ex.errorKind = `upstream_timeout:${err.phase}`;
-      ex.status = 504;
-      this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
-      const what = err.phase === 'connect' ? `did not connect within ${err.afterMs} ms` : `sent no response headers within ${err.afterMs} ms`;
-      writeRefusal(x.req, res, { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` }, ex.host);
-      return;
-    }
-    ex.errorKind = `upstream_${phase}_error${code ? ':' + code : ''}`;
-    this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: code || undefined });
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const timeout = code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT';
-    const tlsFail = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(code);
-    const message = tlsFail
-      ? `sluice: upstream ${ex.host} presented a certificate that does not verify (${code})`
-      : `sluice: upstream ${ex.host}:${ex.port} failed (${code || 'error'})`;
-    ex.status = timeout ? 504 : 502;
-    writeRefusal(x.req, res, { status: ex.status, code: tlsFail ? 'upstream_tls' : 'upstream_error', message }, ex.host);
+    const failure = mapUpstreamError(err, ex.host, ex.port, phase);
+    ex.fail(failure.errorKind);
+    if (err instanceof UpstreamTimeoutError) this.d.log.warn('upstream timeout', { id: ex.id, host: ex.host, phase: err.phase, after_ms: err.afterMs });
+    else this.d.log.warn('upstream error', { id: ex.id, host: ex.host, phase, code: errorLabel(err) || undefined });
+    // Mid-body the client must see a reset, never a truncated body that looks complete.
+    if (res.headersSent) return void res.destroy();
+    ex.status = failure.status;
+    writeRefusal(x.req, res, failure, ex.host);
   }
 
+  /** The exchange's one end (see exchange-audit.ts), then what only the HTTP side holds: waiters, buffered bytes, the upstream. */
   private finish(x: Exchange): void {
     const { ex } = x;
-    if (ex.finished) return;
-    ex.finished = true;
+    if (!this.end.close(ex, { masked: x.masked })) return;
     ex.clientLeft();
-    ex.releasePermits();
     if (x.buffered > 0) this.d.budget.release(x.buffered);
     x.buffered = 0;
-    if (!ex.upstreamEnded) x.leg?.destroy();
-    if (x.masked)
-      this.d.audit.append({
-        event: 'secret_masked',
-        client: ex.client,
-        agent: ex.agent?.name ?? null,
-        host: ex.host,
-        port: ex.port,
-        method: ex.method,
-        path: ex.path,
-        credential: [...x.masked.credentials].join(','),
-        status: ex.status,
-        detail: [...x.masked.where].join(','),
-      });
-    if (!ex.skipAudit)
-      this.d.audit.append({
-        event: 'request',
-        client: ex.client,
-        agent: ex.agent?.name ?? null,
-        host: ex.host,
-        port: ex.port,
-        method: ex.method,
-        path: ex.path,
-        verdict: ex.refusal ?? ex.verdict,
-        rule_id: ex.ruleId,
-        credential: ex.credential,
-        status: ex.status,
-        bytes: ex.bytes,
-        duration_ms: this.d.clock.now() - ex.startedAt,
-        detail: ex.errorKind ?? ex.outcome(),
-      });
-    this.d.observer.finished(ex);
+    if (ex.outcome() !== 'completed') x.leg?.destroy();
+    x.meter?.end(ex);
   }
 }
 

@@ -31,6 +31,8 @@ interface Entry {
   /** `secret` and `phantom` as latin1 strings of their UTF-8 bytes (how Node hands out header values). */
   secretText: string;
   phantomText: string;
+  /** `secretText` in lower case: header names reach sluice lower-cased, so a secret there is lower-cased too. */
+  lowerText: string;
 }
 
 /** A match found in a buffer. */
@@ -66,6 +68,7 @@ export class SecretMasker {
         offsets: offsetsOf(secret),
         secretText: secret.toString('latin1'),
         phantomText: phantom.toString('latin1'),
+        lowerText: secret.toString('latin1').toLowerCase(),
       });
     }
     // Longest first, so among matches at one position the first found is the longest.
@@ -107,6 +110,17 @@ export class SecretMasker {
       found?.add(e.credential);
     }
     return out;
+  }
+
+  /**
+   * The credential whose secret a header name contains, ignoring case (Node lower-cases response header
+   * names, so a reflected secret arrives there lower-cased: still most of the secret). Null when none.
+   */
+  secretInName(name: string): string | null {
+    if (name.length < MIN_MASKED_SECRET) return null;
+    const lower = name.toLowerCase();
+    for (const e of this.entries) if (lower.includes(e.lowerText)) return e.credential;
+    return null;
   }
 
   /**

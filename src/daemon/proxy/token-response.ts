@@ -9,7 +9,6 @@ import type { Clock } from '../clock.js';
 import type { RefreshFlights } from '../oauth/refresh-flights.js';
 import type { TokenExchange } from '../oauth/token-exchange.js';
 import { classify } from '../pool/failover-classifier.js';
-import type { PoolService } from '../pool/pool-service.js';
 import type { CredentialStage } from './credential-stage.js';
 import { discard, type OriginalRequest, type PoolFailover } from './pool-failover.js';
 import { readBody } from './request-body.js';
@@ -17,13 +16,13 @@ import { bodyCoding, decodeWhole } from './content-coding.js';
 import type { IncomingMessage } from 'node:http';
 import type { RequestExchange } from './request-exchange.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
+import { UpstreamResponseError } from './upstream-errors.js';
 
 const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
 /** What the token-response stage needs. */
 export interface TokenResponseDeps {
   exchange: TokenExchange;
-  pools: PoolService;
   poolFailover: PoolFailover;
   credentials: CredentialStage;
   clock: Clock;
@@ -45,19 +44,18 @@ export class TokenResponseStage {
     const up = leg.response!;
     const status = up.statusCode ?? 0;
     const raw = await readBody(up, MAX_TOKEN_RESPONSE);
-    if (!Buffer.isBuffer(raw)) throw Object.assign(new Error(`token response ${raw}`), { code: raw === 'aborted' ? 'ECONNRESET' : 'ETOOBIG' });
+    if (!Buffer.isBuffer(raw)) throw new UpstreamResponseError(raw === 'aborted' ? 'cut_short' : 'too_large', `token response ${raw}`);
     const decoded = decode(raw, up.headers['content-encoding']);
     const body = decoded.body;
     // A refusal of a refresh token that is no longer the owner's current one says nothing about the owner.
     const stale =
       ex.refreshOwner !== null && ex.refreshSent !== null && this.d.flights !== undefined && !this.d.flights.isCurrent(ex.refreshOwner, ex.refreshSent);
     const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body ? body.toString('utf8') : null, true, this.d.clock.now()) : null;
-    if (failure && ex.pool && ex.refreshOwner) {
-      const r = this.d.pools.failover(ex.pool, ex.refreshOwner, failure.reason, failure.until);
-      if (!ex.replayed && r.to && r.to !== ex.refreshOwner && !ex.finished && (await this.d.poolFailover.replay(ex, leg, original))) {
-        discard(up);
-        return this.onResponse(ex, leg, original);
-      }
+    // The member whose refresh token was injected is the one that failed (see the module comment).
+    const next = failure && ex.refreshOwner ? await this.d.poolFailover.failover(ex, ex.refreshOwner, failure, original) : null;
+    if (next && (await this.d.poolFailover.resend(ex, leg, next))) {
+      discard(up);
+      return this.onResponse(ex, leg, original);
     }
     if (!body) return unreadable(ex, up, decoded.reason);
     let out = body;
@@ -73,7 +71,7 @@ export class TokenResponseStage {
 
 /** A 502 in place of a token answer sluice could not read; the reason goes to the audit row, never the body. */
 function unreadable(ex: RequestExchange, up: IncomingMessage, reason: string): Reply {
-  ex.errorKind = `token_response_unreadable:${reason}`;
+  ex.fail(`token_response_unreadable:${reason}`);
   return {
     response: up,
     head: null,

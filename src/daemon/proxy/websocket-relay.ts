@@ -5,29 +5,32 @@
  * client, so a refusal or an upstream 401/429 reaches the client as a real HTTP status. One permit per open
  * socket, released exactly once when either side closes. Client→server text messages get the phantom
  * treatment (the slot's own token, never the OAuth bundle); server→client messages, text and binary, have
- * every real secret of ours replaced by its phantom, with one `secret_masked` audit row per socket.
+ * every real secret of ours replaced by its phantom, with one `secret_masked` audit row per socket. The
+ * exchange follows the same lifecycle as an HTTP request (request-exchange.ts) and ends the same way
+ * (exchange-audit.ts); its upstream side, failover included, is websocket-upstream.ts.
  */
 import type http from 'node:http';
-import net from 'node:net';
-import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { ResolveOverride } from '../config.js';
 import type { Logger } from '../log.js';
-import { classify } from '../pool/failover-classifier.js';
-import type { PoolService } from '../pool/pool-service.js';
+import type { PoolFailover } from './pool-failover.js';
 import type { CredentialVault } from '../vault/credential-vault.js';
 import type { Admission } from './admission.js';
-import type { CredentialResult, CredentialStage } from './credential-stage.js';
+import type { CredentialStage } from './credential-stage.js';
 import { newReport, rewritePhantoms } from './phantom-rewriter.js';
 import { flavourOf, refusalBody, type Refusal } from './refusals.js';
 import { nextExchangeId, RequestExchange } from './request-exchange.js';
+import { ExchangeEnd, exchangeRow } from './exchange-audit.js';
 import { requestTarget } from './target-syntax.js';
 import { upgradeProblem } from './websocket-handshake.js';
 import type { RequestObserver } from './request-observer.js';
-import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
+import type { UpstreamAgents } from './upstream-agents.js';
+import { connectUpstream } from './websocket-upstream.js';
+import type { UsageRecorder } from '../usage/usage-service.js';
+import { WebSocketMeter } from '../usage/websocket-meter.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
 
 /** What the relay needs. */
@@ -36,7 +39,8 @@ export interface WebSocketRelayDeps {
   credentials: CredentialStage;
   /** The vault, for the one token a phantom's slot stands for (never a whole OAuth bundle). */
   vault: Pick<CredentialVault, 'secretFor'>;
-  pools: PoolService;
+  /** The one failover step (pool-failover.ts), for an upgrade a pooled member refused with 401/429. */
+  poolFailover: PoolFailover;
   audit: AuditLog;
   observer: RequestObserver;
   clock: Clock;
@@ -47,9 +51,9 @@ export interface WebSocketRelayDeps {
   connectRequestOf: (socket: Duplex) => http.IncomingMessage | undefined;
   /** Upstream connect and upgrade-answer limits (exceeded → 504 upstream_timeout). */
   upstreamTimeouts: UpstreamTimeouts;
+  /** Usage accounting (null: off). */
+  usage?: UsageRecorder | null;
 }
-
-const HOP_HEADERS = new Set(['connection', 'upgrade', 'host', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding']);
 
 /** Handles upgrade requests on the proxy's servers. */
 export class WebSocketRelay {
@@ -62,22 +66,30 @@ export class WebSocketRelay {
     handleProtocols: (_protocols, req) => this.chosenProtocol.get(req) ?? false,
   });
 
-  constructor(private readonly d: WebSocketRelayDeps) {}
+  private readonly end: ExchangeEnd;
+
+  constructor(private readonly d: WebSocketRelayDeps) {
+    this.end = new ExchangeEnd(d);
+  }
 
   /** Replaces `server`'s upgrade handling with the relay. */
   attach(server: http.Server, isSSL: boolean): void {
     server.removeAllListeners('upgrade');
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
-      this.onUpgrade(req, socket, head, isSSL).catch((err: unknown) => {
+      const ex = new RequestExchange(nextExchangeId(), this.d.clock.now(), 'websocket');
+      this.onUpgrade(ex, req, socket, head, isSSL).catch((err: unknown) => {
         this.d.log.error('websocket upgrade failed', { err });
-        rejectUpgrade(socket, { status: 500, code: 'internal', message: 'sluice could not process this upgrade' }, 'generic');
+        // Ends the exchange too (permits back, one row), unless the socket is already being relayed.
+        const r: Refusal = { status: 500, code: 'internal', message: 'sluice could not process this upgrade' };
+        if (ex.phase === 'relaying') return;
+        if (!ex.finished) return this.refuse(ex, socket, r);
+        rejectUpgrade(socket, r, 'generic');
       });
     });
   }
 
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, isSSL: boolean): Promise<void> {
-    const ex = new RequestExchange(nextExchangeId(), this.d.clock.now());
+  private async onUpgrade(ex: RequestExchange, req: http.IncomingMessage, socket: Duplex, head: Buffer, isSSL: boolean): Promise<void> {
     const target = requestTarget(req.url, req.headers.host, isSSL);
     ex.method = 'GET';
     ex.host = target.host;
@@ -92,34 +104,36 @@ export class WebSocketRelay {
       ex.clientLeft();
       pending?.terminate();
     });
-    const refuse = (r: Refusal, audited: boolean) => {
-      ex.refusal = r.code;
-      ex.status = r.status;
-      if (!audited) this.auditRow(ex);
-      this.d.observer.finished(ex);
-      rejectUpgrade(socket, r, flavourOf(ex.host));
-    };
     const denied = this.d.admission.checkAccess(ex, { isSSL, connectRequest, headers: req.headers });
-    if (denied) return refuse(denied.refusal, denied.audited);
+    if (denied) return this.refuse(ex, socket, denied.refusal, denied.audited);
     // Before admission: a malformed upgrade costs no permit and opens nothing upstream.
     const problem = upgradeProblem(req);
-    if (problem) return refuse({ status: 400, code: 'websocket_bad_upgrade', message: `sluice: ${problem}` }, false);
+    if (problem) return this.refuse(ex, socket, { status: 400, code: 'websocket_bad_upgrade', message: `sluice: ${problem}` });
     const r = await this.d.admission.admit(ex, req.headers, target.path);
-    if (r.kind === 'gone') return;
-    if (r.kind === 'refused') return refuse(r.refusal, r.audited);
+    // The client left while admission waited (approval, a queue): the exchange still ends, once.
+    if (r.kind === 'gone') return this.abandon(ex, 'client_left_during_upgrade');
+    if (r.kind === 'refused') return this.refuse(ex, socket, r.refusal, r.audited);
     ex.permit = r.permit;
-    const up = await this.connectUpstream(ex, req, r.cred, isSSL, target.path, (ws) => {
-      pending = ex.clientGone ? (ws.terminate(), null) : ws;
-    });
+    ex.advance('forwarding');
+    const meter = ex.credential && this.d.usage ? new WebSocketMeter(this.d.usage, ex) : null;
+    const up = await connectUpstream(
+      this.d,
+      ex,
+      req,
+      r.cred,
+      isSSL,
+      target.path,
+      (ws) => {
+        pending = ex.clientGone ? (ws.terminate(), null) : ws;
+      },
+      meter,
+    );
     pending = null;
     if (ex.clientGone) {
       if (up.ok) up.ws.terminate();
       return this.abandon(ex, 'client_left_during_upgrade');
     }
-    if (!up.ok) {
-      ex.releasePermits();
-      return refuse(up.refusal, false);
-    }
+    if (!up.ok) return this.refuse(ex, socket, up.refusal);
     if (up.ws.protocol) this.chosenProtocol.set(req, up.ws.protocol);
     // ws accepts the client only if its socket is still usable; otherwise (a client that half-closed, or one
     // that left in between) it destroys the socket without calling back. Either way the exchange ends once.
@@ -131,156 +145,32 @@ export class WebSocketRelay {
     });
     this.wss.handleUpgrade(req, socket, head, (client) => {
       accepted = true;
-      this.relay(ex, client, up.ws);
+      ex.advance('relaying');
+      this.relay(ex, client, up.ws, meter);
     });
+  }
+
+  /** Answers the upgrade with `r` instead of relaying and ends the exchange (`audited`: a more specific row stands for it). */
+  private refuse(ex: RequestExchange, socket: Duplex, r: Refusal, audited = false): void {
+    if (!ex.refuse(r, audited)) return;
+    this.end.close(ex);
+    rejectUpgrade(socket, r, flavourOf(ex.host));
   }
 
   /** Ends an upgrade whose client went away before it was accepted: permits back, one audit row. */
   private abandon(ex: RequestExchange, why: string): void {
-    if (ex.finished) return;
-    ex.finished = true;
-    ex.releasePermits();
-    this.auditRow(ex, 'request', why);
-    this.d.observer.finished(ex);
+    this.end.close(ex, { detail: why });
   }
 
-  /** Opens the upstream socket; on a pooled 401/429 fails over and retries once on the next member. */
-  private connectUpstream(
-    ex: RequestExchange,
-    req: http.IncomingMessage,
-    cred: CredentialResult,
-    isSSL: boolean,
-    originalPath: string,
-    opened: (ws: WebSocket) => void,
-  ): Promise<{ ok: true; ws: WebSocket } | { ok: false; refusal: Refusal }> {
-    const t = connectTarget(this.d.overrides, ex.host, ex.port);
-    const headers: Record<string, string> = { host: String(req.headers.host ?? ex.host) };
-    for (const [k, v] of Object.entries(cred.headers))
-      if (!HOP_HEADERS.has(k) && !k.startsWith('sec-websocket-')) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean);
-    const url = `${isSSL ? 'wss' : 'ws'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${cred.path}`;
-    return new Promise((resolve) => {
-      const limits = this.d.upstreamTimeouts;
-      let timer: ReturnType<typeof setTimeout> | null = null;
-      const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
-        const what = phase === 'connect' ? `did not connect within ${ms} ms` : `did not answer the WebSocket upgrade within ${ms} ms`;
-        ex.errorKind = `upstream_timeout:${phase}`;
-        // Settled first: the error terminate() causes must not answer the client again.
-        resolve({ ok: false, refusal: { status: 504, code: 'upstream_timeout', message: `sluice: upstream ${ex.host}:${ex.port} ${what}` } });
-        ws.removeAllListeners('error');
-        ws.on('error', () => {});
-        ws.terminate();
-      };
-      const stopTimer = (): void => {
-        if (timer) clearTimeout(timer);
-        timer = null;
-      };
-      // ws's own connection factory, plus the timers: connect (TCP + TLS) first, then the upgrade answer.
-      const createConnection = (opts: tls.ConnectionOptions & net.NetConnectOpts): Duplex => {
-        const socket = isSSL ? tls.connect({ ...opts, path: undefined }) : net.connect({ ...opts, path: undefined } as net.NetConnectOpts);
-        timer = setTimeout(expire('connect', limits.connectMs), limits.connectMs);
-        socket.once(isSSL ? 'secureConnect' : 'connect', () => {
-          stopTimer();
-          timer = setTimeout(expire('headers', limits.headerMs), limits.headerMs);
-        });
-        return socket;
-      };
-      // ws passes TLS options through to the connection; `servername` keeps SNI and the certificate check on
-      // the real host name when SLUICE_RESOLVE points the connection elsewhere (none for an IP literal).
-      const options = {
-        headers,
-        servername: t.servername ?? '',
-        secureContext: this.d.agents.secureContext,
-        rejectUnauthorized: true,
-        autoPong: false,
-        perMessageDeflate: false,
-        followRedirects: false,
-        createConnection,
-      };
-      const ws = new WebSocket(url, protocols, options as ConstructorParameters<typeof WebSocket>[2]);
-      opened(ws);
-      ws.once('upgrade', stopTimer);
-      ws.once('unexpected-response', stopTimer);
-      ws.once('error', stopTimer);
-      ws.once('open', () => resolve({ ok: true, ws }));
-      ws.once('unexpected-response', (_r, res) => {
-        ex.status = res.statusCode ?? 502;
-        const failure = classify(ex.status, res.headers, null, false, this.d.clock.now());
-        res.resume();
-        // terminate() on a connecting socket emits 'error' on the next tick; that must not answer the client
-        // (a failover retry may be under way).
-        ws.removeAllListeners('error');
-        ws.on('error', () => {});
-        ws.terminate();
-        if (failure && ex.pool && ex.credential) {
-          const f = this.d.pools.failover(ex.pool, ex.credential, failure.reason, failure.until);
-          if (!ex.replayed && f.to && f.to !== ex.credential) {
-            const again = this.d.credentials.apply(ex.host, req.headers, originalPath, null);
-            const nextCred = again.credential;
-            if (nextCred && nextCred !== ex.credential && again.report.leaked.length === 0 && ex.permit) {
-              ex.replayed = true;
-              const refusal: Refusal = {
-                status: ex.status,
-                code: 'upstream_refused_upgrade',
-                message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})`,
-              };
-              return void ex.permit.switchTo(nextCred).then((ok) => {
-                if (!ok) return resolve({ ok: false, refusal });
-                ex.credential = nextCred;
-                void this.connectUpstream(ex, req, again, isSSL, originalPath, opened).then(resolve);
-              });
-            }
-          }
-        }
-        resolve({
-          ok: false,
-          refusal: { status: ex.status, code: 'upstream_refused_upgrade', message: `sluice: upstream ${ex.host} refused the WebSocket upgrade (${ex.status})` },
-        });
-      });
-      ws.once('error', (err: NodeJS.ErrnoException) => {
-        if (ws.readyState === WebSocket.OPEN) return;
-        const tls = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/.test(err.code ?? '');
-        resolve({
-          ok: false,
-          refusal: {
-            status: 502,
-            code: tls ? 'upstream_tls' : 'upstream_error',
-            message: `sluice: upstream ${ex.host}:${ex.port} failed (${err.code ?? 'error'})`,
-          },
-        });
-      });
-    });
-  }
-
-  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket): void {
+  private relay(ex: RequestExchange, client: WebSocket, upstream: WebSocket, meter: WebSocketMeter | null = null): void {
     ex.status = 101;
     // Credentials whose real secret came back in a frame (one secret_masked row per socket, at its end).
     const masked = new Set<string>();
     // One phantom_not_injected row per socket, however many messages carry the phantom.
     let notInjectedSeen = false;
     const finish = () => {
-      if (ex.finished) return;
-      ex.finished = true;
-      ex.upstreamEnded = true;
-      ex.releasePermits();
-      if (masked.size > 0)
-        this.d.audit.append({
-          event: 'secret_masked',
-          client: ex.client,
-          agent: ex.agent?.name ?? null,
-          host: ex.host,
-          port: ex.port,
-          method: 'GET',
-          path: ex.path,
-          credential: [...masked].join(','),
-          status: 101,
-          detail: 'ws',
-        });
-      this.auditRow(ex, 'websocket');
-      this.d.observer.finished(ex);
+      ex.complete();
+      if (this.end.close(ex, { event: 'websocket', masked: masked.size > 0 ? { where: ['ws'], credentials: masked } : null })) meter?.closed();
     };
     const lookup = this.d.credentials.lookupFor(ex.host);
     client.on('message', (data: RawData, isBinary: boolean) => {
@@ -294,17 +184,13 @@ export class WebSocketRelay {
       if (report.leaked.length > 0) {
         // A phantom bound elsewhere never travels: strip it and record the attempt.
         for (const l of report.leaked) out = out.split(l.phantom).join('');
-        this.d.audit.append({
-          event: 'phantom_leak',
-          client: ex.client,
-          agent: ex.agent?.name ?? null,
-          host: ex.host,
-          port: ex.port,
-          method: 'WS',
-          path: ex.path,
-          credential: report.leaked.map((l) => l.label).join(','),
-          detail: 'stripped from a WebSocket message',
-        });
+        this.d.audit.append(
+          exchangeRow(ex, 'phantom_leak', {
+            method: 'WS',
+            credential: report.leaked.map((l) => l.label).join(','),
+            detail: 'stripped from a WebSocket message',
+          }),
+        );
         this.d.observer.notice(
           'warn',
           'phantom_leak',
@@ -313,17 +199,13 @@ export class WebSocketRelay {
       }
       if (report.notInjected.length > 0 && !notInjectedSeen) {
         notInjectedSeen = true;
-        this.d.audit.append({
-          event: 'phantom_not_injected',
-          client: ex.client,
-          agent: ex.agent?.name ?? null,
-          host: ex.host,
-          port: ex.port,
-          method: 'WS',
-          path: ex.path,
-          credential: report.notInjected.map((n) => n.credential).join(','),
-          detail: `left as the phantom in a WebSocket message (${report.notInjected.map((n) => `${n.label}@${n.site}`).join(', ')} not an injection site)`,
-        });
+        this.d.audit.append(
+          exchangeRow(ex, 'phantom_not_injected', {
+            method: 'WS',
+            credential: report.notInjected.map((n) => n.credential).join(','),
+            detail: `left as the phantom in a WebSocket message (${report.notInjected.map((n) => `${n.label}@${n.site}`).join(', ')} not an injection site)`,
+          }),
+        );
       }
       ex.bytes += out.length;
       upstream.send(out, { binary: false });
@@ -332,6 +214,7 @@ export class WebSocketRelay {
       if (client.readyState !== WebSocket.OPEN) return;
       // Text and binary frames alike: an echo must not hand a real secret (id tokens included) to the agent.
       const buf = toBuffer(data);
+      if (meter && !isBinary) meter.message(buf);
       const found = new Set<string>();
       const out = this.d.credentials.masker().maskBuffer(buf, found);
       if (found.size > 0) {
@@ -363,28 +246,9 @@ export class WebSocketRelay {
       finish();
     });
     upstream.on('error', () => {
-      ex.errorKind = 'websocket_upstream_error';
+      ex.fail('websocket_upstream_error');
       client.terminate();
       finish();
-    });
-  }
-
-  private auditRow(ex: RequestExchange, event = 'request', detail?: string): void {
-    this.d.audit.append({
-      event,
-      client: ex.client,
-      agent: ex.agent?.name ?? null,
-      host: ex.host,
-      port: ex.port,
-      method: 'GET',
-      path: ex.path,
-      verdict: ex.refusal ?? ex.verdict,
-      rule_id: ex.ruleId,
-      credential: ex.credential,
-      status: ex.status,
-      bytes: ex.bytes,
-      duration_ms: this.d.clock.now() - ex.startedAt,
-      detail: detail ?? (ex.refusal ? 'websocket upgrade refused' : (ex.errorKind ?? 'websocket')),
     });
   }
 }

@@ -17,6 +17,7 @@ import type { RuleService } from '../services/rule-service.js';
 import type { Clock } from '../clock.js';
 import type { RunAgent } from '../proxy/proxy-auth.js';
 import type { Handlers } from './rpc-dispatch.js';
+import type { UsageService } from '../usage/usage-service.js';
 
 /** What the handlers call into. */
 export interface HandlerDeps {
@@ -39,6 +40,7 @@ export interface HandlerDeps {
   auth: ProxyAuth;
   activity: RequestActivity;
   pools: PoolService;
+  usage: UsageService;
 }
 
 /** Builds the handler table. */
@@ -53,6 +55,7 @@ export function createHandlers(d: HandlerDeps): Handlers {
     stats: d.stats(),
     recent_requests: d.activity.recent.last(50),
     notices: d.activity.notices.last(50),
+    usage: d.usage.credentials(),
   });
   const agentInfo = (a: RunAgent): AgentInfo => ({
     id: a.id,
@@ -130,6 +133,7 @@ export function createHandlers(d: HandlerDeps): Handlers {
     'limits.get': () => d.limits.get(),
     'limits.set': (p) => d.limits.set(p),
     'stats.snapshot': () => d.stats(),
+    'usage.snapshot': (p) => d.usage.snapshot(p.by, p.since),
     'audit.tail': (p) => ({ rows: d.audit.tail(p.n, { cred: p.cred, host: p.host, agent: p.agent, event: p.event, since: p.since }) }),
     'audit.verify': () => d.audit.verifyInChunks(),
     'events.subscribe': (p, conn) => {

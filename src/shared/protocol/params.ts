@@ -188,6 +188,12 @@ export const PARAMS = {
       'nothing to set: give global, or cred with max_concurrent, queue_timeout_ms, daily_tokens or daily_requests',
     ),
   'stats.snapshot': empty,
+  'usage.snapshot': z
+    .object({
+      by: z.enum(['cred', 'pool', 'agent', 'model'], { errorMap: () => ({ message: 'by is one of cred, pool, agent, model' }) }).default('cred'),
+      since: z.enum(['1h', '24h', '7d'], { errorMap: () => ({ message: 'since is one of 1h, 24h, 7d' }) }).default('24h'),
+    })
+    .strict(),
   'audit.tail': z
     .object({
       n: z.number().int().min(1).max(10_000).default(20),

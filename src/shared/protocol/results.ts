@@ -3,6 +3,7 @@ import type { AgentInfo, ApprovalDecision, ApprovalInfo, AuditRow, CredentialInf
 import type { AuditVerifyResult } from './audit.js';
 import type { PoolInfo, Snapshot } from './events.js';
 import type { MethodName } from './params.js';
+import type { UsageSnapshot } from './usage.js';
 
 /** The environment an agent needs to go through the proxy. */
 export interface ProxyEnv {
@@ -59,6 +60,8 @@ export interface Results {
   'limits.get': LimitsInfo;
   'limits.set': LimitsInfo;
   'stats.snapshot': StatsSnapshot;
+  /** Totals per credential/pool/agent/model over a period (hourly buckets), and every credential's usage now. */
+  'usage.snapshot': UsageSnapshot;
   'audit.tail': { rows: AuditRow[] };
   'audit.verify': AuditVerifyResult;
   'events.subscribe': { seq: number; snapshot: Snapshot };

@@ -1,8 +1,10 @@
 /**
- * The credentials panel: per credential an in-flight/cap bar, the queue, `cap N`, status counters and a
- * pool cooldown if one runs. The number field for `c`/`w` opens right under the selected row.
+ * The credentials panel: per credential an in-flight/cap bar, the queue, `cap N`, tokens per minute,
+ * rate-limit headroom and daily budget (when the daemon reports them), status counters and a pool
+ * cooldown if one runs. The number field for `c`/`w` opens right under the selected row.
  */
 import { Box, Text } from 'ink';
+import { planCredentialColumns } from '../credential-columns.js';
 import { windowAround } from '../display-format.js';
 import { FIELD_ROWS } from '../layout-plan.js';
 import type { EditorState } from '../state/dashboard-state.js';
@@ -29,9 +31,7 @@ export function CredentialsPanel({ rows, focused, height, width, editor }: Crede
   const win = windowAround(rows.length, selected, height);
   const visible = rows.slice(win.start, win.end);
   const editing = editor && editor.target.kind !== 'global-cap' ? editor.target.cred : null;
-  // The columns after the name take about 62 cells; the name gets the rest, within 8..32.
-  const longest = Math.max(8, ...rows.map((r) => r.name.length));
-  const nameWidth = Math.min(32, longest, Math.max(8, width - 62));
+  const columns = planCredentialColumns(rows, width);
   return (
     <Box flexDirection="column">
       <PanelTitle title="Credentials" focused={focused} detail={`${rows.length}`} hidden={rows.length - visible.length} />
@@ -41,7 +41,7 @@ export function CredentialsPanel({ rows, focused, height, width, editor }: Crede
         ) : (
           visible.map((r) => (
             <Box key={r.name} flexDirection="column">
-              <CredentialLine row={r} marked={focused && r.selected} nameWidth={nameWidth} />
+              <CredentialLine row={r} marked={focused && r.selected} columns={columns} />
               {editor && editing === r.name ? <NumberField editor={editor} /> : null}
             </Box>
           ))

@@ -7,6 +7,12 @@ import { fit } from '../display-format.js';
 import { bindingsFor } from '../keybindings.js';
 import { usePalette } from '../theme.js';
 
+/** What the usage columns mean (issue 24); each line fits 80 columns. */
+export const USAGE_HELP: readonly string[] = [
+  '  tok/m: tokens a minute (5 min) · req 37/50 · tok 61%: rate-limit headroom',
+  '  (yellow <20 %, red <5 %; 5h 61%: subscription window) · day N/M: budget',
+];
+
 /** Props of {@link HelpOverlay}. */
 export interface HelpOverlayProps {
   height: number;
@@ -38,6 +44,11 @@ export function HelpOverlay({ height }: HelpOverlayProps) {
       <Text wrap="truncate-end" color={palette.muted}>
         {'  a/A/d/D, r, c and w act on the selected row of the focused panel (▶).'}
       </Text>
+      {USAGE_HELP.map((line) => (
+        <Text key={line} wrap="truncate-end" color={palette.muted}>
+          {line}
+        </Text>
+      ))}
     </Box>
   );
 }

@@ -1,12 +1,15 @@
 /**
- * The pools panel: one row per pool with its members in order. The active member carries "▶", and each
- * member says its health in words ("ok", "cooling 42s", "down") next to its colour, with a live
- * countdown driven by the container's clock.
+ * The pools panel: one row per pool with its members in order, then its options (`rotate <20%`,
+ * `plan-only`; last, because they are settings while the members' state changes, so a narrow pane cuts
+ * them first). The active member carries "▶", and each member says its health in words ("ok",
+ * "cooling 42s", "down") next to its colour, with a live countdown driven by the container's clock, then
+ * its rate-limit headroom in brackets (same short form and colours as the credentials panel) and
+ * `budget spent` once it is past a daily budget.
  */
 import { Box, Text } from 'ink';
 import { fit, formatDuration, windowAround } from '../display-format.js';
 import type { PoolMemberView, PoolRow } from '../state/selectors.js';
-import { usePalette, type Palette } from '../theme.js';
+import { toneColor, usePalette, type Palette } from '../theme.js';
 import { PanelTitle } from './PanelTitle.js';
 
 /** Props of {@link PoolsPanel}. */
@@ -42,14 +45,37 @@ export function PoolsPanel({ rows, focused, height }: PoolsPanelProps) {
                     <Text color={palette.accent}>{m.active ? '▶' : ' '}</Text>
                     <Text>{m.name} </Text>
                     <Text color={healthColor(m, palette)}>{healthText(m)}</Text>
+                    <MemberUsage member={m} palette={palette} />
                   </Text>
                 ))}
+                {r.flags.length > 0 ? <Text color={palette.muted}>{`  ${r.flags.join(' ')}`}</Text> : null}
               </Text>
             );
           })
         )}
       </Box>
     </Box>
+  );
+}
+
+/** ` [req 37/50 · tok 61%]` and ` budget spent`, each only when there is something to say. */
+function MemberUsage({ member: m, palette }: { member: PoolMemberView; palette: Palette }) {
+  return (
+    <Text>
+      {m.headroom.length > 0 ? (
+        <Text>
+          <Text color={palette.muted}>{' ['}</Text>
+          {m.headroom.map((p, i) => (
+            <Text key={p.text}>
+              {i > 0 ? <Text color={palette.muted}>{' · '}</Text> : null}
+              <Text color={toneColor(p.tone, palette)}>{p.text}</Text>
+            </Text>
+          ))}
+          <Text color={palette.muted}>{']'}</Text>
+        </Text>
+      ) : null}
+      {m.budgetSpent ? <Text color={palette.bad}>{' budget spent'}</Text> : null}
+    </Text>
   );
 }
 

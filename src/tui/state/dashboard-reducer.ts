@@ -7,7 +7,7 @@
 import type { Snapshot } from '../../shared/protocol/events.js';
 import type { DashboardAction, ResultAction } from './dashboard-actions.js';
 import { MAX_NOTICES, MAX_RECENT, PANEL_ORDER, type DashboardState } from './dashboard-state.js';
-import { applyEvents, applyLimits, removeApproval } from './event-reducer.js';
+import { applyEvents, applyLimits, removeApproval, usageByName } from './event-reducer.js';
 import { withSelection } from './list-updates.js';
 import { eraseDigit, openEditor, typeDigits } from './number-editor.js';
 import { addNotice, answerLevel, answerMessage, noticeFromDaemon } from './notices.js';
@@ -133,6 +133,8 @@ function applySnapshot(state: DashboardState, seq: number, snap: Snapshot): Dash
     pools: snap.pools,
     approvals,
     stats: snap.stats,
+    // A daemon from before issue 24 sends no usage: nothing is shown for it.
+    usage: usageByName(snap.usage),
     recent: snap.recent_requests.slice(0, MAX_RECENT),
     answering,
   };

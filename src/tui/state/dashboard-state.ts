@@ -14,6 +14,7 @@ import type {
   StatsSnapshot,
 } from '../../shared/protocol/entities.js';
 import type { PoolInfo } from '../../shared/protocol/events.js';
+import type { CredentialUsage } from '../../shared/protocol/usage.js';
 
 /** The panels that can hold focus, in `tab` order. */
 export type PanelId = 'approvals' | 'credentials' | 'pools';
@@ -83,6 +84,11 @@ export interface DashboardState {
   approvals: ApprovalInfo[];
   limits: LimitsInfo;
   stats: StatsSnapshot | null;
+  /**
+   * Usage, budget and headroom per credential, one entry per name (issue 24). Replaced whole by each
+   * snapshot and `usage.updated`; empty for a daemon that reports none, which then shows nothing new.
+   */
+  usage: CredentialUsage[];
   recent: RecentRequest[];
   /** Oldest first; bounded by {@link MAX_NOTICES}. */
   notices: DashboardNotice[];
@@ -113,6 +119,7 @@ export const initialDashboardState: DashboardState = {
   approvals: [],
   limits: { global: null, credentials: [] },
   stats: null,
+  usage: [],
   recent: [],
   notices: [],
   nextNoticeId: 1,

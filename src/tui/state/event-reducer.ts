@@ -5,6 +5,7 @@
  */
 import type { ApprovalInfo, LimitsInfo, RecentRequest } from '../../shared/protocol/entities.js';
 import type { SluiceEvent } from '../../shared/protocol/events.js';
+import type { CredentialUsage } from '../../shared/protocol/usage.js';
 import { changeNotice } from './change-notices.js';
 import { MAX_RECENT, type DashboardState } from './dashboard-state.js';
 import { selectionAfterRemoval, upsertBy, withSelection } from './list-updates.js';
@@ -109,11 +110,18 @@ function applyEvent(s: DashboardState, e: SluiceEvent, at: number): DashboardSta
     case 'notice':
       return addNotice(s, noticeFromDaemon(e.notice, at));
     case 'usage.updated':
-      // Shown once the dashboard's usage columns land (issue 24).
-      return s;
+      // The daemon sends the whole list: a credential it no longer reports drops out.
+      return { ...s, usage: usageByName(e.credentials) };
     case 'gap':
       return { ...s, sync: 'resync-needed' };
   }
+}
+
+/** One usage entry per credential name (the last one wins), in the order the daemon sent them. */
+export function usageByName(list: readonly CredentialUsage[] | undefined): CredentialUsage[] {
+  if (!list) return [];
+  const byName = new Map(list.map((u) => [u.name, u]));
+  return [...byName.values()];
 }
 
 /** Drops the event envelope (`seq`, `type`) so recent requests are plain RecentRequest values. */
@@ -153,7 +161,8 @@ function credentialChanged(s: DashboardState, e: Extract<SluiceEvent, { type: 'c
   if (e.action === 'removed' || e.credential === null) {
     const keys = s.credentials.map((c) => c.name);
     const selected = selectionAfterRemoval(keys, s.selected.credentials, e.name);
-    return withSelection({ ...s, credentials: s.credentials.filter((c) => c.name !== e.name) }, 'credentials', selected);
+    const credentials = s.credentials.filter((c) => c.name !== e.name);
+    return withSelection({ ...s, credentials, usage: s.usage.filter((u) => u.name !== e.name) }, 'credentials', selected);
   }
   return { ...s, credentials: upsertBy(s.credentials, e.credential, (c) => c.name) };
 }

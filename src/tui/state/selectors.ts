@@ -5,7 +5,9 @@
 import type { ApprovalDecision, ApprovalInfo, CredentialInfo, CredentialStats } from '../../shared/protocol/entities.js';
 import type { PoolInfo } from '../../shared/protocol/events.js';
 import type { ConnectionState, DashboardState, EditTarget, PanelId } from './dashboard-state.js';
+import type { CredentialUsage } from '../../shared/protocol/usage.js';
 import { formatDuration } from '../display-format.js';
+import { budgetSpent as isBudgetSpent, budgetView, headroomParts, tokenRateText, type BudgetView, type ToneText } from '../usage-format.js';
 import { approvalTarget } from './event-reducer.js';
 
 /** The keys of a panel's rows in display order. */
@@ -102,6 +104,12 @@ export interface CredentialRow {
   cooldownLeftMs: number | null;
   /** OAuth: its refresh token was refused; it needs a new login. */
   needsLogin: boolean;
+  /** Tokens per minute over the last 5 minutes (`1.2k tok/m`); null when idle or not reported. */
+  tokenRate: string | null;
+  /** Rate-limit headroom parts (`req 37/50`, `tok 61%`); empty when unknown. */
+  headroom: ToneText[];
+  /** The daily budget, when one is set. */
+  budget: BudgetView | null;
   selected: boolean;
 }
 
@@ -109,8 +117,10 @@ export interface CredentialRow {
 export function credentialRows(state: DashboardState, now: number): CredentialRow[] {
   const stats = new Map<string, CredentialStats>((state.stats?.credentials ?? []).map((c) => [c.name, c]));
   const selected = selectedKey(state, 'credentials');
+  const usage = usageMap(state);
   return state.credentials.map((c) => {
     const st = stats.get(c.name);
+    const u = usage.get(c.name);
     return {
       name: c.name,
       inFlight: st?.in_flight ?? c.in_flight,
@@ -123,9 +133,16 @@ export function credentialRows(state: DashboardState, now: number): CredentialRo
       rejected: st?.rejected ?? 0,
       cooldownLeftMs: credentialCooldown(state.pools, c.name, now),
       needsLogin: c.needs_login === true,
+      tokenRate: u ? tokenRateText(u.tokens_per_min) : null,
+      headroom: headroomParts(u?.headroom),
+      budget: u ? budgetView(u) : null,
       selected: c.name === selected,
     };
   });
+}
+
+function usageMap(state: DashboardState): Map<string, CredentialUsage> {
+  return new Map(state.usage.map((u) => [u.name, u]));
 }
 
 function credentialCooldown(pools: readonly PoolInfo[], name: string, now: number): number | null {
@@ -147,11 +164,17 @@ export interface PoolMemberView {
   health: 'ok' | 'cooling' | 'down';
   cooldownLeftMs: number | null;
   reason: string | null;
+  /** Rate-limit headroom parts; empty while cooling (the countdown says more) or when unknown. */
+  headroom: ToneText[];
+  /** Past a daily budget: the pool moves on to a member with budget left. */
+  budgetSpent: boolean;
 }
 
 /** One row of the pools panel: members in pool order. */
 export interface PoolRow {
   name: string;
+  /** Pool options worth seeing: `rotate <20%` (`--rotate-below`), `plan-only` (`--plan-limits-only`). */
+  flags: string[];
   members: PoolMemberView[];
   selected: boolean;
 }
@@ -159,15 +182,33 @@ export interface PoolRow {
 /** The pools panel. Health is judged against `now`, so a cooldown that has run out shows as ok at once. */
 export function poolRows(state: DashboardState, now: number): PoolRow[] {
   const selected = selectedKey(state, 'pools');
+  const usage = usageMap(state);
   return state.pools.map((p) => ({
     name: p.name,
+    flags: poolFlags(p),
     selected: p.name === selected,
     members: p.members.map((m) => {
       const left = m.cooldown_until === null ? 0 : parseTime(m.cooldown_until, now) - now;
       const health: PoolMemberView['health'] = left > 0 ? 'cooling' : m.healthy || m.cooldown_until !== null ? 'ok' : 'down';
-      return { name: m.name, active: m.name === p.active, health, cooldownLeftMs: left > 0 ? left : null, reason: m.reason };
+      const u = usage.get(m.name);
+      return {
+        name: m.name,
+        active: m.name === p.active,
+        health,
+        cooldownLeftMs: left > 0 ? left : null,
+        reason: m.reason,
+        headroom: health === 'cooling' ? [] : headroomParts(u?.headroom),
+        budgetSpent: u ? isBudgetSpent(u) : false,
+      };
     }),
   }));
+}
+
+function poolFlags(p: PoolInfo): string[] {
+  const flags: string[] = [];
+  if (typeof p.rotate_below === 'number' && Number.isFinite(p.rotate_below)) flags.push(`rotate <${p.rotate_below}%`);
+  if (p.plan_limits_only === true) flags.push('plan-only');
+  return flags;
 }
 
 /** What the header shows. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { isValidHost, requestTarget } from '../../../../src/daemon/proxy/target-syntax.js';
-import { forwardableHeaders } from '../../../../src/daemon/proxy/upstream-leg.js';
+import { forwardableHeaders } from '../../../../src/daemon/proxy/relay-response.js';
 
 describe('requestTarget', () => {
   test('inside TLS: the Host header, port 443 by default, the path untouched', () => {
