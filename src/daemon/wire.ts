@@ -257,10 +257,9 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
   };
   const markStatsDirty = { fn: () => {} };
   const stageRef: { stage: CredentialStage | null } = { stage: null };
-  // Daily budgets (DailyBudgets, built below once the audit log, caps and notices exist) are what the usage
-  // view shows for each credential; the budgets read their counts back from this service.
-  const budgetsRef: { svc: DailyBudgets | null } = { svc: null };
-  const budgetOf = (name: string): DailyBudget => budgetsRef.svc?.budgetOf(name) ?? { daily_tokens: null, daily_requests: null };
+  // Late-bound: the budgets read this service as their ledger, so they are made after it.
+  const budgetsRef: { b: DailyBudgets | null } = { b: null };
+  const budgetOf = (name: string): DailyBudget => budgetsRef.b?.budgetOf(name) ?? { daily_tokens: null, daily_requests: null };
   const usage = new UsageService({
     clock,
     repo: new UsageRepo(db),
@@ -290,7 +289,7 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     cfg.maxCooldownMs,
   );
   health.load(poolsRepo.health().map((h) => ({ name: h.name, until: h.cooldown_until ? Date.parse(h.cooldown_until) : 0, reason: h.reason ?? 'cooling' })));
-  // --rotate-below and daily budgets read headroom and today's counts from the usage service.
+  // Rotation before the wall and daily budgets read the usage service's headroom and today's counts.
   const ledger: UsageLedger = usage;
   const budgets = new DailyBudgets(
     new BudgetsRepo(db),
@@ -307,7 +306,9 @@ function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db: Db, ca
     },
     (name) => caps.countsFor(name).in_flight,
   );
-  budgetsRef.svc = budgets;
+  budgetsRef.b = budgets;
+  // A budget set or cleared shows on dashboards at once (usage.updated carries each credential's budget).
+  budgets.onChange = () => usage.changed();
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message), {
     ledger,
     budgets,

@@ -46,7 +46,8 @@ export interface FakeUpstream {
    * Per-key answers: a request whose `x-api-key` or bearer token is a key here gets that status (with a
    * JSON error body and the optional headers) whatever its path; simulates one account rate-limited.
    */
-  keyStatus: Map<string, { status: number; headers?: Record<string, string>; body?: string }>;
+  /** Per real key: answer with this instead (`bodyBytes`, e.g. a gzip body, wins over `body`). */
+  keyStatus: Map<string, { status: number; headers?: Record<string, string>; body?: string; bodyBytes?: Buffer }>;
   close(): Promise<void>;
 }
 
@@ -85,7 +86,9 @@ export async function startFakeUpstream(opts: { untrusted?: boolean; record?: bo
       const forced = keyStatus.get(key);
       if (forced) {
         res.writeHead(forced.status, { 'content-type': 'application/json', ...forced.headers });
-        return void res.end(forced.body ?? JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'fake account limit' } }));
+        return void res.end(
+          forced.bodyBytes ?? forced.body ?? JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'fake account limit' } }),
+        );
       }
       route(url, req, res);
     });

@@ -4,8 +4,8 @@
  * `sluicectl` where the user would. The fake upstream counts requests per real key and answers with
  * rate-limit headers that count down, usage in the JSON body, or a paid-overage error, per key.
  *
- * The rotation and budget tests read through the usage service (it parses the headers and bodies the daemon
- * relays, and counts a request when its exchange ends).
+ * The rotation and budget tests go through the usage ledger, which reads the headers and bodies the daemon
+ * relays.
  */
 import type http from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -237,7 +237,8 @@ function secondsToAucklandMidnight(): number {
   return 86_400 - (parts.hour! * 3600 + parts.minute! * 60 + parts.second!);
 }
 
-describe('through the usage ledger', () => {
+describe('needs the usage ledger', () => {
+  // Headroom comes from the usage ledger, which reads the rate-limit headers the daemon relays.
   test('--rotate-below 20 moves to the second member before the first answers 429', async () => {
     await addCred('rb-a');
     await addCred('rb-b');
@@ -255,6 +256,7 @@ describe('through the usage ledger', () => {
     expect(st.members.find((m) => m.name === 'rb-a')).toMatchObject({ healthy: false, reason: 'headroom_low' });
   });
 
+  // Request counts come from the usage ledger (todayOf(cred).requests).
   test('--daily-requests 2 refuses the 3rd request with 429 + retry-after to local midnight, and still after a restart', async () => {
     const phantom = await addCred('dr-a');
     expect((await runCli(['limits', 'set', '--cred', 'dr-a', '--daily-requests', '2'], d.socket)).code).toBe(0);
@@ -280,6 +282,7 @@ describe('through the usage ledger', () => {
     await check('/v1/messages?dr=4');
   });
 
+  // Token counts come from the usage ledger (todayOf(cred) input + output tokens).
   test('--daily-tokens refuses once the reported input + output tokens reach the budget', async () => {
     const phantom = await addCred('dt-a');
     expect((await runCli(['limits', 'set', '--cred', 'dt-a', '--daily-tokens', '8'], d.socket)).code).toBe(0);

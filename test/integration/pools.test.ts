@@ -8,6 +8,7 @@
  * Each test uses its own pool and credentials (names and secrets are unique), so the tests are independent
  * of each other's cooldowns; the restart test runs last and swaps the daemon.
  */
+import zlib from 'node:zlib';
 import fs from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
@@ -293,6 +294,17 @@ describe('failover through the proxy', () => {
     expect(memberStatus(st, 'nx-a')).toMatchObject({ healthy: false, reason: 'quota_exhausted' });
     expectCooldown(memberStatus(st, 'nx-a').cooldown_until, t0, t1, 60_000);
     expect((await audit('cred_failover', 'nx')).map((x) => x.detail)).toEqual(['nx:nx-a->nx-b:quota_exhausted']);
+  });
+
+  test('a quota 403 whose body came gzip-compressed is decoded before it is classified: fails over', async () => {
+    const p = await makePool('gz');
+    const [A] = p.m as [Member, Member];
+    const body = JSON.stringify({ error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } });
+    up.keyStatus.set(A.secret, { status: 403, headers: { 'content-encoding': 'gzip' }, bodyBytes: zlib.gzipSync(body) });
+    const r = await send(p, '/v1/gz/quota');
+    expect(r.status).toBe(200);
+    expect(seenAt('/v1/gz/quota').map((x) => memberOf(p, x))).toEqual(['gz-a', 'gz-b']);
+    expect(memberStatus(await status(p), 'gz-a')).toMatchObject({ healthy: false, reason: 'quota_exhausted' });
   });
 
   test('all members cooling: pool_exhausted, and requests are still served by the member that recovers first', async () => {

@@ -84,3 +84,19 @@ export function decodeWhole(body: Buffer, coding: 'gzip' | 'deflate' | 'br', lim
     return isZlibHeader(body) ? zlib.inflateSync(body, { maxOutputLength: limit }) : zlib.inflateRawSync(body, { maxOutputLength: limit });
   return zlib.brotliDecompressSync(body, { maxOutputLength: limit });
 }
+
+/**
+ * Decodes as much of `body` — which may be only the start of a compressed body (a bounded peek) — as it
+ * can. For classifying an error answer's text, never for relaying it. Null when the bytes are not valid in
+ * that coding, or would decode to more than `limit` bytes (the answer then stays unclassified, as before).
+ */
+export function decodePrefix(body: Buffer, coding: 'gzip' | 'deflate' | 'br', limit: number): Buffer | null {
+  try {
+    const sync = { maxOutputLength: limit, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+    if (coding === 'gzip') return zlib.gunzipSync(body, sync);
+    if (coding === 'deflate') return isZlibHeader(body) ? zlib.inflateSync(body, sync) : zlib.inflateRawSync(body, sync);
+    return zlib.brotliDecompressSync(body, { maxOutputLength: limit, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
+  } catch {
+    return null;
+  }
+}

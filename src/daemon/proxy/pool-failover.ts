@@ -3,7 +3,7 @@
  * cools it (before the response goes anywhere) and moves the pool on. When nothing has reached the client
  * yet, the request is replayed once on the new member (sluice buffers request bodies, so it always can),
  * and the agent only ever sees the replay's response. A paid-overage answer (`plan_limit`) cools the member
- * the same way but is never replayed (see {@link PoolFailover.failover}).
+ * the same way but is never replayed (see {@link PoolFailover.onResponse}).
  */
 import type https from 'node:https';
 import type { Clock } from '../clock.js';
@@ -13,6 +13,7 @@ import { classify, mayBePlanLimit, needsBody, type Failover } from '../pool/fail
 import type { PoolService } from '../pool/pool-service.js';
 import { refreshOwnerOf, type CredentialResult, type CredentialStage } from './credential-stage.js';
 import { peekBody, type BodyPeek } from './request-body.js';
+import { bodyCoding, decodePrefix } from './content-coding.js';
 import type { RequestExchange } from './request-exchange.js';
 import { flavourOf } from './refusals.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
@@ -64,7 +65,7 @@ export class PoolFailover {
       if (p === 'aborted') throw new UpstreamResponseError('cut_short', 'failure response aborted');
       peek = p;
     }
-    const failure = classify(status, up.headers, peek ? peek.head.toString('utf8') : null, false, this.d.clock.now());
+    const failure = classify(status, up.headers, peek ? peekedText(peek.head, up.headers['content-encoding']) : null, false, this.d.clock.now());
     const next = failure && ex.credential ? await this.failover(ex, ex.credential, failure, original) : null;
     if (next && (await this.resend(ex, leg, next))) {
       discard(up);
@@ -90,7 +91,7 @@ export class PoolFailover {
     if (failure.reason === 'plan_limit') return null;
     if (ex.replayed || !r.to || r.to === owner || ex.finished) return null;
     const next = this.d.pools.activeMember(this.d.pools.get(ex.pool));
-    // Never replay onto a member that may not serve (past its daily budget, out of plan allowance).
+    // Never replay onto a member that may not serve (past its budget, out of plan allowance).
     if (next && this.d.pools.memberRefusal(next, ex.pool)) return null;
     if (next && next !== ex.credential) await this.d.beforeUse?.(next).catch(() => {});
     const cred = this.d.credentials.apply(ex.host, original.headers, original.path, original.body, original.refreshGrant);
@@ -135,4 +136,15 @@ export function discard(res: import('node:http').IncomingMessage): void {
   res.removeAllListeners('error');
   res.on('error', () => {});
   res.destroy();
+}
+
+/**
+ * The text of a peeked error body, decoded when the upstream compressed it (sluice asks for gzip, deflate or
+ * br, so a quota or overage answer may well come compressed); an undecodable one reads as no text.
+ */
+function peekedText(head: Buffer, contentEncoding: string | string[] | undefined): string {
+  const c = bodyCoding(contentEncoding);
+  if (c.kind === 'identity') return head.toString('utf8');
+  if (c.kind === 'undecodable') return '';
+  return decodePrefix(head, c.coding, MAX_PEEK)?.toString('utf8') ?? '';
 }
