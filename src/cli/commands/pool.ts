@@ -40,7 +40,7 @@ export function poolCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       )
       .command(
         'update <name>',
-        "change a pool's options (--rotate-below, --plan-limits-only); applies to the next request",
+        "change a pool's options (rotate before the limit, plan limits only); applies to the next request",
         (c) =>
           c
             .positional('name', { type: 'string', demandOption: true, describe: 'pool name' })
