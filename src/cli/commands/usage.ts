@@ -63,8 +63,9 @@ export function headroomText(c: Pick<CredentialUsage, 'headroom'>): string {
   const parts: string[] = [];
   if (h.requests) parts.push(`req ${h.requests.remaining}/${h.requests.limit}`);
   const tok = h.tokens ?? h.input_tokens;
-  if (tok && tok.limit > 0) parts.push(`tok ${Math.round((tok.remaining / tok.limit) * 100)}%`);
-  for (const w of h.unified?.windows ?? []) parts.push(`${w.name} ${Math.round(Math.max(0, 1 - w.utilization) * 100)}%`);
-  if (parts.length === 0 && h.fraction_left !== null) parts.push(`${Math.round(h.fraction_left * 100)}%`);
+  // Rounded down, as the dashboard does: 99.6 % left is not 100 %.
+  if (tok && tok.limit > 0) parts.push(`tok ${Math.floor((tok.remaining / tok.limit) * 100)}%`);
+  for (const w of h.unified?.windows ?? []) parts.push(`${w.name} ${Math.floor(Math.max(0, 1 - w.utilization) * 100)}%`);
+  if (parts.length === 0 && h.fraction_left !== null) parts.push(`${Math.floor(h.fraction_left * 100)}%`);
   return parts.join(' · ') || '-';
 }

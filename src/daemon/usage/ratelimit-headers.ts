@@ -123,6 +123,47 @@ export function parseRateLimitHeaders(headers: http.IncomingHttpHeaders, now: nu
   return any ? { windows, unified, at: now } : null;
 }
 
+/**
+ * Answers of parallel requests arrive in any order, so the latest answer is not always the latest count: two
+ * states this close together (ms) describe the same moment, and the lower remaining (higher utilisation)
+ * of each window is the true one.
+ */
+export const SAME_MOMENT_MS = 1000;
+
+/**
+ * What the provider's limits are after `next` arrived, given the state before it. A window `next` does not
+ * mention keeps its last value (until it resets); one it mentions is `next`'s, except within
+ * {@link SAME_MOMENT_MS} of `prev` with the same limit, where the lower remaining wins (racing answers).
+ */
+export function mergeRateLimit(prev: RateLimitState | undefined, next: RateLimitState): RateLimitState {
+  if (!prev) return next;
+  const racing = next.at - prev.at < SAME_MOMENT_MS;
+  const windows: RateLimitState['windows'] = { ...prev.windows };
+  for (const name of Object.keys(next.windows) as WindowName[]) {
+    const n = next.windows[name]!;
+    const p = prev.windows[name];
+    windows[name] = racing && p && p.limit === n.limit && p.remaining < n.remaining ? { ...n, remaining: p.remaining, resetAt: p.resetAt } : n;
+  }
+  let unified = next.unified ?? prev.unified;
+  if (next.unified && prev.unified) {
+    const byName = new Map(prev.unified.windows.map((w) => [w.name, w]));
+    for (const w of next.unified.windows) {
+      const p = byName.get(w.name);
+      byName.set(w.name, racing && p && p.utilization > w.utilization ? p : w);
+    }
+    unified = { status: next.unified.status ?? prev.unified.status, windows: [...byName.values()].slice(0, MAX_UNIFIED_WINDOWS) };
+  }
+  return { windows, unified, at: next.at };
+}
+
+/** The earliest reset still ahead of `now` among the windows of `s` (epoch ms), or null. */
+export function nextResetAt(s: RateLimitState, now: number): number | null {
+  let next: number | null = null;
+  for (const r of [...Object.values(s.windows).map((w) => w.resetAt), ...(s.unified?.windows.map((w) => w.resetAt) ?? [])])
+    if (r !== null && r > now && (next === null || r < next)) next = r;
+  return next;
+}
+
 /** True when every window of `s` has a reset and all of them have passed at `now` (the state says nothing any more). */
 export function expired(s: RateLimitState, now: number): boolean {
   const end = expiresAt(s);
@@ -148,6 +189,15 @@ function windowOf(w: ParsedWindow | undefined): HeadroomWindow | null {
   return w ? { limit: w.limit, remaining: w.remaining, reset_at: iso(w.resetAt) } : null;
 }
 
+/** `s` without the windows that have reset by `now` (their numbers are stale: the provider refilled them). */
+function current(s: RateLimitState, now: number): RateLimitState {
+  const live = (r: number | null): boolean => r === null || r > now;
+  const windows: RateLimitState['windows'] = {};
+  for (const name of Object.keys(s.windows) as WindowName[]) if (live(s.windows[name]!.resetAt)) windows[name] = s.windows[name];
+  const unified = s.unified ? { status: s.unified.status, windows: s.unified.windows.filter((w) => live(w.resetAt)) } : null;
+  return { windows, unified, at: s.at };
+}
+
 /** The smallest fraction left over all windows of `s` (remaining/limit, 1 − utilisation), 0..1; null when none. */
 export function fractionLeft(s: RateLimitState): number | null {
   let min: number | null = null;
@@ -160,8 +210,9 @@ export function fractionLeft(s: RateLimitState): number | null {
   return min;
 }
 
-/** `s` as clients see it. */
-export function toHeadroom(s: RateLimitState): Headroom {
+/** `s` as clients see it at `now`: windows that have reset since are left out. */
+export function toHeadroom(state: RateLimitState, now: number): Headroom {
+  const s = current(state, now);
   return {
     requests: windowOf(s.windows.requests),
     tokens: windowOf(s.windows.tokens),

@@ -13,7 +13,7 @@ import type { CredentialUsage, Headroom, UsageGroupBy, UsageRow, UsageSnapshot, 
 import type { Clock } from '../clock.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { UsageBucket, UsageRepo } from '../store/usage-repo.js';
-import { expired, expiresAt, parseRateLimitHeaders, toHeadroom, type RateLimitState } from './ratelimit-headers.js';
+import { expired, mergeRateLimit, nextResetAt, parseRateLimitHeaders, toHeadroom, type RateLimitState } from './ratelimit-headers.js';
 import { RATE_SLOT_MS, TokenRate } from './token-rate.js';
 import type { UsageLedger } from './usage-ledger.js';
 
@@ -228,7 +228,7 @@ export class UsageService implements UsageLedger, UsageRecorder {
       if (s.unified.status !== null) s.unified.status = this.d.maskText(s.unified.status);
       for (const w of s.unified.windows) w.name = this.d.maskText(w.name);
     }
-    this.headroom.set(credential, s);
+    this.headroom.set(credential, mergeRateLimit(this.headroom.get(credential), s));
     this.changed();
   }
 
@@ -239,7 +239,7 @@ export class UsageService implements UsageLedger, UsageRecorder {
       this.headroom.delete(credential);
       return null;
     }
-    return toHeadroom(s);
+    return toHeadroom(s, this.d.clock.now());
   }
 
   todayOf(credential: string): UsageTotals {
@@ -288,8 +288,8 @@ export class UsageService implements UsageLedger, UsageRecorder {
 
   /**
    * Dashboards keep the numbers of the last event, so what changes with no new traffic is published too:
-   * a non-zero rate as it rolls down (its slots are {@link RATE_SLOT_MS} long), and a headroom when all
-   * its windows have reset. Nothing is armed once every rate is 0 and no headroom is waiting to expire.
+   * a non-zero rate as it rolls down (its slots are {@link RATE_SLOT_MS} long), and a headroom each time
+   * one of its windows resets. Nothing is armed once every rate is 0 and no headroom is waiting to expire.
    */
   private scheduleDecay(credentials: CredentialUsage[]): void {
     this.decayCancel?.();
@@ -297,9 +297,10 @@ export class UsageService implements UsageLedger, UsageRecorder {
     if (this.stopped) return;
     const now = this.d.clock.now();
     let at = credentials.some((c) => c.tokens_per_min > 0) ? now + RATE_SLOT_MS : Infinity;
+    // Each window drops out of what dashboards show as it resets.
     for (const s of this.headroom.values()) {
-      const end = expiresAt(s);
-      if (end !== null && end > now) at = Math.min(at, end);
+      const next = nextResetAt(s, now);
+      if (next !== null) at = Math.min(at, next);
     }
     if (at === Infinity) return;
     this.decayCancel = this.d.clock.setTimer(() => {

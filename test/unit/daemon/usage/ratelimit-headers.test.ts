@@ -1,6 +1,14 @@
 /** Rate-limit headroom from the three header families, OpenAI durations, fraction left and expiry. */
 import { describe, expect, it } from 'vitest';
-import { expired, fractionLeft, parseDuration, parseRateLimitHeaders, toHeadroom } from '../../../../src/daemon/usage/ratelimit-headers.js';
+import {
+  expired,
+  fractionLeft,
+  parseDuration,
+  parseRateLimitHeaders,
+  toHeadroom,
+  mergeRateLimit,
+  nextResetAt,
+} from '../../../../src/daemon/usage/ratelimit-headers.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -23,7 +31,7 @@ describe('rate-limit headers', () => {
       },
       NOW,
     )!;
-    const h = toHeadroom(s);
+    const h = toHeadroom(s, NOW);
     expect(h.requests).toEqual({ limit: 50, remaining: 37, reset_at: '2026-01-01T12:00:30.000Z' });
     expect(h.tokens).toEqual({ limit: 100000, remaining: 61000, reset_at: '2026-01-01T12:01:00.000Z' });
     expect(h.input_tokens?.remaining).toBe(60000);
@@ -47,7 +55,7 @@ describe('rate-limit headers', () => {
       },
       NOW,
     )!;
-    const h = toHeadroom(s);
+    const h = toHeadroom(s, NOW);
     expect(h.unified?.status).toBe('allowed_warning');
     expect(h.unified?.windows).toEqual([
       { name: '5h', utilization: 0.42, reset_at: '2026-01-01T13:00:00.000Z' },
@@ -70,7 +78,7 @@ describe('rate-limit headers', () => {
       },
       NOW,
     )!;
-    const h = toHeadroom(s);
+    const h = toHeadroom(s, NOW);
     expect(h.requests).toEqual({ limit: 500, remaining: 499, reset_at: new Date(NOW + 120).toISOString() });
     expect(h.tokens).toEqual({ limit: 30000, remaining: 3000, reset_at: new Date(NOW + 360_000).toISOString() });
     expect(h.fraction_left).toBeCloseTo(0.1);
@@ -120,5 +128,49 @@ describe('rate-limit headers', () => {
     expect(expired(s, NOW + 60_000)).toBe(true);
     const noReset = parseRateLimitHeaders({ 'x-ratelimit-limit-requests': '10', 'x-ratelimit-remaining-requests': '1' }, NOW)!;
     expect(expired(noReset, NOW + 10 * 86_400_000)).toBe(false);
+  });
+});
+
+describe('headroom over several answers', () => {
+  const anth = (remaining: number, reset = '2026-01-01T12:00:30Z') => ({
+    'anthropic-ratelimit-requests-limit': '50',
+    'anthropic-ratelimit-requests-remaining': String(remaining),
+    'anthropic-ratelimit-requests-reset': reset,
+  });
+
+  it('answers of parallel requests that arrive out of order: the lower remaining wins within a second', () => {
+    const a = parseRateLimitHeaders(anth(9), NOW)!;
+    const b = parseRateLimitHeaders(anth(10), NOW + 40)!; // sent earlier, answered later
+    expect(toHeadroom(mergeRateLimit(a, b), NOW + 40).requests?.remaining).toBe(9);
+  });
+
+  it('a later answer (over a second on) is taken as it is, also when it says more is left (the window refilled)', () => {
+    const a = parseRateLimitHeaders(anth(9), NOW)!;
+    const b = parseRateLimitHeaders(anth(40, '2026-01-01T12:01:30Z'), NOW + 5000)!;
+    expect(toHeadroom(mergeRateLimit(a, b), NOW + 5000).requests?.remaining).toBe(40);
+  });
+
+  it('a window an answer does not mention keeps its last value; a window that reset is left out on its own', () => {
+    const a = parseRateLimitHeaders(
+      {
+        ...anth(1, '2026-01-01T12:00:30Z'),
+        'anthropic-ratelimit-unified-5h-utilization': '0.25',
+        'anthropic-ratelimit-unified-5h-reset': String(NOW / 1000 + 5 * 3600),
+      },
+      NOW,
+    )!;
+    const b = parseRateLimitHeaders(
+      { 'anthropic-ratelimit-unified-5h-utilization': '0.3', 'anthropic-ratelimit-unified-5h-reset': String(NOW / 1000 + 5 * 3600) },
+      NOW + 2000,
+    )!;
+    const m = mergeRateLimit(a, b);
+    expect(toHeadroom(m, NOW + 2000).requests?.remaining).toBe(1);
+    expect(toHeadroom(m, NOW + 2000).fraction_left).toBeCloseTo(1 / 50);
+    // 30 s on, the requests window has refilled: it no longer shows, while the 5 h window still does.
+    const later = toHeadroom(m, NOW + 31_000);
+    expect(later.requests).toBeNull();
+    expect(later.unified?.windows.map((w) => w.name)).toEqual(['5h']);
+    expect(later.fraction_left).toBeCloseTo(0.7);
+    expect(nextResetAt(m, NOW + 2000)).toBe(Date.parse('2026-01-01T12:00:30Z'));
   });
 });

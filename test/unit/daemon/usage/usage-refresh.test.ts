@@ -31,6 +31,7 @@ function setup() {
     bus,
     names: () => ['a'],
     budgetOf: () => ({ daily_tokens: null, daily_requests: null }),
+    maskText: (t) => t,
   });
   svc.start();
   return { clock, svc, events };
