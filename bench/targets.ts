@@ -139,7 +139,7 @@ export const CERT_HOSTS = ['api.anthropic.com', 'api.openai.com', 'auth.openai.c
 /** Starts the daemon (its own process), adds the bench credential and rules. */
 export async function sluiceTarget(
   cleanup: Cleanup,
-  o: { upstreamPort: number; extraHosts: string[]; env?: Record<string, string>; nodeArgs?: string[] },
+  o: { upstreamPort: number; extraHosts: string[]; env?: Record<string, string>; nodeArgs?: string[]; bin?: string },
 ): Promise<SluiceTarget> {
   const resolve = [...CERT_HOSTS, ...o.extraHosts].map((h) => `${h}:443:127.0.0.1:${o.upstreamPort}`).join(',');
   const daemon = await startDaemon({
@@ -147,6 +147,7 @@ export async function sluiceTarget(
     // info is the production default; the harness's debug level would log every connection.
     env: { SLUICE_LOG_LEVEL: 'info', SLUICE_RESOLVE: resolve, ...o.env },
     nodeArgs: o.nodeArgs,
+    bin: o.bin,
   });
   cleanup.track(daemon.proc);
   cleanup.add('sluice daemon', async () => {
