@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     const up = await startUpstream(cleanup, 'process');
-    const relay = await relayTarget(cleanup, up.port);
+    const relay = await relayTarget(cleanup, up.port, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}/relay`] : []);
     const upstreamCa = UPSTREAM_CA_PEM();
     const builds: Array<['A' | 'B', string | undefined]> = [
       ['A', args.a],
