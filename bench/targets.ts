@@ -69,8 +69,14 @@ export async function startUpstream(cleanup: Cleanup, place: UpstreamPlace): Pro
  * Runs a bench helper script (`node FILE ARGS`) that prints `{"port":N}` on its first stdout line; it exits
  * when its stdin closes, so it never outlives the bench even if cleanup is skipped.
  */
-async function spawnWithPort(cleanup: Cleanup, name: string, file: URL, args: string[]): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [fileURLToPath(file), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+async function spawnWithPort(
+  cleanup: Cleanup,
+  name: string,
+  file: URL,
+  args: string[],
+  nodeArgs: string[] = [],
+): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, [...nodeArgs, fileURLToPath(file), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   cleanup.track(proc);
   cleanup.add(name, async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -107,8 +113,8 @@ async function spawnWithPort(cleanup: Cleanup, name: string, file: URL, args: st
  * The minimal relay (bench/min-relay.ts) in its own process: CONNECT, TLS with one fixed certificate the test
  * CA signed, keep-alive forwarding. Requests name the real provider host, like sluice's column.
  */
-export async function relayTarget(cleanup: Cleanup, upstreamPort: number): Promise<Target & { proc: ChildProcess }> {
-  const { proc, port } = await spawnWithPort(cleanup, 'minimal relay', new URL('./min-relay.js', import.meta.url), [String(upstreamPort)]);
+export async function relayTarget(cleanup: Cleanup, upstreamPort: number, nodeArgs: string[] = []): Promise<Target & { proc: ChildProcess }> {
+  const { proc, port } = await spawnWithPort(cleanup, 'minimal relay', new URL('./min-relay.js', import.meta.url), [String(upstreamPort)], nodeArgs);
   const ca = UPSTREAM_CA_PEM();
   const make = () => new ProxyAgent({ uri: `http://127.0.0.1:${port}`, requestTls: { ca: [ca] } });
   const dispatcher = make();
@@ -139,7 +145,7 @@ export const CERT_HOSTS = ['api.anthropic.com', 'api.openai.com', 'auth.openai.c
 /** Starts the daemon (its own process), adds the bench credential and rules. */
 export async function sluiceTarget(
   cleanup: Cleanup,
-  o: { upstreamPort: number; extraHosts: string[]; env?: Record<string, string>; nodeArgs?: string[] },
+  o: { upstreamPort: number; extraHosts: string[]; env?: Record<string, string>; nodeArgs?: string[]; bin?: string },
 ): Promise<SluiceTarget> {
   const resolve = [...CERT_HOSTS, ...o.extraHosts].map((h) => `${h}:443:127.0.0.1:${o.upstreamPort}`).join(',');
   const daemon = await startDaemon({
@@ -147,6 +153,7 @@ export async function sluiceTarget(
     // info is the production default; the harness's debug level would log every connection.
     env: { SLUICE_LOG_LEVEL: 'info', SLUICE_RESOLVE: resolve, ...o.env },
     nodeArgs: o.nodeArgs,
+    bin: o.bin,
   });
   cleanup.track(daemon.proc);
   cleanup.add('sluice daemon', async () => {

@@ -58,6 +58,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Extra node flags placed before the daemon script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** The daemon script to run (default: this checkout's `dist/daemon/main.js`); the A/B bench runs an older build. */
+  bin?: string;
 }
 
 /** Starts the daemon and waits until its socket answers. */
@@ -79,7 +81,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     ...opts.env,
   };
   delete env.SLUICE_SOCKET;
-  const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(opts.nodeArgs ?? []), BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(opts.nodeArgs ?? []), opts.bin ?? BIN.daemon], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
