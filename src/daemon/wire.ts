@@ -41,7 +41,6 @@ import { LimitsService } from './services/limits-service.js';
 import { RuleService } from './services/rule-service.js';
 import { CredentialsRepo } from './store/credentials-repo.js';
 import { isBusyError, openDatabase, type Db } from './store/database.js';
-import { WalCheckpointer } from './store/wal-checkpointer.js';
 import { RulesRepo } from './store/rules-repo.js';
 import { PoolsRepo } from './store/pools-repo.js';
 import { BudgetsRepo } from './store/budgets-repo.js';
@@ -69,8 +68,6 @@ export class Daemon {
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private statsDirty = false;
   readonly startedAt: number;
-  /** Runs the database's WAL checkpoints off the proxy's thread once the WAL grows. */
-  private readonly checkpoints: WalCheckpointer;
   proxyAddress = { host: '', port: 0 };
   onStopped: () => void = () => {};
 
@@ -82,7 +79,6 @@ export class Daemon {
     readonly parts: ReturnType<typeof buildParts>,
   ) {
     this.startedAt = clock.now();
-    this.checkpoints = new WalCheckpointer(db, cfg.dbPath, log);
   }
 
   /** Starts everything; throws a clear error when the daemon cannot run. */
@@ -104,16 +100,14 @@ export class Daemon {
         throw new Error(`cannot open the database ${cfg.dbPath} (${code}); check that ${cfg.home} is writable`);
       throw err;
     }
-    let daemon: Daemon | null = null;
     try {
       // Left by the http-mitm-proxy era: an unused RSA CA whose private key was written mode 0644.
       fs.rmSync(path.join(cfg.caDir, 'mitm-internal'), { recursive: true, force: true });
       const parts = buildParts(cfg, log, clock, db, await loadOrCreateRootCa(cfg.caDir));
-      daemon = new Daemon(cfg, log, clock, db, parts);
+      const daemon = new Daemon(cfg, log, clock, db, parts);
       await daemon.listen();
       return daemon;
     } catch (err) {
-      await daemon?.checkpoints.stop();
       db.close();
       throw err;
     }
@@ -236,7 +230,6 @@ export class Daemon {
     p.audit.flush();
     p.rpc?.close();
     p.agents.destroy();
-    await this.checkpoints.stop();
     this.db.close();
     fs.rmSync(this.cfg.pidPath, { force: true });
     fs.rmSync(this.cfg.proxySocketPath, { force: true });
