@@ -19,9 +19,14 @@ export function isHopByHop(name: string, named: ReadonlySet<string> | null = nul
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || (named !== null && named.has(name));
 }
 
+const NAMES_KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
+const NAMES_CLOSE: ReadonlySet<string> = new Set(['close']);
+
 /** The header names a `Connection` header lists (null when there is none): those are hop-by-hop too. */
 export function connectionNamed(connection: string | string[] | undefined): ReadonlySet<string> | null {
   if (connection === undefined) return null;
+  // The two values nearly every request and response carries, without a split and a Set each time.
+  if (connection === 'keep-alive' || connection === 'close') return connection === 'close' ? NAMES_CLOSE : NAMES_KEEP_ALIVE;
   const text = Array.isArray(connection) ? connection.join(',') : connection;
   const out = new Set<string>();
   for (const part of text.toLowerCase().split(',')) {

@@ -51,14 +51,17 @@ export class ExchangeMeter {
     this.done = true;
     if (this.answered.length === 0) return;
     const last = ex.credential ?? this.answered[this.answered.length - 1]!;
-    const base = { pool: ex.pool, agent: ex.agent?.name ?? null };
+    const pool = ex.pool;
+    const agent = ex.agent?.name ?? null;
+    // Plain literals of one shape (no spreads): this runs once per request on the proxy's thread.
     for (let i = 0; i < this.answered.length - 1; i++) {
       const c = this.answered[i]!;
-      if (c !== last) this.usage.record({ ...base, credential: c, model: null, requests: 1, input_tokens: 0, output_tokens: 0, cached_tokens: 0 });
+      if (c !== last) this.usage.record({ pool, agent, credential: c, model: null, requests: 1, input_tokens: 0, output_tokens: 0, cached_tokens: 0 });
     }
     const u = this.meter?.result() ?? null;
     this.usage.record({
-      ...base,
+      pool,
+      agent,
       credential: last,
       model: u?.model ?? null,
       requests: 1,

@@ -86,6 +86,8 @@ export function parseDuration(v: string | undefined): number | null {
  * (OpenAI resets are relative to it). A window needs both its limit and its remaining count.
  */
 export function parseRateLimitHeaders(headers: http.IncomingHttpHeaders, now: number): RateLimitState | null {
+  // One pass over the names first: most answers carry none of these headers, and then nothing else is done.
+  if (!hasRateLimitHeader(headers)) return null;
   const windows: Partial<Record<WindowName, ParsedWindow>> = {};
   let any = false;
   for (const [h, w] of ANTHROPIC) {
@@ -162,6 +164,15 @@ export function nextResetAt(s: RateLimitState, now: number): number | null {
   for (const r of [...Object.values(s.windows).map((w) => w.resetAt), ...(s.unified?.windows.map((w) => w.resetAt) ?? [])])
     if (r !== null && r > now && (next === null || r < next)) next = r;
   return next;
+}
+
+/** True when some header name is an Anthropic or OpenAI rate-limit header. */
+function hasRateLimitHeader(headers: http.IncomingHttpHeaders): boolean {
+  for (const name in headers) {
+    const c = name.charCodeAt(0);
+    if ((c === 0x61 && name.startsWith('anthropic-ratelimit-')) || (c === 0x78 && name.startsWith('x-ratelimit-'))) return true;
+  }
+  return false;
 }
 
 /** True when every window of `s` has a reset and all of them have passed at `now` (the state says nothing any more). */

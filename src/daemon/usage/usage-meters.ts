@@ -151,6 +151,8 @@ export class JsonUsageMeter implements UsageMeter {
     if (this.over || this.chunks.length === 0) return null;
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
     this.chunks = [];
+    // A byte search first: most answers of the busy paths (errors, other JSON) carry no usage to parse.
+    if (body.indexOf(USAGE) === -1) return (this.parsed = null);
     const raw = emptyRaw();
     this.parsed = mergeJsonText(raw, body.toString('utf8')) && hasTokens(raw) ? normalise(raw) : null;
     return this.parsed;

@@ -115,6 +115,9 @@ export class UsageService implements UsageLedger, UsageRecorder {
   private decayCancel: (() => void) | null = null;
   private lastEventAt = -Infinity;
   private stopped = false;
+  /** The hour of the last record and its bucket label (one Date formatting an hour, not one a request). */
+  private hourStart = -1;
+  private hourLabel = '';
 
   constructor(private readonly d: UsageServiceDeps) {
     this.dayStart = localMidnight(d.clock.now());
@@ -200,7 +203,11 @@ export class UsageService implements UsageLedger, UsageRecorder {
   record(r: UsageRecord): void {
     const now = this.d.clock.now();
     this.rollDay(now);
-    const hour = hourOf(now);
+    if (now < this.hourStart || now >= this.hourStart + HOUR_MS) {
+      this.hourStart = Math.floor(now / HOUR_MS) * HOUR_MS;
+      this.hourLabel = hourOf(this.hourStart);
+    }
+    const hour = this.hourLabel;
     const pool = r.pool ?? '';
     const agent = r.agent ?? '';
     const model = r.model === null ? '' : this.d.maskText(r.model);
