@@ -20,6 +20,13 @@ export interface UpstreamTimeouts {
   headerMs: number;
 }
 
+/**
+ * How many times a request is sent again after failing on a reused kept-alive socket. More than once: when
+ * the server closes a batch of idle connections together (its keep-alive timeout after a burst), the pool
+ * may hand out several dead sockets in a row before the daemon has seen their FINs.
+ */
+const STALE_RETRIES = 3;
+
 /** Errors on a kept-alive socket the server closed just as the request was written. */
 const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -56,14 +63,15 @@ export class UpstreamLeg {
   /**
    * Sends `body` (the whole of it: sluice has buffered every body it forwards) with `options` and
    * resolves with the response once its headers arrive; rejects with the request's error. A request that
-   * failed on a reused kept-alive socket before any response is sent once more on a new one. Headers and
+   * failed on a reused kept-alive socket before any response is sent again (up to {@link STALE_RETRIES}
+   * times; a new connection that fails is not retried). Headers and
    * body leave in one write. An attempt that does not connect, or gets no response headers, within
    * {@link timeouts} is torn down and rejects with an {@link UpstreamTimeoutError}.
    */
   send(options: https.RequestOptions, body: Buffer | null): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       let answered = false;
-      let retried = false;
+      let retries = 0;
       const attempt = (): void => {
         if (this.closed) return reject(new UpstreamCancelledError());
         const req = (this.secure ? https : http).request(options);
@@ -87,8 +95,8 @@ export class UpstreamLeg {
           // After the response began, its own 'close' reports the failure.
           if (answered || timedOut || req !== this.request) return;
           stopTimers?.();
-          if (!retried && !this.closed && req.reusedSocket && STALE_SOCKET.has(err.code ?? '')) {
-            retried = true;
+          if (retries < STALE_RETRIES && !this.closed && req.reusedSocket && STALE_SOCKET.has(err.code ?? '')) {
+            retries++;
             attempt();
             return;
           }
