@@ -260,7 +260,9 @@ export class Admission {
   private memberRefusal(ex: RequestExchange, credential: string | null, pool: string | null): Refusal | null {
     if (credential === null || !this.d.memberRefusal) return null;
     const r = this.d.memberRefusal(credential, pool);
-    if (r) this.d.log.warn('refused a request for a credential that may not serve now', { reason: r.code, credential, pool, host: ex.host, path: ex.path });
+    // Debug only: an agent retrying against a spent budget would write a warning per request; the audit row
+    // and notice (once a day per credential) already say it.
+    if (r) this.d.log.debug('refused a request for a credential that may not serve now', { reason: r.code, credential, pool, host: ex.host, path: ex.path });
     return r;
   }
 
