@@ -13,7 +13,7 @@ import { ConfigError, loadConfig, type DaemonConfig } from './config.js';
 import { JsonLogger } from './log.js';
 import { answers } from './rpc/rpc-server.js';
 import { ListenError } from './proxy/proxy-server.js';
-import { Daemon, VERSION } from './wire.js';
+import { Daemon, VERSION } from './daemon.js';
 import { DAEMON_NODE_FLAGS } from './runtime-flags.js';
 
 const USAGE = `usage: sluiced [--detach] [--version] [--help]

@@ -17,7 +17,7 @@ async function violations(filePath: string, code: string): Promise<string[]> {
 
 describe('import boundaries (eslint.config.js)', () => {
   it.each([
-    ['src/tui/components/App.tsx', "import { Daemon } from '../../daemon/wire.js';"],
+    ['src/tui/components/App.tsx', "import { Daemon } from '../../daemon/daemon.js';"],
     ['src/cli/commands/cred.ts', "import { CredentialVault } from '../../daemon/vault/credential-vault.js';"],
     ['src/shared/rpc/client.ts', "import { x } from '../../tui/main.js';"],
     ['src/shared/protocol/params.ts', "import fs from 'node:fs';"],
