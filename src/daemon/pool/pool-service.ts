@@ -18,6 +18,7 @@ import type { FailoverReason } from './failover-classifier.js';
 import type { DailyBudgets } from './daily-budgets.js';
 import { fractionLeft, healthiest, lowUntil } from './headroom-rotation.js';
 import type { MemberHealth } from './member-health.js';
+import { dailyBudgetRefusal, planLimitsRefusal, type MemberRefusal } from './member-refusals.js';
 import { chooseActive, type ActiveChoice, type MemberGate } from './pool-resolver.js';
 
 /** A pool's `pool_exhausted` audit row is not repeated within this window (like its notice). */
@@ -33,14 +34,6 @@ export const HEADROOM_LOW = 'headroom_low';
 export interface PoolUsage {
   ledger?: UsageLedger;
   budgets?: DailyBudgets;
-}
-
-/** A member the pool may not send to now, as a refusal: the proxy answers it with a provider-shaped 429. */
-export interface MemberRefusal {
-  status: 429;
-  code: 'daily_budget' | 'plan_limits_exhausted';
-  message: string;
-  retryAfterS: number;
 }
 
 /** Outcome of a failover. */
@@ -195,30 +188,14 @@ export class PoolService {
    */
   memberRefusal(credential: string, poolName: string | null): MemberRefusal | null {
     const over = this.usage.budgets?.check(credential);
-    if (over) {
-      const what = over.breach.kind === 'tokens' ? 'token' : 'request';
-      const who = poolName
-        ? `every member of pool ${poolName} is past its daily budget (${credential}: `
-        : `credential ${credential} is past its daily budget (`;
-      return {
-        status: 429,
-        code: 'daily_budget',
-        message: `sluice: ${who}${over.breach.used}/${over.breach.limit} ${what}s today); it refills at local midnight.`,
-        retryAfterS: over.retryAfterS,
-      };
-    }
+    if (over) return dailyBudgetRefusal(credential, poolName, over.breach, over.retryAfterS);
     if (poolName === null) return null;
     const pool = this.pools.get(poolName);
     const c = this.health.get(credential);
     if (!pool?.plan_limits_only || c?.reason !== 'plan_limit') return null;
     // Retry when the first member comes back, whichever it is.
     const back = Math.min(...pool.members.map((m) => this.health.get(m)?.until ?? c.until));
-    return {
-      status: 429,
-      code: 'plan_limits_exhausted',
-      message: `sluice: every member of pool ${poolName} is out of plan allowance; not spilling into paid overage (--plan-limits-only).`,
-      retryAfterS: Math.max(1, Math.ceil((back - this.clock.now()) / 1000)),
-    };
+    return planLimitsRefusal(poolName, back, this.clock.now());
   }
 
   private setActive(pool: PoolRow, member: string): void {
