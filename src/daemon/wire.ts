@@ -151,7 +151,7 @@ export function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db:
     (type, payload) => bus.publish(type, payload),
   );
   const auth = new ProxyAuth(cfg.tokenPath, cfg.proxyAuth);
-  const agents = createUpstreamAgents(cfg.upstreamCaPath);
+  const agents = createUpstreamAgents(cfg.upstreamCaPath, cfg.upstreamConnectTimeoutMs);
   const leafs = new LeafCertCache(ca, cfg.hostCacheSize);
   let proxyRef: ProxyServer | null = null;
   const credentials = new CredentialStage(vault, pools);

@@ -5,7 +5,6 @@
  * and the agent only ever sees the replay's response. A paid-overage answer (`plan_limit`) cools the member
  * the same way but is never replayed (see {@link PoolFailover.onResponse}).
  */
-import type https from 'node:https';
 import type { Clock } from '../clock.js';
 import type { CapRegistry } from '../concurrency/cap-registry.js';
 import type { Logger } from '../log.js';
@@ -16,7 +15,7 @@ import { peekBody, type BodyPeek } from './request-body.js';
 import { bodyCoding, decodePrefix } from './content-coding.js';
 import type { RequestExchange } from './request-exchange.js';
 import { flavourOf } from './refusals.js';
-import type { Reply, UpstreamLeg } from './upstream-leg.js';
+import type { Reply, UpstreamLeg, UpstreamRequest } from './upstream-leg.js';
 import { errorLabel, UpstreamResponseError } from './upstream-errors.js';
 
 /** The client's request as it arrived (phantoms intact), kept so it can be replayed on another member. */
@@ -117,7 +116,7 @@ export class PoolFailover {
   async resend(ex: RequestExchange, leg: UpstreamLeg, cred: CredentialResult): Promise<boolean> {
     const headers = { ...cred.headers };
     if (cred.body) headers['content-length'] = String(cred.body.length);
-    const opts: https.RequestOptions = { ...leg.options, headers, path: cred.path };
+    const opts: UpstreamRequest = { ...leg.options, headers, path: cred.path };
     const failed = leg.response;
     try {
       await leg.send(opts, cred.body);
@@ -132,7 +131,7 @@ export class PoolFailover {
 }
 
 /** Drops a response nobody will read (its socket is not reused: it may be mid-body). */
-export function discard(res: import('node:http').IncomingMessage): void {
+export function discard(res: import('node:stream').Readable): void {
   res.removeAllListeners('error');
   res.on('error', () => {});
   res.destroy();

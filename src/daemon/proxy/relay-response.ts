@@ -287,7 +287,7 @@ function relayDecoded(
 }
 
 /** Everything already buffered in a paused stream whose data has all arrived (null when there was none). */
-function readBuffered(stream: http.IncomingMessage): Buffer | null {
+function readBuffered(stream: import('node:stream').Readable): Buffer | null {
   let body: Buffer | null = null;
   for (let c = stream.read() as Buffer | null; c !== null; c = stream.read() as Buffer | null) body = body ? Buffer.concat([body, c]) : c;
   // Lets 'end' fire even when nothing was buffered (HEAD, 204, 304), which returns the socket to the pool.

@@ -8,7 +8,6 @@
  * permits and audits exactly once, then a still-open upstream is torn down.
  */
 import type http from 'node:http';
-import type https from 'node:https';
 import type { Socket } from 'node:net';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -28,7 +27,7 @@ import { nextExchangeId, RequestExchange } from './request-exchange.js';
 import { ExchangeEnd } from './exchange-audit.js';
 import { requestTarget } from './target-syntax.js';
 import { connectTarget, type UpstreamAgents } from './upstream-agents.js';
-import { UpstreamLeg, type Reply, type UpstreamTimeouts } from './upstream-leg.js';
+import { UpstreamLeg, type Reply, type UpstreamRequest, type UpstreamTimeouts } from './upstream-leg.js';
 import { errorLabel, mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
 import { relayResponse, undecodableBody } from './relay-response.js';
 import { narrowRequestEncoding } from './content-coding.js';
@@ -249,24 +248,23 @@ export class RequestPipeline {
     const { ex } = x;
     const to = connectTarget(this.d.overrides, ex.host, ex.port);
     if (body) headers['content-length'] = String(body.length);
-    const options: https.RequestOptions = {
+    const request: UpstreamRequest = {
+      secure: ex.tls,
       method: ex.method,
       host: to.host,
       port: to.port,
       servername: to.servername,
       path,
-      // A flat [name, value, …] list goes to the wire as is (still validated by Node), skipping a setHeader
-      // call per header; the Host header is always the client's own.
+      // A flat [name, value, …] list goes to the wire as is; the Host header is always the client's own.
       headers: flatHeaders(headers),
-      agent: ex.tls ? this.d.agents.https : this.d.agents.http,
     };
-    const leg = new UpstreamLeg(ex.tls, options, this.d.upstreamTimeouts);
+    const leg = new UpstreamLeg(this.d.agents.pool, request, this.d.upstreamTimeouts);
     x.leg = leg;
     const meter = ex.credential && this.d.usage ? new ExchangeMeter(this.d.usage, ex.path) : null;
     x.meter = meter;
     let reply: Reply;
     try {
-      const response = await leg.send(options, body);
+      const response = await leg.send(request, body);
       if (ex.finished) return leg.destroy();
       ex.status = response.statusCode ?? null;
       // Before failover looks at it: headroom is current when a pool decides where the next request goes.

@@ -13,7 +13,7 @@ import type { CredentialStage } from './credential-stage.js';
 import { discard, type OriginalRequest, type PoolFailover } from './pool-failover.js';
 import { readBody } from './request-body.js';
 import { bodyCoding, decodeWhole } from './content-coding.js';
-import type { IncomingMessage } from 'node:http';
+import type { UpstreamResponse } from './upstream-response.js';
 import type { RequestExchange } from './request-exchange.js';
 import type { Reply, UpstreamLeg } from './upstream-leg.js';
 import { UpstreamResponseError } from './upstream-errors.js';
@@ -70,7 +70,7 @@ export class TokenResponseStage {
 }
 
 /** A 502 in place of a token answer sluice could not read; the reason goes to the audit row, never the body. */
-function unreadable(ex: RequestExchange, up: IncomingMessage, reason: string): Reply {
+function unreadable(ex: RequestExchange, up: UpstreamResponse, reason: string): Reply {
   ex.fail(`token_response_unreadable:${reason}`);
   return {
     response: up,

@@ -9,9 +9,13 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ResolveOverride } from '../config.js';
+import { UpstreamPool } from './upstream-pool.js';
 
-/** Keep-alive agents for upstream traffic. */
+/** Keep-alive connections for upstream traffic. */
 export interface UpstreamAgents {
+  /** Proxied HTTP requests (undici; see upstream-pool.ts). */
+  pool: UpstreamPool;
+  /** Node agents for what speaks through `https.request` and `ws`: token refreshes, WebSocket upgrades. */
   http: http.Agent;
   https: https.Agent;
   /** The CA list used to verify upstreams (system roots + extra). */
@@ -38,20 +42,26 @@ class UpstreamHttpsAgent extends https.Agent {
   }
 }
 
-/** Builds the agents. Throws when the extra CA file cannot be read. */
-export function createUpstreamAgents(extraCaPath: string | null): UpstreamAgents {
+/**
+ * Builds the agents and the pool (`connectTimeoutMs`: a new proxied connection's TCP + TLS limit). Throws
+ * when the extra CA file cannot be read.
+ */
+export function createUpstreamAgents(extraCaPath: string | null, connectTimeoutMs = 10_000): UpstreamAgents {
   const ca = [...tls.rootCertificates];
   if (extraCaPath) ca.push(fs.readFileSync(extraCaPath, 'utf8'));
   const common = { keepAlive: true, keepAliveMsecs: 15_000, maxFreeSockets: 256, scheduling: 'lifo' as const };
   const httpAgent = new http.Agent(common);
   const secureContext = tls.createSecureContext({ ca, minVersion: 'TLSv1.2' });
   const httpsAgent = new UpstreamHttpsAgent({ ...common, secureContext, rejectUnauthorized: true });
+  const pool = new UpstreamPool({ secureContext, connectTimeoutMs });
   return {
+    pool,
     http: httpAgent,
     https: httpsAgent,
     ca,
     secureContext,
     destroy() {
+      pool.destroy();
       httpAgent.destroy();
       httpsAgent.destroy();
     },

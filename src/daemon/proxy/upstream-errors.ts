@@ -71,12 +71,18 @@ const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME/;
 /** Socket-level timeouts (not sluice's own limits, which are {@link UpstreamTimeoutError}). */
 const SOCKET_TIMEOUTS = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT']);
 
+/**
+ * undici's codes for what Node's client reported with an errno: audit rows keep the errno labels they always
+ * had (a peer that closed the connection is `ECONNRESET` whichever client noticed it).
+ */
+const CLIENT_CODES: Readonly<Record<string, string>> = { UND_ERR_SOCKET: 'ECONNRESET', UND_ERR_CLOSED: 'ECONNRESET' };
+
 /** The short label of `err` for logs and audit rows: a fault's label, a Node error's code, or ''. */
 export function errorLabel(err: unknown): string {
   if (err instanceof UpstreamResponseError) return FAULT_LABELS[err.fault];
   if (err instanceof UpstreamCancelledError) return 'ECANCELED';
   const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' ? code : '';
+  return typeof code === 'string' ? (CLIENT_CODES[code] ?? code) : '';
 }
 
 /**

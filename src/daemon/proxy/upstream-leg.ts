@@ -1,16 +1,12 @@
 /**
  * The upstream half of an exchange: the request sluice sends on the client's behalf and the response that
- * comes back (relay-response.ts relays that response to the client).
- *
- * sluice forwards requests itself rather than through http-mitm-proxy's filter chain, which ignores
- * backpressure (a slow client made the daemon buffer a fast upstream's whole response), writes headers,
- * body and end separately (one TLS record and syscall each) and builds ~25 closures per request.
+ * comes back (relay-response.ts relays that response to the client). Requests go out on undici connections
+ * from upstream-pool.ts; the response is an {@link UpstreamResponse}.
  */
-import http from 'node:http';
-import https from 'node:https';
+import { UpstreamPool, type UpstreamConnection, type UpstreamDispatch, type UpstreamTarget } from './upstream-pool.js';
 import type { Refusal } from './refusals.js';
 import { UpstreamCancelledError, UpstreamTimeoutError } from './upstream-errors.js';
-import type { Socket } from 'node:net';
+import { headersFromRaw, UpstreamResponse } from './upstream-response.js';
 
 /** How long an upstream may take to connect, and then to answer with response headers. */
 export interface UpstreamTimeouts {
@@ -28,11 +24,11 @@ export interface UpstreamTimeouts {
 const STALE_RETRIES = 3;
 
 /** Errors on a kept-alive socket the server closed just as the request was written. */
-const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET']);
 
 /** What the client gets back. */
 export interface Reply {
-  response: http.IncomingMessage;
+  response: UpstreamResponse;
   /** Body bytes already read from `response` (a peek), sent before the rest of it. */
   head: Buffer | null;
   /** When set, the whole body the client gets instead of `response`'s (which was read to the end). */
@@ -41,113 +37,151 @@ export interface Reply {
   refusal?: Refusal;
 }
 
+/** One request as sent upstream: where, and what (headers as given, `host` the client's own). */
+export interface UpstreamRequest extends UpstreamTarget {
+  method: string;
+  path: string;
+  headers: string[] | Record<string, string | string[] | undefined>;
+}
+
+/** Headers that concern only the hop to sluice: sluice has the whole body, so `expect` means nothing upstream. */
+const NOT_FORWARDED = 'expect';
+
 /**
  * One request sent upstream (possibly re-sent: a stale connection, a pool replay). Holds whatever is
  * current so the exchange can tear it down when the client leaves.
  */
 export class UpstreamLeg {
-  request: http.ClientRequest | null = null;
-  response: http.IncomingMessage | null = null;
+  response: UpstreamResponse | null = null;
   /** Set by destroy(): nothing is (re)sent after that. */
   private closed = false;
+  /** Tears down the attempt in flight (before its response headers), if any. */
+  private cancelAttempt: (() => void) | null = null;
 
   constructor(
-    /** TLS to the upstream (the client's request arrived inside TLS). */
-    readonly secure: boolean,
-    /** Options of the first request; replays start from these. */
-    readonly options: https.RequestOptions,
+    private readonly pool: UpstreamPool,
+    /** The first request; replays start from it. */
+    readonly options: UpstreamRequest,
     /** Connect and response-header limits of every attempt; null = none. */
     readonly timeouts: UpstreamTimeouts | null = null,
   ) {}
 
   /**
-   * Sends `body` (the whole of it: sluice has buffered every body it forwards) with `options` and
-   * resolves with the response once its headers arrive; rejects with the request's error. A request that
-   * failed on a reused kept-alive socket before any response is sent again (up to {@link STALE_RETRIES}
-   * times; a new connection that fails is not retried). Headers and
-   * body leave in one write. An attempt that does not connect, or gets no response headers, within
-   * {@link timeouts} is torn down and rejects with an {@link UpstreamTimeoutError}.
+   * Sends `body` (the whole of it: sluice has buffered every body it forwards) as `r` and resolves with the
+   * response once its headers arrive; rejects with the request's error. A request that failed on a reused
+   * kept-alive connection before any response is sent again (up to {@link STALE_RETRIES} times; one that
+   * fails on a new connection is not). An attempt that does not connect, or gets no response headers,
+   * within {@link timeouts} is torn down and rejects with an {@link UpstreamTimeoutError}.
    */
-  send(options: https.RequestOptions, body: Buffer | null): Promise<http.IncomingMessage> {
+  send(r: UpstreamRequest, body: Buffer | null): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
-      let answered = false;
       let retries = 0;
+      const headers = forwardedHeaders(r.headers);
       const attempt = (): void => {
         if (this.closed) return reject(new UpstreamCancelledError());
-        const req = (this.secure ? https : http).request(options);
-        this.request = req;
-        let timedOut = false;
-        const stopTimers = this.timeouts
-          ? this.armTimeouts(req, (err) => {
-              // Settled first, so the error destroy() causes is ignored below (and never retried).
-              timedOut = true;
-              reject(err);
-              req.destroy();
-            })
-          : null;
-        req.once('response', (res) => {
-          stopTimers?.();
-          answered = true;
-          this.response = res;
-          resolve(res);
+        let conn: UpstreamConnection;
+        try {
+          conn = this.pool.acquire(r);
+        } catch (err) {
+          return reject(err);
+        }
+        const reused = conn.served > 0;
+        let abort: ((err?: Error) => void) | null = null;
+        let response: UpstreamResponse | null = null;
+        let settled = false;
+        const cancel = (): void => {
+          if (settled) return;
+          if (abort) abort(new UpstreamCancelledError());
+          else this.pool.release(conn, false);
+        };
+        this.cancelAttempt = cancel;
+        const opts: UpstreamDispatch = {
+          method: r.method as UpstreamDispatch['method'],
+          path: r.path,
+          headers,
+          body,
+          servername: r.servername ?? null,
+          headersTimeout: this.timeouts?.headerMs ?? 0,
+          bodyTimeout: 0,
+        };
+        conn.client.dispatch(opts, {
+          onConnect: (a) => {
+            abort = a;
+            if (this.closed) a(new UpstreamCancelledError());
+          },
+          onHeaders: (status, raw, resume, statusText) => {
+            // 1xx answers (103 Early Hints) are not passed on: the final response follows on its own.
+            if (status < 200 || response) return true;
+            response = new UpstreamResponse(status, statusText, headersFromRaw(raw), resume, (err) => abort?.(err));
+            settled = true;
+            this.cancelAttempt = null;
+            this.response = response;
+            resolve(response);
+            return true;
+          },
+          onData: (chunk) => (response ? response.push(chunk) : true),
+          onComplete: () => {
+            this.pool.release(conn, true);
+            if (!response) return;
+            response.complete = true;
+            response.push(null);
+          },
+          onError: (err: Error & { code?: string }) => {
+            this.pool.release(conn, false);
+            if (response) {
+              // After the response began: the body side reports it (destroyed without an end).
+              if (!response.destroyed) response.destroy(err);
+              return;
+            }
+            if (settled) return;
+            settled = true;
+            if (this.cancelAttempt === cancel) this.cancelAttempt = null;
+            if (this.closed) return reject(new UpstreamCancelledError());
+            if (retries < STALE_RETRIES && reused && STALE_SOCKET.has(err.code ?? '')) {
+              retries++;
+              return attempt();
+            }
+            reject(this.timeoutOf(err) ?? err);
+          },
         });
-        req.on('error', (err: NodeJS.ErrnoException) => {
-          // After the response began, its own 'close' reports the failure.
-          if (answered || timedOut || req !== this.request) return;
-          stopTimers?.();
-          if (retries < STALE_RETRIES && !this.closed && req.reusedSocket && STALE_SOCKET.has(err.code ?? '')) {
-            retries++;
-            attempt();
-            return;
-          }
-          reject(err);
-        });
-        req.end(body ?? undefined);
       };
       attempt();
     });
   }
 
-  /**
-   * Starts the connect timer when `req` gets a new socket (the header timer once it connected, or at once
-   * on a reused one); on expiry calls `expired`, which tears the request (and its socket, which then never
-   * returns to the pool) down. Returns a function that stops both timers.
-   */
-  private armTimeouts(req: http.ClientRequest, expired: (err: UpstreamTimeoutError) => void): () => void {
-    const limits = this.timeouts!;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    let stopped = false;
-    const stop = (): void => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
-    };
-    const expire = (phase: 'connect' | 'headers', ms: number) => (): void => {
-      if (stopped) return;
-      stop();
-      expired(new UpstreamTimeoutError(phase, ms));
-    };
-    const startHeaderTimer = (): void => {
-      if (stopped) return;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(expire('headers', limits.headerMs), limits.headerMs);
-    };
-    req.once('socket', (socket: Socket) => {
-      if (stopped) return;
-      // A kept-alive socket from the pool is connected already; a new one is not until its TLS handshake ends
-      // (the agent hands it over a tick after creating it, long before any I/O could complete).
-      if (req.reusedSocket) return startHeaderTimer();
-      timer = setTimeout(expire('connect', limits.connectMs), limits.connectMs);
-      socket.once(this.secure ? 'secureConnect' : 'connect', startHeaderTimer);
-    });
-    req.once('close', stop);
-    return stop;
+  /** undici's connect and header timeouts as sluice's own {@link UpstreamTimeoutError}; null for any other error. */
+  private timeoutOf(err: { code?: string }): UpstreamTimeoutError | null {
+    if (!this.timeouts) return null;
+    if (err.code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamTimeoutError('connect', this.timeouts.connectMs);
+    if (err.code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamTimeoutError('headers', this.timeouts.headerMs);
+    return null;
   }
 
   /** Tears down the current request and response (the client left, or the exchange failed). */
   destroy(): void {
     this.closed = true;
-    this.request?.destroy();
+    this.cancelAttempt?.();
+    this.cancelAttempt = null;
     this.response?.destroy();
   }
+}
+
+/** `headers` as a flat [name, value, …] list for undici, without `undefined` values and what is not forwarded. */
+function forwardedHeaders(headers: UpstreamRequest['headers']): string[] {
+  if (Array.isArray(headers)) {
+    let clean = true;
+    for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === NOT_FORWARDED) clean = false;
+    if (clean) return headers;
+    const out: string[] = [];
+    for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() !== NOT_FORWARDED) out.push(headers[i]!, headers[i + 1]!);
+    return out;
+  }
+  const out: string[] = [];
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || name.toLowerCase() === NOT_FORWARDED) continue;
+    if (typeof v === 'string') out.push(name, v);
+    else for (const x of v) out.push(name, x);
+  }
+  return out;
 }

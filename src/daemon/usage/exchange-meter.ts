@@ -4,7 +4,7 @@
  * (see {@link UsageMeter}: it observes, never holds a byte back), and records the request once the exchange
  * ends. Made only for exchanges with a credential, so others pay nothing.
  */
-import type http from 'node:http';
+import type { ResponseHead } from '../proxy/upstream-response.js';
 import type { RequestExchange } from '../proxy/request-exchange.js';
 import { meterFor, type UsageMeter } from './usage-meters.js';
 import type { UsageRecorder } from './usage-service.js';
@@ -30,14 +30,14 @@ export class ExchangeMeter {
   ) {}
 
   /** A response from `credential` arrived (its headers; any status, a 429 too). */
-  answeredBy(credential: string | null, res: http.IncomingMessage): void {
+  answeredBy(credential: string | null, res: ResponseHead): void {
     if (!credential) return;
     this.answered.push(credential);
     this.usage.observeHeaders(credential, res.headers);
   }
 
   /** `res` is the response the client gets: picks the body parser for its content type. */
-  relaying(res: http.IncomingMessage): void {
+  relaying(res: ResponseHead): void {
     this.meter = meterFor(this.path, headerText(res.headers['content-type']), headerText(res.headers['content-length']));
   }
 
