@@ -22,7 +22,7 @@ import { ProxyServer } from './proxy/proxy-server.js';
 import { ProxyAuth } from './proxy/proxy-auth.js';
 import { RequestActivity } from './proxy/request-observer.js';
 import { RequestPipeline } from './proxy/request-pipeline.js';
-import { createUpstreamAgents } from './proxy/upstream-agents.js';
+import { connectTarget, createUpstreamAgents } from './proxy/upstream-agents.js';
 import { WebSocketRelay } from './proxy/websocket-relay.js';
 import { TokenResponseStage } from './proxy/token-response.js';
 import { TlsContexts } from './proxy/tls-contexts.js';
@@ -221,7 +221,20 @@ export function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db:
     upstreamTimeouts,
     usage,
   });
-  const proxy = new ProxyServer({ pipeline, auth, contexts: new TlsContexts(leafs, cfg.hostCacheSize), audit, log, relay });
+  const proxy = new ProxyServer({
+    pipeline,
+    auth,
+    contexts: new TlsContexts(leafs, cfg.hostCacheSize),
+    audit,
+    log,
+    relay,
+    // Only where a request may go without asking anyone: no connection is opened to an `ask` or `deny`
+    // destination before a human (or a rule) lets it.
+    warmUpstream: (host, port) => {
+      if (policy.evaluate({ host, port, method: 'GET', path: '/' }).verdict !== 'allow') return;
+      agents.pool.preconnect({ secure: true, ...connectTarget(cfg.resolve, host, port) });
+    },
+  });
   proxyRef = proxy;
   const bundlePath = writeCaBundle(cfg.caDir, ca.certPem);
   log.addSecretSource(() => [auth.current()]);

@@ -32,6 +32,11 @@ export interface ProxyServerDeps {
   log: Logger;
   /** Handles WebSocket upgrades on every server. */
   relay: WebSocketRelay;
+  /**
+   * A client is starting TLS in a tunnel to `host:port`: the upstream connection its first request will
+   * need may be opened now (wire.ts decides whether policy lets it), overlapping the client's handshake.
+   */
+  warmUpstream?: (host: string, port: number) => void;
 }
 
 /** A proxy address that could not be bound (the message names it and says what to do). */
@@ -150,7 +155,10 @@ export class ProxyServer {
       firstByte();
       socket.pause();
       socket.unshift(chunk);
-      if (chunk[0] === 0x16) return this.terminateTls(req, socket, host);
+      if (chunk[0] === 0x16) {
+        this.d.warmUpstream?.(target.host, target.port);
+        return this.terminateTls(req, socket, host);
+      }
       // Plain text inside a tunnel (ws://, http://): the public server parses it from this very socket; its
       // requests find the CONNECT through the socket object.
       this.server.emit('connection', socket);

@@ -10,7 +10,8 @@
  * connection may not, and only here is it known which of the two a request got.
  */
 import type tls from 'node:tls';
-import { Client, type Dispatcher } from 'undici';
+import type net from 'node:net';
+import { buildConnector, Client, type Dispatcher } from 'undici';
 
 /** Where a request goes: the address connected to and the name TLS verifies (SNI). */
 export interface UpstreamTarget {
@@ -41,17 +42,77 @@ export interface UpstreamPoolOptions {
   maxIdlePerTarget?: number;
   /** How long an idle connection is kept when the server does not say (`Keep-Alive: timeout=`). */
   idleTimeoutMs?: number;
+  /** How long a connection opened ahead ({@link UpstreamPool.preconnect}) waits for its request (10 s). */
+  warmTtlMs?: number;
 }
+
+/** A connection opened ahead of its first request (see {@link UpstreamPool.preconnect}). */
+interface Warm {
+  result: [Error | null, net.Socket | null] | null;
+  waiter: buildConnector.Callback | null;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Connections opened ahead of a request that are waiting to be used, at most. */
+const MAX_WARM = 64;
+/** How long such a connection waits for its request before it is closed. */
+const WARM_TTL_MS = 10_000;
 
 /** See the module comment. */
 export class UpstreamPool {
   private readonly idle = new Map<string, UpstreamConnection[]>();
   private readonly open = new Set<UpstreamConnection>();
+  private readonly warm = new Map<string, Warm>();
   private readonly maxIdle: number;
+  private readonly connector: buildConnector.connector;
   private closed = false;
 
   constructor(private readonly o: UpstreamPoolOptions) {
     this.maxIdle = o.maxIdlePerTarget ?? 256;
+    this.connector = buildConnector({ secureContext: o.secureContext, rejectUnauthorized: true, timeout: o.connectTimeoutMs });
+  }
+
+  /**
+   * Starts connecting to `t` (TCP and TLS, no request) when no connection to it is idle or being opened, so
+   * a first request finds the handshake done or under way: called when a client starts TLS in a tunnel,
+   * whose own handshake with sluice then overlaps this one. Unused, it is closed after 10 s; at most 64 wait.
+   */
+  preconnect(t: UpstreamTarget): void {
+    const key = keyOf(t);
+    if (this.closed || this.idle.has(key) || this.warm.has(key) || this.warm.size >= MAX_WARM) return;
+    const w: Warm = {
+      result: null,
+      waiter: null,
+      timer: setTimeout(() => {
+        if (this.warm.get(key) !== w) return;
+        this.warm.delete(key);
+        w.result?.[1]?.destroy();
+      }, this.o.warmTtlMs ?? WARM_TTL_MS),
+    };
+    w.timer.unref();
+    this.warm.set(key, w);
+    this.connector(connectOptions(t), (err, socket) => {
+      if (w.waiter) {
+        const cb = w.waiter;
+        w.waiter = null;
+        if (err) return cb(err, null);
+        return cb(null, socket!);
+      }
+      if (err) {
+        // Nothing to hand out; the request opens its own connection (and meets the failure itself).
+        this.warm.delete(key);
+        clearTimeout(w.timer);
+        return;
+      }
+      w.result = [null, socket];
+      // Closed before anyone took it: nothing to hand out.
+      socket?.once('close', () => {
+        if (this.warm.get(key) === w) {
+          this.warm.delete(key);
+          clearTimeout(w.timer);
+        }
+      });
+    });
   }
 
   /** Connections open or being opened (idle or busy). */
@@ -65,7 +126,7 @@ export class UpstreamPool {
    */
   acquire(t: UpstreamTarget): UpstreamConnection {
     if (this.closed) throw new Error('upstream pool closed');
-    const key = `${t.secure ? 's' : 'p'}|${t.host}|${t.port}|${t.servername ?? ''}`;
+    const key = keyOf(t);
     const stack = this.idle.get(key);
     if (stack) {
       const c = stack.pop()!;
@@ -96,6 +157,11 @@ export class UpstreamPool {
   /** Closes every connection (in-flight requests fail); nothing is pooled afterwards. */
   destroy(): void {
     this.closed = true;
+    for (const w of this.warm.values()) {
+      clearTimeout(w.timer);
+      w.result?.[1]?.destroy();
+    }
+    this.warm.clear();
     for (const c of [...this.open]) this.drop(c);
     this.idle.clear();
   }
@@ -103,7 +169,8 @@ export class UpstreamPool {
   private connect(key: string, t: UpstreamTarget): UpstreamConnection {
     const host = t.host.includes(':') && !t.host.startsWith('[') ? `[${t.host}]` : t.host;
     const client = new Client(`${t.secure ? 'https' : 'http'}://${host}:${t.port}`, {
-      connect: { secureContext: this.o.secureContext, rejectUnauthorized: true, timeout: this.o.connectTimeoutMs },
+      // The connection opened ahead for this target, if one is waiting and still open; else a new one.
+      connect: (opts, cb) => this.takeWarm(key, cb) || this.connector(opts, cb),
       pipelining: 1,
       keepAliveTimeout: this.o.idleTimeoutMs ?? 60_000,
       keepAliveMaxTimeout: 600_000,
@@ -122,6 +189,22 @@ export class UpstreamPool {
     return c;
   }
 
+  /** Hands the waiting pre-opened connection for `key` to `cb` (now or once it is ready); false when there is none. */
+  private takeWarm(key: string, cb: buildConnector.Callback): boolean {
+    const w = this.warm.get(key);
+    if (!w) return false;
+    this.warm.delete(key);
+    clearTimeout(w.timer);
+    if (!w.result) {
+      w.waiter = cb;
+      return true;
+    }
+    const socket = w.result[1];
+    if (!socket || socket.destroyed) return false;
+    cb(null, socket);
+    return true;
+  }
+
   private drop(c: UpstreamConnection): void {
     if (c.idle) {
       const stack = this.idle.get(c.key);
@@ -133,6 +216,16 @@ export class UpstreamPool {
     if (!this.open.delete(c)) return;
     c.client.destroy().catch(ignore);
   }
+}
+
+function keyOf(t: UpstreamTarget): string {
+  return `${t.secure ? 's' : 'p'}|${t.host}|${t.port}|${t.servername ?? ''}`;
+}
+
+/** What undici's connector is given for `t` (as a Client would call it). */
+function connectOptions(t: UpstreamTarget): buildConnector.Options {
+  const hostname = t.host.replace(/^\[|\]$/g, '');
+  return { hostname, host: `${hostname}:${t.port}`, protocol: t.secure ? 'https:' : 'http:', port: String(t.port), servername: t.servername };
 }
 
 /** Options of one request on a connection (undici also takes the SNI name per request). */

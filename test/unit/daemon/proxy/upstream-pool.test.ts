@@ -101,3 +101,36 @@ test('targets differing only in SNI name never share a connection', () => {
   expect(b).not.toBe(a);
   p.destroy();
 });
+
+test('a preconnected connection is the one the first request uses; a second preconnect opens nothing more', async () => {
+  const p = pool();
+  const before = accepted;
+  p.preconnect(target());
+  p.preconnect(target());
+  await new Promise((r) => setTimeout(r, 50));
+  expect(accepted - before).toBe(1);
+  const a = p.acquire(target());
+  expect(a.served).toBe(0);
+  expect(await get(a)).toBe('ok');
+  expect(accepted - before).toBe(1);
+  p.release(a, true);
+  p.destroy();
+});
+
+test('a preconnected connection nobody uses is closed after its wait; one that failed is not handed out', async () => {
+  const p = new UpstreamPool({ secureContext: tls.createSecureContext({}), connectTimeoutMs: 2000, warmTtlMs: 100 });
+  // Connections earlier tests closed are gone from the server's side by now.
+  await new Promise((r) => setTimeout(r, 50));
+  const open = sockets.size;
+  p.preconnect(target());
+  await new Promise((r) => setTimeout(r, 50));
+  expect(sockets.size).toBe(open + 1);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(sockets.size).toBe(open);
+  // Nothing listens on port 1: the failed preconnect is forgotten and the request makes (and meets) its own.
+  p.preconnect({ secure: false, host: '127.0.0.1', port: 1, servername: undefined });
+  await new Promise((r) => setTimeout(r, 50));
+  const c = p.acquire({ secure: false, host: '127.0.0.1', port: 1, servername: undefined });
+  await expect(get(c)).rejects.toThrow(/ECONNREFUSED/);
+  p.destroy();
+});
