@@ -115,12 +115,18 @@ export function buildParts(cfg: DaemonConfig, log: JsonLogger, clock: Clock, db:
         detail: `${what}s ${breach.used}/${breach.limit}; refused until ${new Date(until).toISOString()}`,
       });
       activity.notice('warn', 'daily_budget', `${name} spent its daily ${what} budget (${breach.used}/${breach.limit}); refused until local midnight`);
+      // pool.status now calls it unhealthy (daily_budget): tell dashboards even when the pool did not move.
+      poolsRef.svc?.memberBudgetChanged(name);
     },
     (name) => caps.countsFor(name).in_flight,
   );
   budgetsRef.b = budgets;
-  // A budget set or cleared shows on dashboards at once (usage.updated carries each credential's budget).
-  budgets.onChange = () => usage.changed();
+  // A budget set or cleared shows on dashboards at once (usage.updated carries each credential's budget), and
+  // may make a pool member serve again, or stop (pool.changed).
+  budgets.onChange = (name) => {
+    usage.changed();
+    poolsRef.svc?.memberBudgetChanged(name);
+  };
   const pools = new PoolService(poolsRepo, health, vault, audit, bus, clock, log, (level, kind, message) => activity.notice(level, kind, message), {
     ledger,
     budgets,

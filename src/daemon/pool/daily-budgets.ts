@@ -70,8 +70,8 @@ export class DailyBudgets {
     for (const r of store.list()) this.budgets.set(r.name, { daily_tokens: r.daily_tokens, daily_requests: r.daily_requests });
   }
 
-  /** Told after a budget was set or cleared (wire.ts: dashboards show budgets). */
-  onChange: () => void = () => {};
+  /** Told, with the credential's name, after its budget was set or cleared (wire.ts: dashboards show budgets). */
+  onChange: (name: string) => void = () => {};
 
   /** `name`'s budgets (nulls when none): what `limits get`, `cred list` and the dashboard show. */
   budgetOf(name: string): Budget {
@@ -93,7 +93,7 @@ export class DailyBudgets {
     else this.budgets.set(name, next);
     // A raised budget that is spent again later today deserves its own row.
     this.reported.delete(name);
-    this.onChange();
+    this.onChange(name);
     return next;
   }
 

@@ -30,6 +30,9 @@ export const MANUAL_ROTATE_MS = 300_000;
 /** Cooldown reason of a member moved off by `--rotate-below`. */
 export const HEADROOM_LOW = 'headroom_low';
 
+/** `pool.status` reason of a member past its daily budget (also the `cred.failover` reason when the pool moves off it). */
+export const DAILY_BUDGET = 'daily_budget';
+
 /** What pools read of usage accounting (issue 24): headroom for `--rotate-below`, daily budgets. Both optional. */
 export interface PoolUsage {
   ledger?: UsageLedger;
@@ -142,7 +145,7 @@ export class PoolService {
     const breach = budgets?.breach(from);
     if (!budgets || !breach || this.health.get(from)) return;
     budgets.report(from, breach, budgets.resetAt());
-    this.bus.publish('cred.failover', { pool: pool.name, from, to, reason: 'daily_budget' });
+    this.bus.publish('cred.failover', { pool: pool.name, from, to, reason: DAILY_BUDGET });
     this.bus.publish('pool.changed', { pool: this.info(pool) });
   }
 
@@ -212,12 +215,37 @@ export class PoolService {
       phantom_refresh: pool.phantom_refresh,
       active,
       members: pool.members.map((m) => {
-        const c = this.health.get(m);
-        return { name: m, healthy: c === null, cooldown_until: c ? new Date(c.until).toISOString() : null, reason: c?.reason ?? null };
+        const b = this.blocked(m);
+        return { name: m, healthy: b === null, cooldown_until: b ? new Date(b.until).toISOString() : null, reason: b?.reason ?? null };
       }),
       rotate_below: pool.rotate_below,
       plan_limits_only: pool.plan_limits_only,
     };
+  }
+
+  /**
+   * Why, and until when, `member` may not serve (null: it may): the same two blocks the member choice honours
+   * ({@link gate}). Cooling → its cooldown (a `plan_limit` cooling included); past its daily budget →
+   * `daily_budget` until the next local midnight. When both hold, `until` is the later end (the moment it may
+   * serve again) and `reason` the block that lasts that long; on a tie the budget, which is what its 429s say.
+   */
+  private blocked(member: string): { until: number; reason: string } | null {
+    const c = this.health.get(member);
+    const budgets = this.usage.budgets;
+    if (!budgets?.breach(member)) return c;
+    const refill = budgets.resetAt();
+    return c && c.until > refill ? c : { until: refill, reason: DAILY_BUDGET };
+  }
+
+  /**
+   * Publishes `pool.changed` for the pool `member` belongs to, if any: its budget was just found spent or was
+   * changed, so what `pool.status` says of it changed although no cooldown did (dashboards keep pool state
+   * from events).
+   */
+  memberBudgetChanged(member: string): void {
+    const name = this.poolOf(member);
+    const pool = name === null ? undefined : this.pools.get(name);
+    if (pool) this.bus.publish('pool.changed', { pool: this.info(pool) });
   }
 
   /** All pools. */

@@ -44,9 +44,6 @@ export function emptyRaw(): RawUsage {
   };
 }
 
-/** Longest model name kept (it comes from the upstream and ends up in the database and in tables). */
-const MAX_MODEL = 100;
-
 type Obj = Record<string, unknown>;
 
 function isObj(v: unknown): v is Obj {
@@ -58,10 +55,13 @@ function count(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
 }
 
+/**
+ * The model a value names, as the upstream sent it. Not cut or cleaned here: `UsageService.record` masks the
+ * whole name first and then normalises it (`model-name.ts`), since cutting before the masker could keep the
+ * start of a real secret it no longer recognises.
+ */
 function modelName(v: unknown): string | null {
-  if (typeof v !== 'string' || v === '') return null;
-  // Printable ASCII only: the name is shown in terminals and stored.
-  return v.slice(0, MAX_MODEL).replace(/[^\x20-\x7e]/g, '?');
+  return typeof v === 'string' && v !== '' ? v : null;
 }
 
 /**

@@ -13,6 +13,7 @@ import type { CredentialUsage, Headroom, UsageGroupBy, UsageRow, UsageSnapshot, 
 import type { Clock } from '../clock.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { UsageBucket, UsageRepo } from '../store/usage-repo.js';
+import { normalizeModelName } from './model-name.js';
 import { expired, mergeRateLimit, nextResetAt, parseRateLimitHeaders, toHeadroom, type RateLimitState } from './ratelimit-headers.js';
 import { RATE_SLOT_MS, TokenRate } from './token-rate.js';
 import type { UsageLedger } from './usage-ledger.js';
@@ -210,7 +211,8 @@ export class UsageService implements UsageLedger, UsageRecorder {
     const hour = this.hourLabel;
     const pool = r.pool ?? '';
     const agent = r.agent ?? '';
-    const model = r.model === null ? '' : this.d.maskText(r.model);
+    // Masked whole, then cleaned and capped: the name is the upstream's choice and is stored, reported and drawn.
+    const model = normalizeModelName(r.model === null ? null : this.d.maskText(r.model)) ?? '';
     const key = `${hour}\u0000${r.credential}\u0000${pool}\u0000${agent}\u0000${model}`;
     let b = this.pending.get(key);
     if (!b) this.pending.set(key, (b = { hour, credential: r.credential, pool, agent, model, ...zero() }));
