@@ -38,6 +38,11 @@ export interface FakeOAuth {
   /** Milliseconds to wait before answering any request (0 = answer at once); lets tests overlap refreshes. */
   delayMs: number;
   /**
+   * When set, asked about every request once it is recorded in `seen` (with the refresh token it carries, or
+   * null): a promise returned holds that request, unanswered and its token unspent, until it settles.
+   */
+  hold: ((refreshToken: string | null) => Promise<void> | null) | null;
+  /**
    * Spends an account's current refresh token as if another client had used it: the account gets a new
    * refresh token nobody holds, so the old one answers `invalid_grant`. Returns the spent token.
    */
@@ -73,7 +78,7 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
     return t;
   };
   // Mutable options shared with the returned object (see `delayMs`).
-  const opts = { delayMs: 0 };
+  const opts: { delayMs: number; hold: FakeOAuth['hold'] } = { delayMs: 0, hold: null };
   const server = https.createServer(
     { key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) },
     (req, res) => {
@@ -96,6 +101,11 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
           method: req.method ?? '',
           path: req.url ?? '',
         });
+        const held = opts.hold?.(fields.refresh_token ?? null);
+        if (held) void held.then(() => answer(fields));
+        else answer(fields);
+      });
+      const answer = (fields: Record<string, string>) => {
         // A client that accepts only form encoding (as GitHub's token endpoint answers by default) gets a form body.
         const asForm = String(req.headers.accept ?? '').includes('application/x-www-form-urlencoded');
         const send = (status: number, obj: Record<string, unknown>) => {
@@ -115,7 +125,7 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
         acct.refreshes++;
         Object.assign(acct, record(issue(acct.id, acct.refreshes)));
         send(200, { access_token: acct.access_token, refresh_token: acct.refresh_token, id_token: acct.id_token, expires_in: 3600, token_type: 'Bearer' });
-      });
+      };
     },
   );
   const listening = await listenOnLoopback(server);
@@ -129,6 +139,12 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
     },
     set delayMs(ms: number) {
       opts.delayMs = ms;
+    },
+    get hold() {
+      return opts.hold;
+    },
+    set hold(fn: FakeOAuth['hold']) {
+      opts.hold = fn;
     },
     addAccount(id) {
       const a: FakeAccount = { id, refreshes: 0, ...record(issue(id, 0)) };

@@ -130,6 +130,11 @@ export class PoolFailover {
   }
 }
 
+/** The parts of a rewritten request a real refresh token may sit in (what `RefreshFlights.gate` looks through). */
+export function outgoingParts(cred: CredentialResult): (string | Buffer | null)[] {
+  return [cred.body, cred.path, ...Object.values(cred.headers).flat()];
+}
+
 /** Drops a response nobody will read (its socket is not reused: it may be mid-body). */
 export function discard(res: import('node:stream').Readable): void {
   res.removeAllListeners('error');

@@ -72,6 +72,12 @@ export class RequestExchange {
   refreshOwner: string | null = null;
   /** For a refresh request: the real refresh token it carries (in memory only; see RefreshFlights). */
   refreshSent: string | null = null;
+  /**
+   * For a refresh request: ends the refresh flight it holds for `refreshOwner` (see RefreshFlights.gate), with
+   * whether that refresh succeeded; null when it holds none. A pooled replay ends the first member's flight and
+   * takes the next member's, so whoever ends the exchange ends the flight it holds now.
+   */
+  endRefreshFlight: ((ok: boolean) => void) | null = null;
   status: number | null = null;
   bytes = 0;
   permit: Permit | null = null;

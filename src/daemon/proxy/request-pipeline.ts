@@ -31,7 +31,7 @@ import { UpstreamLeg, type Reply, type UpstreamRequest, type UpstreamTimeouts } 
 import { errorLabel, mapUpstreamError, UpstreamTimeoutError } from './upstream-errors.js';
 import { relayResponse, undecodableBody } from './relay-response.js';
 import { narrowRequestEncoding } from './content-coding.js';
-import { discard } from './pool-failover.js';
+import { discard, outgoingParts } from './pool-failover.js';
 import type { SecretMasker } from './secret-masker.js';
 import { ExchangeMeter } from '../usage/exchange-meter.js';
 import type { UsageRecorder } from '../usage/usage-service.js';
@@ -154,20 +154,22 @@ export class RequestPipeline {
       req.resume();
     }
     ex.refreshOwner = refreshOwnerOf(r.cred);
-    let endFlight: ((ok: boolean) => void) | null = null;
     if (original.refreshGrant && ex.refreshOwner && this.d.refreshFlights) {
       // One refresh per credential at a time: wait for one under way; a spent token is answered from what it saved.
-      const gate = await this.d.refreshFlights.gate(ex.refreshOwner, ex.pool, [r.cred.body, r.cred.path, ...Object.values(r.cred.headers).flat()]);
+      const gate = await this.d.refreshFlights.gate(ex.refreshOwner, ex.pool, outgoingParts(r.cred));
       if (!gate.send) return this.answerLocally(x, gate.answer);
       if (ex.finished) return gate.end(false);
       ex.refreshSent = gate.sent;
-      endFlight = gate.end;
+      ex.endRefreshFlight = gate.end;
     }
     try {
       ex.advance('forwarding');
       await this.forward(x, r.cred.headers, r.cred.path, r.cred.body, original);
     } finally {
-      endFlight?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
+      // The flight held now: the first member's, or (after a pooled replay) the next member's.
+      const end = ex.endRefreshFlight;
+      ex.endRefreshFlight = null;
+      end?.(ex.status !== null && ex.status >= 200 && ex.status < 300);
     }
   }
 
@@ -277,6 +279,11 @@ export class RequestPipeline {
       return this.upstreamFailed(x, err, leg.response ? 'response' : 'request');
     }
     if (ex.finished) return leg.destroy();
+    if (reply.answer) {
+      discard(reply.response);
+      leg.destroy();
+      return this.answerLocally(x, reply.answer);
+    }
     ex.status = reply.response.statusCode ?? null;
     if (reply.refusal) {
       discard(reply.response);

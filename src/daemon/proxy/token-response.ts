@@ -2,15 +2,16 @@
  * Step 6 for token-endpoint requests: the whole response is read (token responses are small), a pooled
  * member whose refresh failed (`invalid_grant`/`invalid_token`, 401, 429) is cooled — the member whose
  * refresh token was actually injected, never just the first one with that token URL — and the request is
- * replayed once on the next member; a 2xx response is rewritten so the agent only ever sees phantoms. gzip,
+ * replayed once on the next member (a refresh grant's replay inside that member's refresh flight, see
+ * `holdNextFlight`); a 2xx response is rewritten so the agent only ever sees phantoms. gzip,
  * deflate and br answers are decoded first; anything unreadable fails closed with a 502.
  */
 import type { Clock } from '../clock.js';
 import type { RefreshFlights } from '../oauth/refresh-flights.js';
 import type { TokenExchange } from '../oauth/token-exchange.js';
 import { classify } from '../pool/failover-classifier.js';
-import type { CredentialStage } from './credential-stage.js';
-import { discard, type OriginalRequest, type PoolFailover } from './pool-failover.js';
+import type { CredentialResult, CredentialStage } from './credential-stage.js';
+import { discard, outgoingParts, type OriginalRequest, type PoolFailover } from './pool-failover.js';
 import { readBody } from './request-body.js';
 import { bodyCoding, decodeWhole } from './content-coding.js';
 import type { UpstreamResponse } from './upstream-response.js';
@@ -53,6 +54,11 @@ export class TokenResponseStage {
     const failure = ex.refreshOwner && !stale ? classify(status, up.headers, body ? body.toString('utf8') : null, true, this.d.clock.now()) : null;
     // The member whose refresh token was injected is the one that failed (see the module comment).
     const next = failure && ex.refreshOwner ? await this.d.poolFailover.failover(ex, ex.refreshOwner, failure, original) : null;
+    if (next && original.refreshGrant && this.d.flights) {
+      const held = await holdNextFlight(this.d.flights, ex, next);
+      if (held === 'finished') return { response: up, head: null, replacement: null };
+      if (held !== 'send') return { response: up, head: null, replacement: null, answer: held.answer };
+    }
     if (next && (await this.d.poolFailover.resend(ex, leg, next))) {
       discard(up);
       return this.onResponse(ex, leg, original);
@@ -67,6 +73,29 @@ export class TokenResponseStage {
     // The relay masks every real token the vault holds (the ones just saved included) before this leaves.
     return { response: up, head: null, replacement: out };
   }
+}
+
+/**
+ * Before a refresh grant is replayed on the next member: the failed member's flight ends with its own outcome
+ * (failed), and the replay takes the next member's flight exactly as the first send took the first member's
+ * (waiting for one under way; not sending at all when that one spent the refresh token the replay carries).
+ */
+async function holdNextFlight(flights: RefreshFlights, ex: RequestExchange, next: CredentialResult): Promise<'send' | 'finished' | { answer: Buffer }> {
+  const endFailed = ex.endRefreshFlight;
+  ex.endRefreshFlight = null;
+  endFailed?.(false);
+  ex.refreshSent = null;
+  const owner = ex.refreshOwner;
+  if (owner === null) return 'send';
+  const gate = await flights.gate(owner, ex.pool, outgoingParts(next));
+  if (!gate.send) return { answer: gate.answer };
+  if (ex.finished) {
+    gate.end(false);
+    return 'finished';
+  }
+  ex.refreshSent = gate.sent;
+  ex.endRefreshFlight = gate.end;
+  return 'send';
 }
 
 /** A 502 in place of a token answer sluice could not read; the reason goes to the audit row, never the body. */

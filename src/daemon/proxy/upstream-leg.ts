@@ -35,6 +35,11 @@ export interface Reply {
   replacement: Buffer | null;
   /** When set, the client gets this refusal instead of the response (fail closed: the body is dropped). */
   refusal?: Refusal;
+  /**
+   * When set, the client gets this JSON body with a 200 instead of the response (which is dropped): sluice's
+   * own token answer, phantoms only (a replayed refresh grant whose refresh token another refresh already spent).
+   */
+  answer?: Buffer;
 }
 
 /** One request as sent upstream: where, and what (headers as given, `host` the client's own). */

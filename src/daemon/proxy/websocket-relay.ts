@@ -29,9 +29,12 @@ import { upgradeProblem } from './websocket-handshake.js';
 import type { RequestObserver } from './request-observer.js';
 import type { UpstreamAgents } from './upstream-agents.js';
 import { connectUpstream } from './websocket-upstream.js';
+import { watchUpgradeClient } from './upgrade-client-watch.js';
 import type { UsageRecorder } from '../usage/usage-service.js';
 import { WebSocketMeter } from '../usage/websocket-meter.js';
 import type { UpstreamTimeouts } from './upstream-leg.js';
+
+const EMPTY = Buffer.alloc(0);
 
 /** What the relay needs. */
 export interface WebSocketRelayDeps {
@@ -109,45 +112,55 @@ export class WebSocketRelay {
     // Before admission: a malformed upgrade costs no permit and opens nothing upstream.
     const problem = upgradeProblem(req);
     if (problem) return this.refuse(ex, socket, { status: 400, code: 'websocket_bad_upgrade', message: `sluice: ${problem}` });
-    const r = await this.d.admission.admit(ex, req.headers, target.path);
-    // The client left while admission waited (approval, a queue): the exchange still ends, once.
-    if (r.kind === 'gone') return this.abandon(ex, 'client_left_during_upgrade');
-    if (r.kind === 'refused') return this.refuse(ex, socket, r.refusal, r.audited);
-    ex.permit = r.permit;
-    ex.advance('forwarding');
-    const meter = ex.credential && this.d.usage ? new WebSocketMeter(this.d.usage, ex) : null;
-    const up = await connectUpstream(
-      this.d,
-      ex,
-      req,
-      r.cred,
-      isSSL,
-      target.path,
-      (ws) => {
-        pending = ex.clientGone ? (ws.terminate(), null) : ws;
-      },
-      meter,
-    );
-    pending = null;
-    if (ex.clientGone) {
-      if (up.ok) up.ws.terminate();
-      return this.abandon(ex, 'client_left_during_upgrade');
+    // While sluice decides (approval may wait for a human) and connects upstream, a client that leaves must be
+    // noticed as for HTTP: the watch reads the socket so its close shows (the listener above aborts the wait),
+    // keeping what it read for the upgrade. Released on every way out.
+    const watch = watchUpgradeClient(socket);
+    try {
+      const r = await this.d.admission.admit(ex, req.headers, target.path);
+      // The client left while admission waited (approval, a queue): the exchange still ends, once.
+      if (r.kind === 'gone') return this.abandon(ex, 'client_left_during_upgrade');
+      if (r.kind === 'refused') return this.refuse(ex, socket, r.refusal, r.audited);
+      ex.permit = r.permit;
+      ex.advance('forwarding');
+      const meter = ex.credential && this.d.usage ? new WebSocketMeter(this.d.usage, ex) : null;
+      const up = await connectUpstream(
+        this.d,
+        ex,
+        req,
+        r.cred,
+        isSSL,
+        target.path,
+        (ws) => {
+          pending = ex.clientGone ? (ws.terminate(), null) : ws;
+        },
+        meter,
+      );
+      pending = null;
+      if (ex.clientGone) {
+        if (up.ok) up.ws.terminate();
+        return this.abandon(ex, 'client_left_during_upgrade');
+      }
+      if (!up.ok) return this.refuse(ex, socket, up.refusal);
+      if (up.ws.protocol) this.chosenProtocol.set(req, up.ws.protocol);
+      // ws accepts the client only if its socket is still usable; otherwise (a client that half-closed, or one
+      // that left in between) it destroys the socket without calling back. Either way the exchange ends once.
+      let accepted = false;
+      socket.once('close', () => {
+        if (accepted) return;
+        up.ws.terminate();
+        this.abandon(ex, 'client_left_during_upgrade');
+      });
+      // Before ws reads the socket: it gets the upgrade's head and then every byte the watch read meanwhile.
+      const heads = watch.release(head);
+      this.wss.handleUpgrade(req, socket, heads, (client) => {
+        accepted = true;
+        ex.advance('relaying');
+        this.relay(ex, client, up.ws, meter);
+      });
+    } finally {
+      watch.release(EMPTY);
     }
-    if (!up.ok) return this.refuse(ex, socket, up.refusal);
-    if (up.ws.protocol) this.chosenProtocol.set(req, up.ws.protocol);
-    // ws accepts the client only if its socket is still usable; otherwise (a client that half-closed, or one
-    // that left in between) it destroys the socket without calling back. Either way the exchange ends once.
-    let accepted = false;
-    socket.once('close', () => {
-      if (accepted) return;
-      up.ws.terminate();
-      this.abandon(ex, 'client_left_during_upgrade');
-    });
-    this.wss.handleUpgrade(req, socket, head, (client) => {
-      accepted = true;
-      ex.advance('relaying');
-      this.relay(ex, client, up.ws, meter);
-    });
   }
 
   /** Answers the upgrade with `r` instead of relaying and ends the exchange (`audited`: a more specific row stands for it). */
