@@ -141,8 +141,13 @@ export async function measureCerts(o: {
   const burstWall = performance.now() - b0;
   const rpcBurst = await o.pinger.stop();
 
-  // Complete first requests on fresh tunnels: direct, then each new host, then the same host again.
+  // Complete first requests on fresh tunnels: direct, then each new host, then the same host again. One
+  // request each way first, to a host not measured: the daemon's (and this process's) first proxied request
+  // pays one-time costs (compiling the request path, the first upstream connection), reported with the first
+  // certificate above rather than mixed into the per-host figures.
   const directAgent = () => new Agent({ connect: { ca: upstreamCa } });
+  await fullRequest(directAgent, `https://127.0.0.1:${o.upstreamPort}/v1/messages`, {});
+  await fullRequest(sluice.fresh, sluice.url('/v1/messages'), sluice.headers);
   const firstDirect: number[] = [];
   const firstNew: number[] = [];
   const firstCached: number[] = [];

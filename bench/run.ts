@@ -60,7 +60,7 @@ const FULL: Plan = {
   sse: { streams: 10, n: 50, gap: 20 },
   streams: { n: 1000, batch: 100 },
   approvals: [1000, 256],
-  certs: { sequential: 15, burst: 20, firstRequestHosts: ['auth.openai.com', 'chatgpt.com', 'evil.example'] },
+  certs: { sequential: 15, burst: 20, firstRequestHosts: ['auth.openai.com', 'chatgpt.com', 'evil.example', 'api.openai.com'] },
   caps: { rounds: 2, durationMs: 3000, concurrency: 10 },
   limitMs: 8 * 60_000,
 };
