@@ -176,9 +176,6 @@ export class UpstreamPool {
       keepAliveMaxTimeout: 600_000,
       // Streams have no idle limit of sluice's own (the response-header limit is set per request).
       bodyTimeout: 0,
-      // No redirect interceptor: sluice never follows redirects (the client sees them), so none is wrapped
-      // around every request.
-      interceptors: { Client: [] },
     });
     const c: UpstreamConnection = { client, key, served: 0, idle: false };
     this.open.add(c);
