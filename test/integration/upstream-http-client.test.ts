@@ -107,3 +107,7 @@ test('a request that fails on a new connection is answered 502 and not sent agai
   // No connection to this name was ever kept, so the one attempt was on a new connection: never repeated.
   expect(seen.filter((s) => s.path === '/reset-new')).toHaveLength(1);
 });
+
+test('the daemon prints no runtime warning (a deprecated undici option would print one on first use)', () => {
+  expect(d.logs()).not.toMatch(/Warning:|\[UNDICI-|DEP0\d+/);
+});
