@@ -1,6 +1,6 @@
 /**
- * A client starting TLS in a tunnel lets sluice open the upstream connection its first request will need,
- * in parallel with that handshake (issue 21: first request to a new host). Only where policy allows the
+ * A client opening a tunnel lets sluice open the upstream connection its first request will need,
+ * in parallel with the client's TLS handshake (issue 21: first request to a new host). Only where policy allows the
  * destination outright: a tunnel to an `ask` or `deny` host opens nothing upstream before anyone says yes.
  */
 import fs from 'node:fs';

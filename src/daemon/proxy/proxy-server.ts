@@ -33,8 +33,8 @@ export interface ProxyServerDeps {
   /** Handles WebSocket upgrades on every server. */
   relay: WebSocketRelay;
   /**
-   * A client is starting TLS in a tunnel to `host:port`: the upstream connection its first request will
-   * need may be opened now (wire.ts decides whether policy lets it), overlapping the client's handshake.
+   * A tunnel to `host:port` was just opened: the upstream connection its first request will need may be
+   * opened now (wire.ts decides whether policy lets it), overlapping the client's TLS handshake with sluice.
    */
   warmUpstream?: (host: string, port: number) => void;
 }
@@ -151,14 +151,14 @@ export class ProxyServer {
     // ~2 ms they take on a new host then overlap the 200 reaching the client and its ClientHello coming back.
     // A failure is reported when the TLS handshake asks again.
     this.d.contexts.get(host).catch(() => {});
+    // And on the upstream connection the first request will need (wire.ts decides whether policy lets it);
+    // a tunnel to port 80 nearly always carries plain text (ws://, http://), which needs no TLS connection.
+    if (target.port !== 80) this.d.warmUpstream?.(target.host, target.port);
     const onFirst = (chunk: Buffer): void => {
       firstByte();
       socket.pause();
       socket.unshift(chunk);
-      if (chunk[0] === 0x16) {
-        this.d.warmUpstream?.(target.host, target.port);
-        return this.terminateTls(req, socket, host);
-      }
+      if (chunk[0] === 0x16) return this.terminateTls(req, socket, host);
       // Plain text inside a tunnel (ws://, http://): the public server parses it from this very socket; its
       // requests find the CONNECT through the socket object.
       this.server.emit('connection', socket);

@@ -74,7 +74,7 @@ export class UpstreamPool {
 
   /**
    * Starts connecting to `t` (TCP and TLS, no request) when no connection to it is idle or being opened, so
-   * a first request finds the handshake done or under way: called when a client starts TLS in a tunnel,
+   * a first request finds the handshake done or under way: called when a client opens a tunnel (CONNECT),
    * whose own handshake with sluice then overlaps this one. Unused, it is closed after 10 s; at most 64 wait.
    */
   preconnect(t: UpstreamTarget): void {
