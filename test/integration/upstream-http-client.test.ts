@@ -7,17 +7,23 @@
 import fs from 'node:fs';
 import type http from 'node:http';
 import type net from 'node:net';
+import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startDaemon, type TestDaemon } from '../fakes/daemon-harness.js';
 import { startHttpsUpstream } from '../fakes/fake-upstream.js';
-import type { LoopbackServer } from '../fakes/loopback-server.js';
+import { listenOnLoopback, type LoopbackServer } from '../fakes/loopback-server.js';
+import { REPO_ROOT } from '../fakes/repo-root.js';
 import { connectTunnel, tokenOf } from '../fakes/ws-through-proxy.js';
 
+const TLS_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'tls');
 const HOST = 'api.anthropic.com';
+/** Served by a raw TLS server that ends each body by closing the connection (no length, no chunks). */
+const RAW = 'chatgpt.com';
 /** Used by one test only, so its daemon-side pool is empty when that test starts. */
 const FRESH = 'api.openai.com';
 let upstream: LoopbackServer;
+let rawUpstream: LoopbackServer;
 let d: TestDaemon;
 const seen: { path: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
 
@@ -43,13 +49,27 @@ beforeAll(async () => {
       res.end(JSON.stringify({ ok: true, got: body.length }));
     });
   });
-  d = await startDaemon({ env: { SLUICE_RESOLVE: `${HOST}:443:127.0.0.1:${upstream.port},${FRESH}:443:127.0.0.1:${upstream.port}` } });
-  for (const host of [HOST, FRESH]) await d.client.call('rule.add', { verdict: 'allow', host });
+  rawUpstream = await listenOnLoopback(
+    tls.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'upstream-key.pem')), cert: fs.readFileSync(path.join(TLS_DIR, 'upstream-cert.pem')) }, (s) => {
+      s.on('error', () => {});
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nfirst part, ');
+        setTimeout(() => s.end('and the rest until close'), 20);
+      });
+    }),
+  );
+  d = await startDaemon({
+    env: {
+      SLUICE_RESOLVE: `${HOST}:443:127.0.0.1:${upstream.port},${FRESH}:443:127.0.0.1:${upstream.port},${RAW}:443:127.0.0.1:${rawUpstream.port}`,
+    },
+  });
+  for (const host of [HOST, FRESH, RAW]) await d.client.call('rule.add', { verdict: 'allow', host });
 });
 
 afterAll(async () => {
   await d?.stop();
   await upstream?.close();
+  await rawUpstream?.close();
 });
 
 /** One raw HTTP/1.1 exchange inside a CONNECT tunnel (so headers undici would refuse can be sent). */
@@ -106,6 +126,12 @@ test('a request that fails on a new connection is answered 502 and not sent agai
   expect(JSON.parse(r.text).sluice.code).toBe('upstream_error');
   // No connection to this name was ever kept, so the one attempt was on a new connection: never repeated.
   expect(seen.filter((s) => s.path === '/reset-new')).toHaveLength(1);
+});
+
+test('a body the upstream ends by closing its connection (no length, no chunks) arrives whole', async () => {
+  const r = await d.fetch(`https://${RAW}/v1/anything`);
+  expect(r.status).toBe(200);
+  expect(r.text).toBe('first part, and the rest until close');
 });
 
 test('the daemon prints no runtime warning (a deprecated undici option would print one on first use)', () => {
