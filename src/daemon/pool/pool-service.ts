@@ -18,8 +18,9 @@ import type { FailoverReason } from './failover-classifier.js';
 import type { DailyBudgets } from './daily-budgets.js';
 import { fractionLeft, healthiest, lowUntil } from './headroom-rotation.js';
 import type { MemberHealth } from './member-health.js';
+import { DAILY_BUDGET, MemberBlocks } from './member-blocks.js';
 import { dailyBudgetRefusal, planLimitsRefusal, type MemberRefusal } from './member-refusals.js';
-import { chooseActive, type ActiveChoice, type MemberGate } from './pool-resolver.js';
+import { chooseActive, type ActiveChoice } from './pool-resolver.js';
 
 /** A pool's `pool_exhausted` audit row is not repeated within this window (like its notice). */
 export const EXHAUSTED_REPEAT_MS = 30_000;
@@ -29,9 +30,6 @@ export const MANUAL_ROTATE_MS = 300_000;
 
 /** Cooldown reason of a member moved off by `--rotate-below`. */
 export const HEADROOM_LOW = 'headroom_low';
-
-/** `pool.status` reason of a member past its daily budget (also the `cred.failover` reason when the pool moves off it). */
-export const DAILY_BUDGET = 'daily_budget';
 
 /** What pools read of usage accounting (issue 24): headroom for `--rotate-below`, daily budgets. Both optional. */
 export interface PoolUsage {
@@ -52,6 +50,8 @@ export class PoolService {
   private changes = 0;
   /** When each pool last wrote a `pool_exhausted` row; cleared when it switches to a healthy member. */
   private readonly exhaustedAt = new Map<string, number>();
+  /** Cooldowns and spent budgets: what the member choice skips and `pool.status` reports. */
+  private readonly blocks: MemberBlocks;
 
   constructor(
     private readonly repo: PoolsRepo,
@@ -64,6 +64,7 @@ export class PoolService {
     private readonly notice: (level: 'info' | 'warn', kind: string, message: string) => void,
     private readonly usage: PoolUsage = {},
   ) {
+    this.blocks = new MemberBlocks(health, usage.budgets);
     this.reload();
   }
 
@@ -98,24 +99,8 @@ export class PoolService {
     return null;
   }
 
-  /**
-   * Who may serve in `pool`: a member cooling or past its daily budget is blocked (until the cooldown ends or
-   * local midnight); one past its budget, or out of plan allowance in a `--plan-limits-only` pool, is not
-   * even a last resort.
-   */
-  private gate(pool: PoolRow): MemberGate {
-    const budgets = this.usage.budgets;
-    return {
-      blockedUntil: (m) => {
-        const cooling = this.health.get(m)?.until ?? 0;
-        return budgets?.breach(m) ? Math.max(cooling, budgets.resetAt()) : cooling;
-      },
-      lastResort: (m) => !budgets?.breach(m) && !(pool.plan_limits_only && this.health.get(m)?.reason === 'plan_limit'),
-    };
-  }
-
   private choose(pool: PoolRow): ActiveChoice {
-    return chooseActive(pool.members, pool.active_member, this.gate(pool));
+    return chooseActive(pool.members, pool.active_member, this.blocks.gate(pool));
   }
 
   /**
@@ -164,7 +149,7 @@ export class PoolService {
     const h = ledger.headroomOf(member);
     const left = fractionLeft(h, now);
     if (h === null || left >= pct / 100) return null;
-    const gate = this.gate(pool);
+    const gate = this.blocks.gate(pool);
     const leftOf = (m: string) => fractionLeft(ledger.headroomOf(m), now);
     const to = healthiest(pool.members, member, (m) => gate.blockedUntil(m) === 0, leftOf);
     const shown = `${Math.floor(left * 100)}%`;
@@ -215,26 +200,12 @@ export class PoolService {
       phantom_refresh: pool.phantom_refresh,
       active,
       members: pool.members.map((m) => {
-        const b = this.blocked(m);
+        const b = this.blocks.blocked(m);
         return { name: m, healthy: b === null, cooldown_until: b ? new Date(b.until).toISOString() : null, reason: b?.reason ?? null };
       }),
       rotate_below: pool.rotate_below,
       plan_limits_only: pool.plan_limits_only,
     };
-  }
-
-  /**
-   * Why, and until when, `member` may not serve (null: it may): the same two blocks the member choice honours
-   * ({@link gate}). Cooling → its cooldown (a `plan_limit` cooling included); past its daily budget →
-   * `daily_budget` until the next local midnight. When both hold, `until` is the later end (the moment it may
-   * serve again) and `reason` the block that lasts that long; on a tie the budget, which is what its 429s say.
-   */
-  private blocked(member: string): { until: number; reason: string } | null {
-    const c = this.health.get(member);
-    const budgets = this.usage.budgets;
-    if (!budgets?.breach(member)) return c;
-    const refill = budgets.resetAt();
-    return c && c.until > refill ? c : { until: refill, reason: DAILY_BUDGET };
   }
 
   /**
@@ -379,7 +350,7 @@ export class PoolService {
       // A late failure from a member the pool already left: extend its cooldown, nothing switched.
       return { from: member, to: pool.active_member };
     }
-    const choice = chooseActive(pool.members, pool.active_member === member ? member : pool.active_member, this.gate(pool));
+    const choice = chooseActive(pool.members, pool.active_member === member ? member : pool.active_member, this.blocks.gate(pool));
     const to = choice.allCooling ? null : choice.member;
     if (to && to !== pool.active_member) this.setActive(pool, to);
     if (to && to !== member) {
