@@ -257,8 +257,8 @@ export class RequestPipeline {
       port: to.port,
       servername: to.servername,
       path,
-      // A flat [name, value, …] list goes to the wire as is; the Host header is always the client's own.
-      headers: flatHeaders(headers),
+      // The Host header is always the client's own (the leg flattens these for the wire).
+      headers,
     };
     const leg = new UpstreamLeg(this.d.agents.pool, request, this.d.upstreamTimeouts);
     x.leg = leg;
@@ -378,15 +378,4 @@ function ignore(): void {}
 
 function headerText(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
-}
-
-/** `headers` as a flat [name, value, name, value, …] list (repeated headers repeat their name). */
-function flatHeaders(headers: Record<string, string | string[]>): string[] {
-  const out: string[] = [];
-  for (const name in headers) {
-    const v = headers[name]!;
-    if (typeof v === 'string') out.push(name, v);
-    else for (const x of v) out.push(name, x);
-  }
-  return out;
 }

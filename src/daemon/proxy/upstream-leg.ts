@@ -171,20 +171,26 @@ export class UpstreamLeg {
   }
 }
 
-/** `headers` as a flat [name, value, …] list for undici, without `undefined` values and what is not forwarded. */
+/** True for a header name that is not forwarded (any case); the length test spares a lower-casing per header. */
+function notForwarded(name: string): boolean {
+  return name.length === NOT_FORWARDED.length && name.toLowerCase() === NOT_FORWARDED;
+}
+
+/**
+ * `headers` as the flat [name, value, …] list undici sends as is (a repeated header repeats its name), without
+ * `undefined` values and what is not forwarded. The one flattening of request headers for the wire.
+ */
 function forwardedHeaders(headers: UpstreamRequest['headers']): string[] {
   if (Array.isArray(headers)) {
-    let clean = true;
-    for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === NOT_FORWARDED) clean = false;
-    if (clean) return headers;
+    if (!headers.some((h, i) => i % 2 === 0 && notForwarded(h))) return headers;
     const out: string[] = [];
-    for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() !== NOT_FORWARDED) out.push(headers[i]!, headers[i + 1]!);
+    for (let i = 0; i + 1 < headers.length; i += 2) if (!notForwarded(headers[i]!)) out.push(headers[i]!, headers[i + 1]!);
     return out;
   }
   const out: string[] = [];
   for (const name in headers) {
     const v = headers[name];
-    if (v === undefined || name.toLowerCase() === NOT_FORWARDED) continue;
+    if (v === undefined || notForwarded(name)) continue;
     if (typeof v === 'string') out.push(name, v);
     else for (const x of v) out.push(name, x);
   }
